@@ -74,8 +74,9 @@ c.Spawner.default_url = "/lab"
 
 
 def prepare(state_dir: str | os.PathLike, ip: str = "127.0.0.1", port: int = 8000,
-            out=sys.stdout) -> Path:
+            out=None) -> Path:
     """Create accounts on first run, print where the cards are, write the hub config."""
+    out = out or sys.stdout
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     url = f"http://{ip}:{port}/"

@@ -25,7 +25,7 @@ async def hub(hub_app, accounts_file):
     path, _ = accounts_file
     return await hub_app({
         "JupyterHub": {"authenticator_class": "workshop"},
-        "WorkshopAuthenticator": {"accounts_file": str(path), "accounts_reload_interval": 0},
+        "WorkshopAuthenticator": {"accounts_file": str(path)},
     })
 
 

@@ -141,3 +141,17 @@ class HubProcess:
                 pass
         if getattr(self, "_log", None):
             self._log.close()
+
+
+async def poll(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
+    """Async twin of :func:`wait_for`: await ``predicate()`` until truthy, fail after ``timeout``."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
