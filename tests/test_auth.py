@@ -20,6 +20,12 @@ def accounts_file(tmp_path):
     return path, cards
 
 
+@pytest.fixture(autouse=True)
+def _hub_files_in_tmp(tmp_path, monkeypatch):
+    # MockHub writes its cookie secret and proxy pid file to the working directory
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 async def hub(hub_app, accounts_file):
     path, _ = accounts_file
