@@ -64,13 +64,26 @@ c.JupyterHub.authenticator_class = "workshop"
 c.WorkshopAuthenticator.accounts_file = {str(state / ACCOUNTS_NAME)!r}
 c.WorkshopAuthenticator.workshop_title = {DEMO_TITLE!r}
 
-# each user's server is a local process; homes live in the state directory
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = {str(state / "homes" / "{username}")!r}
+# each user's server is a local process with the workshop home setup; homes live in the state directory
+c.JupyterHub.spawner_class = "workshop-local"
+c.WorkshopLocalSpawner.home_dir_template = {str(state / "homes" / "{username}")!r}
+c.WorkshopLocalSpawner.readme_file = {str(state / "README.md")!r}
+c.WorkshopLocalSpawner.shared_dir = {str(state / "shared")!r}
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {single_user_args!r}
 c.Spawner.default_url = "/lab"
 """
+
+
+def seed_workshop_files(state: Path) -> None:
+    """The quickstart README and a shared folder, on first run; edit them to rehearse."""
+    readme = state / "README.md"
+    if not readme.exists():
+        readme.write_text((Path(__file__).parent / "templates" / "quickstart-README.md").read_text())
+    shared = state / "shared"
+    if not shared.exists():
+        shared.mkdir()
+        (shared / "about.txt").write_text("Workshop data shared with every participant goes here.\n")
 
 
 def prepare(state_dir: str | os.PathLike, ip: str = "127.0.0.1", port: int = 8000,
@@ -83,6 +96,7 @@ def prepare(state_dir: str | os.PathLike, ip: str = "127.0.0.1", port: int = 800
     if not (state / ACCOUNTS_NAME).exists():
         print(f"Creating demo accounts in {state} ...", file=out)
         generate(state, Batch("demo", DEMO_PARTICIPANTS, DEMO_INSTRUCTORS), title=DEMO_TITLE, hub_url=url)
+    seed_workshop_files(state)
     print(f"Login cards: {state / CARDS_HTML_NAME} (and {state / CARDS_CSV_NAME})", file=out)
     cards = read_cards_csv(state / CARDS_CSV_NAME) if (state / CARDS_CSV_NAME).exists() else []
     for role in ("participant", "instructor"):

@@ -1,4 +1,20 @@
+import os
+import tempfile
+
 import pytest
+
+# In-process KubeSpawner objects (manifest tests) load a kubeconfig when constructed, and
+# kubernetes_asyncio reads $KUBECONFIG at import time: give them one that points nowhere.
+# Tests that talk to the emulated cluster start hub processes with their own KUBECONFIG.
+_KUBECONFIG = os.path.join(tempfile.mkdtemp(prefix="workshop-tests-"), "kubeconfig")
+with open(_KUBECONFIG, "w") as _f:
+    _f.write(
+        "apiVersion: v1\nkind: Config\ncurrent-context: none\n"
+        "clusters: [{name: none, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: none, user: {}}]\n"
+        "contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]\n"
+    )
+os.environ.setdefault("KUBECONFIG", _KUBECONFIG)
 
 from jupyterhub_workshop.credentials import Batch, issue
 from jupyterhub_workshop.accounts import AccountBook

@@ -65,7 +65,9 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
                     return r.status == 200 and r.url.path == f"/user/{username}/lab"
 
             await poll(lab_open, 90, message="JupyterLab through the proxy")
-        assert (state / "homes" / username).is_dir()
+        home = state / "homes" / username
+        assert (home / "README.md").read_text() == (state / "README.md").read_text()
+        assert os.readlink(home / "shared") == str(state / "shared")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -1,0 +1,1 @@
+"""Workshop spawners: ``workshop`` (KubeSpawner) and ``workshop-local`` (local processes)."""

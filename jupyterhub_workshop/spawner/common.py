@@ -1,0 +1,55 @@
+"""Traits and behaviour shared by the Kubernetes spawner and its local twin."""
+
+from __future__ import annotations
+
+from traitlets import Bool, Integer, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .pod import kernel_culling_args
+
+
+class WorkshopSpawnerMixin(LoggingConfigurable):
+    """Workshop setup common to ``workshop`` and ``workshop-local`` spawners."""
+
+    shared_writer_groups = List(
+        Unicode(),
+        ["instructors"],
+        help="""
+        Hub groups whose members may write the shared data (the workshop authenticator puts
+        instructors in ``instructors``). Everyone else sees it read-only at ``~/shared``.
+        """,
+    ).tag(config=True)
+
+    readme_name = Unicode(
+        "README.md",
+        help="File name of the quickstart README in each home.",
+    ).tag(config=True)
+
+    kernel_idle_timeout = Integer(
+        3600,
+        help="""
+        Shut down kernels idle for this many seconds (0: never). Closed notebook tabs leave
+        kernels running, and all-day sessions ran out of memory because of them.
+        Passed to the single-user server as ``MappingKernelManager.cull_idle_timeout``.
+        """,
+    ).tag(config=True)
+
+    kernel_cull_interval = Integer(
+        300, help="How often (seconds) the single-user server looks for idle kernels."
+    ).tag(config=True)
+
+    kernel_cull_connected = Bool(
+        False,
+        help="""
+        Also shut down idle kernels that still have a browser tab connected. Off by default:
+        an open tab usually means someone is coming back.
+        """,
+    ).tag(config=True)
+
+    def user_group_names(self) -> list[str]:
+        return [g.name for g in getattr(self.user, "groups", [])]
+
+    def get_args(self):
+        return super().get_args() + kernel_culling_args(
+            self.kernel_idle_timeout, self.kernel_cull_interval, self.kernel_cull_connected
+        )

@@ -1,0 +1,230 @@
+"""``WorkshopKubeSpawner`` (``c.JupyterHub.spawner_class = "workshop"``): KubeSpawner plus the
+workshop's home setup, storage selection, shared data and group-limited profiles."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from traitlets import Dict, Float, List, Unicode, default
+
+from .claims import claim_wait
+from .common import WorkshopSpawnerMixin
+from .pod import (
+    HomeStorage,
+    Readme,
+    SharedData,
+    high_performance_profile,
+    home_storage_for,
+    merge_named,
+    plan_pod,
+    profiles_for,
+)
+
+
+class HomeClaimNotBound(RuntimeError):
+    """The user's home volume claim was not provisioned in time."""
+
+
+class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
+    """KubeSpawner for workshops.
+
+    Every pod gets a postStart hook that copies the quickstart README into the home (never
+    overwriting a user's edits) and links ``~/shared`` to the shared data, which is read-only
+    except for ``shared_writer_groups``. Home storage is chosen per group and per profile, and a
+    home volume that does not get provisioned fails the spawn with a clear message instead of a
+    bare timeout. Settings on ``c.KubeSpawner`` apply here too.
+    """
+
+    home_storage = Dict(
+        {"mode": "dynamic", "capacity": "10Gi"},
+        help="""
+        Home storage for everyone (groups may differ, see ``home_storage_for_groups``; a
+        profile may replace it through ``kubespawner_override``). Keys:
+
+        - ``mode``: ``dynamic`` (a PVC per user, like z2jh's default), ``static`` (one existing
+          ReadWriteMany claim such as NFS, one sub-directory per user) or ``none`` (ephemeral).
+        - ``storage_class``: for ``dynamic``; empty means the cluster default.
+        - ``capacity``: for ``dynamic``, e.g. ``10Gi``.
+        - ``claim``: for ``static``, the existing claim's name.
+        - ``sub_path``: for ``static``, default ``{username}``. The directory must be writable
+          by the notebook user (pre-create it, or map ownership on the NFS server).
+        """,
+    ).tag(config=True)
+
+    home_storage_for_groups = Dict(
+        {},
+        help="""
+        Home storage settings per hub group, merged over ``home_storage`` for members (the
+        first matching group wins), e.g. ``{"instructors": {"storage_class": "fast-ssd"}}``.
+        """,
+    ).tag(config=True)
+
+    home_mount_path = Unicode(
+        "/home/jovyan", help="Where the home volume is mounted in the container."
+    ).tag(config=True)
+
+    home_claim_bind_timeout = Float(
+        120,
+        help="""
+        Seconds to wait for a new home volume claim to be Bound before failing the spawn with a
+        message naming the storage class. Keep it below ``start_timeout``. While waiting, the
+        spawn page shows how long it has been waiting.
+        """,
+    ).tag(config=True)
+
+    shared_data = Dict(
+        {},
+        help="""
+        The shared data volume, mounted read-only at ``mount_path`` (default ``/srv/shared``)
+        for everyone and writable at ``writable_mount_path`` (default
+        ``/srv/shared-readwrite``) for ``shared_writer_groups``. Either
+        ``{"nfs_server": "10.0.0.5", "nfs_path": "/export/shared"}`` or
+        ``{"claim": "existing-rwx-claim"}``. Empty: no shared data.
+        """,
+    ).tag(config=True)
+
+    readme_config_map = Unicode(
+        "",
+        help="""
+        ConfigMap holding the quickstart README (key ``readme_config_map_key``), mounted
+        read-only and copied into each home by the postStart hook. Empty: no README.
+        """,
+    ).tag(config=True)
+
+    readme_config_map_key = Unicode("README.md", help="Key of the README in the ConfigMap.").tag(config=True)
+
+    high_performance = Dict(
+        {},
+        help="""
+        Offer a "High performance" profile (beside "Standard") to ``high_performance_groups``.
+        Keys: ``node_selector``, ``tolerations``, ``gpus`` (count of ``nvidia.com/gpu``), and
+        any KubeSpawner resource traits such as ``cpu_guarantee``, ``mem_limit``. Empty: none.
+        """,
+    ).tag(config=True)
+
+    high_performance_groups = List(
+        Unicode(), ["instructors"], help="Hub groups offered the high-performance profile."
+    ).tag(config=True)
+
+    @default("cmd")
+    def _default_cmd(self):
+        # an explicit command (as z2jh sets) so `get_args()` reaches the server: KubeSpawner
+        # drops arguments when it falls back to the image's own command
+        return ["jupyterhub-singleuser"]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        configured = self.profile_list
+        if not callable(configured):
+            # profiles may carry `allowed_groups`; each user is offered only theirs
+            base = list(configured.values()) if isinstance(configured, dict) else list(configured)
+            self.profile_list = lambda spawner: profiles_for(spawner.user_group_names(), self._all_profiles(base))
+
+    def _all_profiles(self, configured: list[dict]) -> list[dict]:
+        if not self.high_performance:
+            return configured
+        standard = {"display_name": "Standard", "slug": "standard", "default": True,
+                    "description": "The workshop's usual server"}
+        return [standard, high_performance_profile(allowed_groups=self.high_performance_groups,
+                                                   **self.high_performance), *configured]
+
+    # --- the plan ------------------------------------------------------------------------
+
+    def workshop_plan(self):
+        groups = self.user_group_names()
+        storage = home_storage_for(groups, HomeStorage.from_config(dict(self.home_storage)),
+                                   dict(self.home_storage_for_groups))
+        readme = Readme(self.readme_config_map, self.readme_config_map_key, name_in_home=self.readme_name)
+        return storage, plan_pod(groups, storage, SharedData.from_config(dict(self.shared_data)), readme,
+                                 self.home_mount_path, self.shared_writer_groups)
+
+    def apply_workshop_plan(self) -> None:
+        """Set this spawner's traits from the plan; safe to repeat on every start."""
+        storage, plan = self.workshop_plan()
+        owned_paths = [m["mountPath"] for m in plan.volume_mounts]
+        self.volumes = merge_named(self.volumes, plan.volumes)
+        self.volume_mounts = merge_named(self.volume_mounts, plan.volume_mounts, owned_paths)
+        self.environment = {**self.environment, **plan.environment}
+        self.lifecycle_hooks = {**self.lifecycle_hooks, **plan.lifecycle_hooks}
+        if storage.mode == "dynamic":
+            self.storage_pvc_ensure = True
+            self.storage_class = plan.storage_class  # None: the cluster default
+            self.storage_capacity = plan.storage_capacity
+        else:
+            self.storage_pvc_ensure = False
+
+    async def load_user_options(self):
+        await super().load_user_options()  # applies the chosen profile's overrides
+        self.apply_workshop_plan()
+
+    # --- waiting for the home claim --------------------------------------------------------
+
+    _claim_message = ""
+
+    async def _claim_phase(self) -> str | None:
+        try:
+            claim = await self.api.read_namespaced_persistent_volume_claim(
+                name=self.pvc_name, namespace=self.namespace
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return claim.status.phase if claim.status else None
+
+    async def _watch_home_claim(self, start: asyncio.Future) -> None:
+        began = time.monotonic()
+        while not start.done():
+            if self.storage_pvc_ensure and self._pvc_exists:
+                state = claim_wait(await self._claim_phase(), self.pvc_name, self.storage_class,
+                                   time.monotonic() - began, self.home_claim_bind_timeout)
+                self._claim_message = state.message
+                if state.done:
+                    return
+                if state.failed:
+                    self.log.error("Spawn of %s failed: %s", self._log_name, state.message)
+                    raise HomeClaimNotBound(state.message)
+            await asyncio.wait([start], timeout=1)
+
+    async def _start(self):
+        self._claim_message = ""
+        start = asyncio.ensure_future(super()._start())
+        try:
+            await self._watch_home_claim(start)
+        except BaseException:
+            start.cancel()
+            raise
+        return await start
+
+    async def progress(self):
+        """KubeSpawner's progress, plus how long the home volume has been provisioning."""
+        events: asyncio.Queue = asyncio.Queue()
+        parent = super().progress()
+
+        async def pump():
+            try:
+                async for event in parent:
+                    await events.put(event)
+            finally:
+                await events.put(None)
+
+        pumping = asyncio.ensure_future(pump())
+        shown = ""
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(events.get(), 1)
+                except asyncio.TimeoutError:
+                    event = {}
+                if event is None:
+                    break
+                if event:
+                    yield event
+                if self._claim_message and self._claim_message != shown:
+                    shown = self._claim_message
+                    yield {"message": shown}
+        finally:
+            pumping.cancel()

@@ -1,0 +1,63 @@
+"""``WorkshopLocalSpawner`` (``workshop-local``): the workshop setup on local processes.
+
+For rehearsing on one machine (``jupyterhub-workshop demo``): each user's server is a process
+of the hub's own OS user with its home under ``home_dir_template``; the same home-setup script
+as on Kubernetes copies the README and links ``~/shared`` before the server starts. All servers
+share one OS user, so read-only shared data cannot be enforced here: participants get
+``~/shared``, writers also ``~/shared-readwrite``, as on Kubernetes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Float, Unicode
+
+from . import home_setup
+from .common import WorkshopSpawnerMixin
+from .pod import in_any
+
+
+class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
+    """Local-process twin of the workshop spawner, for rehearsals and the demo hub."""
+
+    readme_file = Unicode("", help="Quickstart README copied into each home (empty: none).").tag(config=True)
+
+    shared_dir = Unicode("", help="Directory linked as ``~/shared`` in each home (empty: none).").tag(config=True)
+
+    home_setup_timeout = Float(
+        10, help="Seconds the home setup may take before the server starts without it."
+    ).tag(config=True)
+
+    def home_setup_env(self) -> dict[str, str]:
+        writer = in_any(self.user_group_names(), self.shared_writer_groups)
+        setup = home_setup.environment(
+            self.readme_file or None, self.readme_name, self.shared_dir or None,
+            self.shared_dir if (writer and self.shared_dir) else None,
+        )
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home_dir, **setup}
+
+    async def run_home_setup(self) -> None:
+        """Run the home-setup script; its failure is logged and never stops the server."""
+        try:
+            os.makedirs(self.home_dir, 0o755, exist_ok=True)
+            proc = await asyncio.create_subprocess_exec(
+                *home_setup.command(), env=self.home_setup_env(), cwd=self.home_dir,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(), self.home_setup_timeout)
+            except asyncio.TimeoutError:
+                proc.kill()
+                self.log.warning("Home setup for %s timed out; starting anyway", self.user.name)
+                return
+            if proc.returncode:
+                self.log.warning("Home setup for %s exited %s: %s", self.user.name, proc.returncode, err[-500:])
+        except Exception:
+            self.log.exception("Home setup for %s failed; starting anyway", self.user.name)
+
+    async def start(self):
+        await self.run_home_setup()
+        return await super().start()

@@ -1,0 +1,224 @@
+"""What a workshop pod needs, as plain data: pure functions of the user's groups and the config.
+
+The results are KubeSpawner trait values (volumes, mounts, environment, postStart hook, PVC
+settings, profiles), so KubeSpawner builds the manifest exactly as it would from config.
+Entries this module adds are named ``workshop-*``; applying the plan again replaces them rather
+than piling up copies, and leaves everything else (z2jh's or the operator's) in place.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from typing import Iterable
+
+from . import home_setup
+
+STORAGE_MODES = ("dynamic", "static", "none")
+PREFIX = "workshop-"
+HOME_VOLUME = PREFIX + "home"
+SHARED_VOLUME = PREFIX + "shared"
+README_VOLUME = PREFIX + "readme"
+
+
+@dataclass(frozen=True)
+class HomeStorage:
+    """Where a user's home lives.
+
+    - ``dynamic``: a PVC per user (``claim-{username}``) of ``storage_class`` and ``capacity``;
+    - ``static``: one existing ReadWriteMany ``claim`` (e.g. NFS), a ``sub_path`` per user;
+    - ``none``: the container's own disk, lost when the server stops.
+    """
+
+    mode: str = "dynamic"
+    storage_class: str | None = None
+    capacity: str = "10Gi"
+    claim: str = ""
+    sub_path: str = "{username}"
+
+    @classmethod
+    def from_config(cls, config: dict) -> "HomeStorage":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown home storage setting(s) {unknown}; known: {sorted(known)}")
+        storage = cls(**config)
+        if storage.mode not in STORAGE_MODES:
+            raise ValueError(f"home storage mode {storage.mode!r} must be one of {', '.join(STORAGE_MODES)}")
+        if storage.mode == "static" and not storage.claim:
+            raise ValueError("home storage mode 'static' needs 'claim': an existing ReadWriteMany PVC")
+        return storage
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """The one shared data volume: an NFS export or an existing ReadWriteMany claim."""
+
+    nfs_server: str = ""
+    nfs_path: str = "/"
+    claim: str = ""
+    mount_path: str = "/srv/shared"
+    writable_mount_path: str = "/srv/shared-readwrite"
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SharedData | None":
+        if not config:
+            return None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown shared data setting(s) {unknown}; known: {sorted(known)}")
+        shared = cls(**config)
+        if bool(shared.nfs_server) == bool(shared.claim):
+            raise ValueError("shared data needs exactly one of 'nfs_server' (with 'nfs_path') or 'claim'")
+        return shared
+
+    def volume(self) -> dict:
+        if self.claim:
+            return {"name": SHARED_VOLUME, "persistentVolumeClaim": {"claimName": self.claim}}
+        return {"name": SHARED_VOLUME, "nfs": {"server": self.nfs_server, "path": self.nfs_path}}
+
+
+@dataclass(frozen=True)
+class Readme:
+    """The quickstart README: a ConfigMap key mounted read-only into the pod."""
+
+    config_map: str = ""
+    key: str = "README.md"
+    mount_dir: str = "/etc/workshop/readme"
+    name_in_home: str = "README.md"
+
+
+@dataclass
+class PodPlan:
+    """KubeSpawner trait values for one user's pod."""
+
+    volumes: list = field(default_factory=list)
+    volume_mounts: list = field(default_factory=list)
+    environment: dict = field(default_factory=dict)
+    lifecycle_hooks: dict = field(default_factory=dict)
+    storage_pvc_ensure: bool = False
+    storage_class: str | None = None
+    storage_capacity: str | None = None
+
+
+def in_any(groups: Iterable[str], wanted: Iterable[str]) -> bool:
+    return bool(set(groups) & set(wanted))
+
+
+def home_storage_for(groups: Iterable[str], base: HomeStorage, by_group: dict[str, dict]) -> HomeStorage:
+    """``base`` with the settings of the first group in ``by_group`` the user belongs to."""
+    groups = set(groups)
+    for group, overrides in by_group.items():
+        if group in groups:
+            merged = {f.name: getattr(base, f.name) for f in fields(base)} | dict(overrides)
+            return HomeStorage.from_config(merged)
+    return base
+
+
+def plan_pod(
+    groups: Iterable[str],
+    storage: HomeStorage,
+    shared: SharedData | None,
+    readme: Readme,
+    home_mount_path: str,
+    shared_writer_groups: Iterable[str],
+) -> PodPlan:
+    """Everything the workshop adds to a user's pod."""
+    plan = PodPlan()
+    if storage.mode == "dynamic":
+        plan.storage_pvc_ensure = True
+        plan.storage_class = storage.storage_class
+        plan.storage_capacity = storage.capacity
+        plan.volumes.append({"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": "{pvc_name}"}})
+        plan.volume_mounts.append({"name": HOME_VOLUME, "mountPath": home_mount_path})
+    elif storage.mode == "static":
+        plan.volumes.append({"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": storage.claim}})
+        plan.volume_mounts.append({"name": HOME_VOLUME, "mountPath": home_mount_path, "subPath": storage.sub_path})
+
+    shared_dir = shared_rw_dir = None
+    if shared is not None:
+        plan.volumes.append(shared.volume())
+        shared_dir = shared.mount_path
+        plan.volume_mounts.append({"name": SHARED_VOLUME, "mountPath": shared.mount_path, "readOnly": True})
+        if in_any(groups, shared_writer_groups):
+            # a second, writable view for tutorial leads: notebooks use ~/shared for everyone,
+            # and writes are deliberate (2i2c and Berkeley run it this way)
+            shared_rw_dir = shared.writable_mount_path
+            plan.volume_mounts.append({"name": SHARED_VOLUME, "mountPath": shared_rw_dir})
+
+    readme_source = None
+    if readme.config_map:
+        plan.volumes.append({
+            "name": README_VOLUME,
+            # optional: a missing ConfigMap must not keep anyone's server from starting
+            "configMap": {"name": readme.config_map, "optional": True},
+        })
+        plan.volume_mounts.append({"name": README_VOLUME, "mountPath": readme.mount_dir, "readOnly": True})
+        readme_source = f"{readme.mount_dir}/{readme.key}"
+
+    plan.environment = home_setup.environment(readme_source, readme.name_in_home, shared_dir, shared_rw_dir)
+    plan.lifecycle_hooks = {"postStart": {"exec": {"command": home_setup.command()}}}
+    return plan
+
+
+def merge_named(existing: list, additions: list, replaced_mount_paths: Iterable[str] = ()) -> list:
+    """``existing`` without earlier workshop entries (and mounts at paths we now own), plus ``additions``."""
+    paths = set(replaced_mount_paths)
+    kept = [
+        item for item in existing
+        if not str(item.get("name", "")).startswith(PREFIX) and item.get("mountPath") not in paths
+    ]
+    return kept + copy.deepcopy(additions)
+
+
+def profiles_for(groups: Iterable[str], profiles: list[dict]) -> list[dict]:
+    """The profiles this user may choose: those without ``allowed_groups`` or sharing a group.
+
+    ``allowed_groups`` is ours, so it is removed before KubeSpawner sees the profile.
+    """
+    groups = set(groups)
+    offered = []
+    for profile in profiles:
+        allowed = profile.get("allowed_groups")
+        if allowed is None or groups & set(allowed):
+            offered.append({k: copy.deepcopy(v) for k, v in profile.items() if k != "allowed_groups"})
+    return offered
+
+
+def high_performance_profile(
+    node_selector: dict | None = None,
+    tolerations: list | None = None,
+    gpus: int = 0,
+    allowed_groups: Iterable[str] = ("instructors",),
+    display_name: str = "High performance",
+    description: str = "A node of its own, for heavier computations",
+    **resources,
+) -> dict:
+    """A profile placing the server on its own node pool (optionally with GPUs)."""
+    override = dict(resources)
+    if node_selector:
+        override["node_selector"] = dict(node_selector)
+    if tolerations:
+        override["tolerations"] = list(tolerations)
+    if gpus:
+        override["extra_resource_limits"] = {"nvidia.com/gpu": str(gpus)}
+        override["extra_resource_guarantees"] = {"nvidia.com/gpu": str(gpus)}
+    return {
+        "display_name": display_name,
+        "slug": "high-performance",
+        "description": description,
+        "kubespawner_override": override,
+        "allowed_groups": list(allowed_groups),
+    }
+
+
+def kernel_culling_args(idle_timeout: int, interval: int, cull_connected: bool) -> list[str]:
+    """Jupyter Server flags that shut down idle kernels (closed tabs keep kernels alive)."""
+    if idle_timeout <= 0:
+        return []
+    return [
+        f"--MappingKernelManager.cull_idle_timeout={int(idle_timeout)}",
+        f"--MappingKernelManager.cull_interval={int(interval)}",
+        f"--MappingKernelManager.cull_connected={cull_connected}",
+    ]
