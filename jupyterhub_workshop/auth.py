@@ -144,12 +144,18 @@ class WorkshopAuthenticator(Authenticator):
         return os.cpu_count() or 1
 
     max_logins_in_flight = Integer(
-        16,
         help="""
-        Logins checked or waiting for a hash thread at once. Beyond this a login form is
-        answered 503 "busy, try again in a few seconds" with a ``Retry-After`` header.
+        Logins being checked or waiting for a hash thread at once. Waiting costs the hub
+        nothing (the hash threads pace the work); beyond this cap a login form is answered
+        503 "busy, try again in a few seconds" with a ``Retry-After`` header, so a crowd
+        pressing Enter together never stalls the hub. Default: 50 per hash thread (about
+        1.5 s of queued checks).
         """,
     ).tag(config=True)
+
+    @default("max_logins_in_flight")
+    def _default_max_logins_in_flight(self):
+        return 50 * max(1, self.hash_threads)
 
     failures_before_backoff = Integer(
         5,

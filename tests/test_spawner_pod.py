@@ -200,3 +200,12 @@ async def test_high_performance_profile_only_for_allowed_groups():
     participant.user_options = {"profile": "high-performance"}
     with pytest.raises(ValueError):
         await participant.load_user_options()
+
+
+async def test_no_form_unless_there_is_a_choice():
+    config = {"high_performance": {"node_selector": {"pool": "big"}}}
+    participant, _, _ = await manifest(["participants"], **config)
+    assert await participant.get_options_form() == ""
+    instructor, _, _ = await manifest(["instructors"], **config)
+    form = await instructor.get_options_form()
+    assert "high-performance" in form and "Standard" in form

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 from kubernetes_asyncio.client.rest import ApiException
+from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
 from traitlets import Dict, Float, List, Unicode, default
 
@@ -122,6 +123,15 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
             # profiles may carry `allowed_groups`; each user is offered only theirs
             base = list(configured.values()) if isinstance(configured, dict) else list(configured)
             self.profile_list = lambda spawner: profiles_for(spawner.user_group_names(), self._all_profiles(base))
+
+    @default("options_form")
+    def _workshop_options_form_default(self):
+        return self._workshop_options_form
+
+    async def _workshop_options_form(self, spawner):
+        """The profile form, or none when this user has nothing to choose between."""
+        profiles = await maybe_future(self.profile_list(spawner))
+        return self._render_options_form(profiles) if len(profiles) > 1 else ""
 
     def _all_profiles(self, configured: list[dict]) -> list[dict]:
         if not self.high_performance:

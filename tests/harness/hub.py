@@ -77,7 +77,7 @@ class HubProcess:
             c.JupyterHub.services = [{{"name": "test-admin", "api_token": "{self.api_token}"}}]
             c.JupyterHub.load_roles = [{{
                 "name": "test-admin",
-                "scopes": ["admin:users", "admin:groups", "admin:servers", "read:hub"],
+                "scopes": ["admin:users", "admin:groups", "admin:servers", "read:hub", "tokens", "access:servers"],
                 "services": ["test-admin"],
             }}]
             """
@@ -121,7 +121,7 @@ class HubProcess:
             f"{self.url}/hub/api{path}", method=method, data=data,
             headers={"Authorization": f"token {self.api_token}"},
         )
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=30) as r:
             body = r.read()
             return json.loads(body) if body else None
 

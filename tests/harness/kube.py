@@ -57,9 +57,15 @@ them against ``$HOME`` (as z2jh users should anyway), not literal pod paths.
 
 In-process KubeSpawner (not the main use): ``kubernetes_asyncio`` reads ``$KUBECONFIG`` when it
 is imported and KubeSpawner caches its config, clients and reflectors at class level, so set
-``KUBECONFIG`` before anything imports it and stop reflectors between tests.  For direct client
-access use :meth:`KubeHarness.api_client`, which configures a client from the kubeconfig
-without touching global state.
+``KUBECONFIG`` before anything imports it and call :func:`reset_kubespawner` between tests.  For
+direct client access use :meth:`KubeHarness.api_client`, which configures a client from the
+kubeconfig without touching global state.
+
+Limits: one node; no restarts (``restartPolicy`` is ignored: an exited container leaves the pod
+``Succeeded``/``Failed``); no readiness probes (ready once postStart succeeded); only ``exec``
+postStart hooks; ``valueFrom``/``envFrom`` are not resolved; strategic-merge patches are applied
+as JSON merge patches (lists replace); a watch does not send ``DELETED`` when an object stops
+matching its label selector; PVC data stays on disk when the PVC is deleted.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp.web
@@ -97,10 +103,6 @@ log = logging.getLogger("kube-harness")
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now_micro() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # plural -> Kind for the kinds this harness meets; others are guessed from the plural.
@@ -371,6 +373,11 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     _events_dropped_rv: int = attrs.field(default=0, init=False)
     _listeners: list = attrs.field(factory=list, init=False)
     _hook_tasks: dict = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for ns in dict.fromkeys(["default", "kube-system", self.default_namespace]):
+            self.create("namespaces", {"metadata": {"name": ns}})
 
     # ---- store -------------------------------------------------------------------------
 
@@ -646,6 +653,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             return await self._serve(raw, *parsed)
         except ApiError as e:
             return aiohttp.web.json_response(e.status(), status=e.code)
+        except SelectorError as e:
+            return aiohttp.web.json_response(ApiError(400, "BadRequest", str(e)).status(), status=400)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as e:  # report server bugs to the client as a Status
@@ -799,6 +808,10 @@ PODS = kmock.resource("", "v1", "pods")
 PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 EVENTS = kmock.resource("", "v1", "events")
 
+# a pod annotation "true"/"false" overrides Kubelet.mocksu for that pod
+# (e.g. KubeSpawner's extra_annotations in one profile)
+MOCKSU_ANNOTATION = "kube-harness/mocksu"
+
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -920,7 +933,12 @@ class Kubelet:
     * ``pvc_bind_delay``: seconds until a new PVC is ``Bound`` (``None`` = never; bind by hand
       with :meth:`bind_pvc`).  Pods mounting an unbound or missing PVC stay ``Pending`` with a
       ``FailedScheduling`` event and their process is not started until it binds.
-    * ``mocksu``: run ``python -m jupyterhub.tests.mocksu`` instead of the container command.
+    * ``mocksu``: run ``python -m jupyterhub.tests.mocksu`` (a minimal single-user stand-in that
+      listens on ``JUPYTERHUB_SERVICE_URL``) instead of the container's command; a pod annotation
+      ``kube-harness/mocksu: "true"|"false"`` overrides it per pod.
+    * ``image_entrypoint``/``image_cmd``: what "the image" supplies when the container has no
+      ``command``/``args`` (default: no entrypoint, ``python -m jupyterhub.singleuser``);
+      KubeSpawner puts ``Spawner.cmd + args`` into ``args``.
     * ``post_start_timeout``: seconds a ``postStart`` exec hook may run (a timeout is a failure).
     * ``termination_grace_cap``: upper bound on the SIGTERM→SIGKILL wait at pod deletion.
     """
@@ -1091,6 +1109,10 @@ class Kubelet:
             mounts[vm["mountPath"]] = local
         return mounts
 
+    @staticmethod
+    def _under_mount(rec: PodRecord, pod_path: str) -> bool:
+        return any(pod_path == mp or pod_path.startswith(mp.rstrip("/") + "/") for mp in rec.mounts)
+
     def _materialize(self, rec: PodRecord, vol: dict, local: Path) -> None:
         """Write configMap/secret keys as files, as the real kubelet does."""
         if "configMap" in vol:
@@ -1185,10 +1207,17 @@ class Kubelet:
             service_url = urlunsplit(("http", f"{rec.ip}:{rec.port}", parts.path, parts.query, parts.fragment))
         else:
             service_url = f"http://{rec.ip}:{rec.port}"
+        # processes cannot really see mounts at their pod paths: an env value naming a path
+        # inside a mount is handed over as the mount's local directory instead
+        mounted_env = {
+            key: str(rec.translate(value)) for key, value in pod_env.items()
+            if key != "HOME" and value.startswith("/") and self._under_mount(rec, value)
+        }
         env = {
             **self.base_env,
             "HOSTNAME": rec.name,
             **pod_env,
+            **mounted_env,
             "HOME": str(rec.home),
             "JUPYTERHUB_SERVICE_URL": service_url,
             "KUBE_HARNESS_POD_NAME": rec.name,
@@ -1197,7 +1226,9 @@ class Kubelet:
             "KUBE_HARNESS_MOUNTS": json.dumps({k: str(v) for k, v in rec.mounts.items()}),
         }
         rec.env = env
-        if self.mocksu:
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        mocksu = {"true": True, "false": False}.get(str(annotations.get(MOCKSU_ANNOTATION, "")).lower(), self.mocksu)
+        if mocksu:
             argv = [self.python, "-m", "jupyterhub.tests.mocksu"]
         else:
             # Kubernetes: command replaces the image ENTRYPOINT, args replace its CMD, and a
@@ -1418,6 +1449,18 @@ def write_kubeconfig(path: str | os.PathLike, server: str, *, namespace: str = "
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+async def reset_kubespawner() -> None:
+    """For in-process KubeSpawner tests: stop its class-level reflectors and drop its cached
+    config and clients, so the next spawner talks to the current emulator.  (Set ``KUBECONFIG``
+    before ``kubernetes_asyncio`` is first imported, or ``c.KubeSpawner.k8s_api_host = kube.url``
+    with some kubeconfig present; stop the hub before the harness.)"""
+    from kubespawner import KubeSpawner, clients
+
+    await KubeSpawner._stop_all_reflectors()
+    clients.load_config.cache_clear()
+    clients._client_cache.clear()
 
 
 # ---------------------------------------------------------------------------------------------
