@@ -53,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     check = creds_commands.add_parser("check", help="validate an accounts file; exit 1 naming every bad line")
     check.add_argument("file", type=Path)
 
+    service = commands.add_parser(
+        "service", add_help=False,
+        help="run the workshop hub service (culling, usage, admin page); --help-all lists its options")
+    service.add_argument("service_args", nargs=argparse.REMAINDER)
+
+    usage = commands.add_parser("usage", help="usage records of the workshop service")
+    usage_commands = usage.add_subparsers(dest="action", required=True)
+    export = usage_commands.add_parser("export", help="write recorded sessions as CSV or JSON")
+    export.add_argument("--db", required=True, help="SQLAlchemy URL of the service database, e.g. sqlite:///workshop-usage.sqlite")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--start", type=_time, help="only sessions overlapping from this ISO 8601 time")
+    export.add_argument("--end", type=_time, help="... until this ISO 8601 time")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
     demo = commands.add_parser("demo", help="run a local workshop hub on 127.0.0.1 (no cluster needed)")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--ip", default="127.0.0.1", help="address to listen on")
@@ -94,12 +108,30 @@ def _credentials(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["service"]:
+        # the service is a traitlets Application: its options (and --help-all) are its own
+        from .service.app import main as service_main
+
+        service_main(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
     from .accounts import AccountsFileError
 
     try:
         if args.command == "credentials":
             return _credentials(args)
+        if args.command == "usage":
+            from .service.usage import export
+
+            out = open(args.out, "w", newline="") if args.out else sys.stdout
+            try:
+                count = export(args.db, args.format, out, args.start, args.end)
+            finally:
+                if args.out:
+                    out.close()
+            print(f"{count} sessions", file=sys.stderr)
+            return 0
         if args.command == "demo":
             from . import demo
 

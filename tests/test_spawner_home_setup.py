@@ -10,6 +10,8 @@ import pytest
 
 from jupyterhub_workshop.spawner import home_setup
 
+pytestmark = pytest.mark.jh55  # kubespawner 7.0 / JupyterHub 5.5 too
+
 HOSTILE = ["it's", 'say "hi"', "$(touch PWNED)", "`touch PWNED`", "a b  c", "new\nline", "-rf", "; touch PWNED"]
 
 

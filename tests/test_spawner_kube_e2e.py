@@ -14,7 +14,7 @@ from .harness.browser import login, new_session
 from .harness.hub import HubProcess, poll, wait_for
 from .harness.kube import KubeHarness
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.jh55]
 
 README_V1 = "# Welcome to the hackweek (v1)\n"
 README_V2 = "# Welcome to the hackweek (v2: new data paths)\n"

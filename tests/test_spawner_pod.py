@@ -15,6 +15,8 @@ from jupyterhub_workshop.spawner.pod import (
     profiles_for,
 )
 
+pytestmark = pytest.mark.jh55  # kubespawner 7.0 / JupyterHub 5.5 too
+
 NFS = SharedData(nfs_server="10.0.0.5", nfs_path="/export/shared")
 README = Readme(config_map="workshop-readme")
 

@@ -157,7 +157,9 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         owned_paths = [m["mountPath"] for m in plan.volume_mounts]
         self.volumes = merge_named(self.volumes, plan.volumes)
         self.volume_mounts = merge_named(self.volume_mounts, plan.volume_mounts, owned_paths)
-        self.environment = {**self.environment, **plan.environment}
+        # drop what an earlier start set (a user may have left a writer group since)
+        kept_env = {k: v for k, v in self.environment.items() if not k.startswith("WORKSHOP_")}
+        self.environment = {**kept_env, **plan.environment}
         self.lifecycle_hooks = {**self.lifecycle_hooks, **plan.lifecycle_hooks}
         if storage.mode == "dynamic":
             self.storage_pvc_ensure = True

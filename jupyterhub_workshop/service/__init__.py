@@ -1,0 +1,1 @@
+"""Workshop hub service: culls idle, old and after-hours servers."""

@@ -1,0 +1,188 @@
+"""The workshop service's pages and exports (tornado, authenticated through the hub).
+
+- ``/``: admins and ``staff_groups`` see the admin page; everyone else their opt-out page
+- ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
+- ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
+- ``/metrics``: Prometheus text
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jupyterhub._data import DATA_FILES_PATH
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import web
+
+from . import charts
+from .policy import cull_time, warning
+from .usage import sessions_csv, sessions_json
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _time_arg(handler: web.RequestHandler, name: str) -> datetime | None:
+    value = handler.get_argument(name, "")
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise web.HTTPError(400, f"{name} must be an ISO 8601 date or time, e.g. 2026-07-14") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class ServiceHandler(HubOAuthenticated, web.RequestHandler):
+    @property
+    def service(self):
+        return self.settings["workshop_service"]
+
+    def is_staff(self, user: dict) -> bool:
+        return bool(user.get("admin")) or bool(set(user.get("groups") or ()) & set(self.service.staff_groups))
+
+    def require_staff(self) -> dict:
+        user = self.current_user
+        if not self.is_staff(user):
+            raise web.HTTPError(403, "Only workshop staff may see this page.")
+        return user
+
+    @property
+    def zone(self):
+        return ZoneInfo(self.service.timezone) if self.service.timezone else timezone.utc
+
+    def local(self, moment: datetime | None) -> str:
+        return moment.astimezone(self.zone).strftime("%a %H:%M") if moment else ""
+
+    def render_page(self, name: str, **ns) -> None:
+        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
+        user = self.current_user
+        namespace = dict(
+            base_url=hub_prefix, prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/"),
+            static_url=lambda path, include_version=True: f"{hub_prefix}static/{path}",
+            user=type("U", (), {"name": user["name"], "json_escaped_name": user["name"]})(),
+            login_url=f"{hub_prefix}login", logout_url=f"{hub_prefix}logout",
+            services=[], parsed_scopes=set(), version_hash="", no_spawner_check=True, announcement="",
+            xsrf_token=self.xsrf_token.decode("ascii"), xsrf=self.xsrf_token.decode("ascii"),
+            service_prefix=self.settings["service_prefix"], local=self.local, service=self.service,
+        )
+        namespace.update(ns)
+        self.finish(self.settings["jinja_env"].get_template(name).render(**namespace))
+
+
+class MainHandler(ServiceHandler):
+    @web.authenticated
+    def get(self):
+        user = self.current_user
+        service = self.service
+        now = datetime.now(timezone.utc)
+        night = service.policy.night
+        opted_out = service.opted_out(now)
+        mine = [s for s in service.servers if s.user == user["name"]]
+        exempt = bool(user.get("admin") and service.exempt_admins) or bool(
+            set(user.get("groups") or ()) & set(service.exempt_groups))
+        context = dict(
+            now=now, night=night, next_night=night.next(now) if night else None,
+            opted_out_tonight=user["name"] in opted_out,
+            warning=warning(bool(mine), user["name"] in opted_out, exempt, service.policy, now),
+            exempt=exempt, message=self.get_argument("done", ""),
+        )
+        if not self.is_staff(user):
+            return self.render_page("workshop-optout.html", **context)
+        rows = []
+        for server in sorted(service.servers, key=lambda s: (s.user, s.name)):
+            when = cull_time(server, server.user in opted_out, service.policy, now)
+            rows.append((server, when))
+        samples = service.store.samples()
+        durations = service.store.session_durations()
+        nh = service.current_node_hours()
+        self.render_page(
+            "workshop-admin.html", **context, rows=rows, culls=service.store.culls_by_reason(),
+            opt_outs=sorted(opted_out), node_hours=nh, cost=nh * service.price_per_node_hour,
+            active_chart=charts.line_chart(
+                "Active users", [(s.at.astimezone(self.zone), s.active_users) for s in samples]),
+            running_chart=charts.line_chart(
+                "Running servers", [(s.at.astimezone(self.zone), s.running_servers) for s in samples]),
+            duration_chart=charts.bar_chart("Session durations (sessions)", charts.duration_histogram(durations)),
+            sessions=len(durations),
+        )
+
+
+class OptOutHandler(ServiceHandler):
+    @web.authenticated
+    def post(self):
+        service = self.service
+        if service.policy.night is None:
+            raise web.HTTPError(400, "There is no night-time stop to opt out of.")
+        now = datetime.now(timezone.utc)
+        night = service.night_of(now)
+        service.store.add_opt_out(self.current_user["name"], night, now)
+        self.redirect(f"{self.settings['service_prefix']}?done=optout")
+
+
+class ExportHandler(ServiceHandler):
+    formats = {"csv": ("text/csv; charset=utf-8", sessions_csv), "json": ("application/json", sessions_json)}
+
+    @web.authenticated
+    async def get(self, fmt):
+        self.require_staff()
+        content_type, render = self.formats[fmt]
+        start, end = _time_arg(self, "start"), _time_arg(self, "end")
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Disposition", f'attachment; filename="workshop-usage.{fmt}"')
+        chunks = render(self.service.store.iter_sessions(start, end))
+        loop = asyncio.get_running_loop()
+        buffer, size = [], 0
+        while True:
+            # the database read happens off the event loop, a chunk at a time
+            chunk = await loop.run_in_executor(None, next, chunks, None)
+            if chunk is None:
+                break
+            buffer.append(chunk)
+            size += len(chunk)
+            if size >= 256 * 1024:
+                self.write("".join(buffer))
+                buffer, size = [], 0
+                await self.flush()
+        self.finish("".join(buffer))
+
+
+class MetricsHandler(web.RequestHandler):
+    def get(self):
+        service = self.settings["workshop_service"]
+        if service.metrics_token:
+            expected = f"Bearer {service.metrics_token}"
+            if not secrets.compare_digest(self.request.headers.get("Authorization", ""), expected):
+                raise web.HTTPError(403)
+        self.set_header("Content-Type", service.metrics.content_type)
+        self.finish(service.metrics.render())
+
+
+def make_app(service) -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{service.service_name}/")
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(str(TEMPLATES)),
+        jinja2.FileSystemLoader(os.path.join(DATA_FILES_PATH, "templates")),
+    ])
+    hub_auth = HubOAuth(api_token=service.api_token, api_url=service.api_url, cache_max_age=60)
+    return web.Application(
+        [
+            (prefix, MainHandler),
+            (prefix + "opt-out", OptOutHandler),
+            (prefix + r"usage\.(csv|json)", ExportHandler),
+            (prefix + "metrics", MetricsHandler),
+            (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        ],
+        hub_auth=hub_auth,
+        workshop_service=service,
+        service_prefix=prefix,
+        jinja_env=jinja2.Environment(loader=loader, autoescape=True),
+        cookie_secret=secrets.token_bytes(32),
+        xsrf_cookies=True,
+        login_url=hub_auth.login_url,
+    )

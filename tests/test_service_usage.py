@@ -1,0 +1,176 @@
+"""Usage exports (CSV, JSON streams) and node-hours."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import types
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from jupyterhub_workshop.service.store import SampleRow, SessionRow, UsageStore
+from jupyterhub_workshop.service.usage import (
+    CSV_COLUMNS,
+    export,
+    node_hours,
+    sessions_csv,
+    sessions_json,
+)
+
+UTC = timezone.utc
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+ROWS = [
+    SessionRow(1, "ws-001", "", "small", T0, T0 + timedelta(hours=1, seconds=30), "idle"),
+    SessionRow(2, 'o"brien, jr', "my server", 'say "hi", ok', T0, T0 + timedelta(microseconds=1500), "user"),
+    SessionRow(3, "ws-003", "", None, T0 + timedelta(microseconds=250), None, None),
+    SessionRow(4, "zoë\nline", "", "gpu", T0.astimezone(timezone(timedelta(hours=-7))), T0 + timedelta(days=1), "night"),
+]
+
+
+def test_csv_header_then_rows():
+    chunks = sessions_csv(iter(ROWS))
+    assert isinstance(chunks, types.GeneratorType)
+    header = next(chunks)
+    assert header == ",".join(CSV_COLUMNS) + "\n"
+    text = header + "".join(chunks)
+    parsed = list(csv.reader(io.StringIO(text, newline="")))
+    assert parsed[0] == list(CSV_COLUMNS)
+    assert parsed[1] == ["ws-001", "", "small", "2025-03-01T09:00:00Z", "2025-03-01T10:00:30Z", "3630.0", "idle"]
+    # quotes and commas survive a round trip
+    assert parsed[2] == ['o"brien, jr', "my server", 'say "hi", ok', "2025-03-01T09:00:00Z",
+                         "2025-03-01T09:00:00.001500Z", "0.0015", "user"]
+    # open session: empty stopped, duration and reason; no profile: empty cell
+    assert parsed[3] == ["ws-003", "", "", "2025-03-01T09:00:00.000250Z", "", "", ""]
+    # other zones are written as UTC; a newline inside a value is quoted
+    assert parsed[4] == ["zoë\nline", "", "gpu", "2025-03-01T09:00:00Z", "2025-03-02T09:00:00Z", "86400.0", "night"]
+    assert len(parsed) == 5
+    assert '"o""brien, jr"' in text
+
+
+def test_csv_chunks_are_bounded():
+    many = (SessionRow(i, f"u{i}", "", None, T0, T0 + timedelta(seconds=i), "idle") for i in range(2500))
+    chunks = list(sessions_csv(many))
+    assert len(chunks) == 1 + 3  # header, 1000 + 1000 + 500 rows
+    assert [c.count("\n") for c in chunks] == [1, 1000, 1000, 500]
+
+
+def test_csv_of_nothing_is_the_header():
+    assert list(sessions_csv([])) == [",".join(CSV_COLUMNS) + "\n"]
+
+
+def test_json_is_one_valid_streamed_document():
+    chunks = sessions_json(iter(ROWS))
+    assert isinstance(chunks, types.GeneratorType)
+    first = next(chunks)
+    assert first == '{"sessions": ['
+    document = json.loads(first + "".join(chunks))
+    assert list(document) == ["sessions"]
+    sessions = document["sessions"]
+    assert [list(s) for s in sessions] == [list(CSV_COLUMNS)] * 4
+    assert sessions[0] == {
+        "user": "ws-001", "server": "", "profile": "small", "started": "2025-03-01T09:00:00Z",
+        "stopped": "2025-03-01T10:00:30Z", "duration_seconds": 3630.0, "stop_reason": "idle",
+    }
+    assert sessions[1]["user"] == 'o"brien, jr'
+    assert sessions[2] == {
+        "user": "ws-003", "server": "", "profile": None, "started": "2025-03-01T09:00:00.000250Z",
+        "stopped": None, "duration_seconds": None, "stop_reason": None,
+    }
+    assert sessions[3]["user"] == "zoë\nline" and sessions[3]["started"] == "2025-03-01T09:00:00Z"
+
+
+def test_json_streams_without_building_the_list():
+    consumed = []
+
+    def rows():
+        for i in range(2500):
+            consumed.append(i)
+            yield SessionRow(i, f"u{i}", "", None, T0, None, None)
+
+    chunks = sessions_json(rows())
+    next(chunks)  # the opening
+    assert consumed == []
+    next(chunks)  # the first 1000 sessions
+    assert len(consumed) == 1000
+    rest = list(chunks)
+    assert len(consumed) == 2500
+    assert rest[-1] == "\n]}\n"
+
+
+def test_json_of_nothing():
+    assert json.loads("".join(sessions_json([]))) == {"sessions": []}
+
+
+def test_naive_times_are_refused():
+    row = SessionRow(1, "a", "", None, datetime(2025, 3, 1, 9), None, None)
+    with pytest.raises(ValueError, match="naive"):
+        list(sessions_csv([row]))
+
+
+def sample(minutes: float, running: int, active: int = 0) -> SampleRow:
+    return SampleRow(T0 + timedelta(minutes=minutes), active, running)
+
+
+def test_node_hours_step_wise():
+    # 4 users per node, 5 servers running for 2 h: 2 nodes x 2 h
+    assert node_hours([sample(0, 5), sample(120, 5)], 4) == 4.0
+    # the last sample holds until now; without now it adds nothing
+    assert node_hours([sample(0, 5)], 4, now=T0 + timedelta(hours=2)) == 4.0
+    assert node_hours([sample(0, 5)], 4) == 0.0
+    # 1 h at 1 node, 30 min at 0 nodes, 30 min at 3 nodes; input order does not matter
+    samples = [sample(90, 9), sample(0, 1), sample(60, 0), sample(120, 9)]
+    assert node_hours(samples, 4) == pytest.approx(1.0 + 0.0 + 1.5)
+    assert node_hours(samples, 4, now=T0 + timedelta(hours=3)) == pytest.approx(2.5 + 3.0)
+    # exactly full nodes, and a now before the last sample adds nothing
+    assert node_hours([sample(0, 8), sample(60, 8)], 4, now=T0) == 2.0
+    assert node_hours([], 4, now=T0) == 0.0
+    assert node_hours([sample(0, -3), sample(60, 0)], 4) == 0.0  # never below zero nodes
+    with pytest.raises(ValueError):
+        node_hours([sample(0, 1)], 0)
+
+
+def test_node_hours_on_store_samples(tmp_path):
+    with UsageStore(f"sqlite:///{tmp_path / 'usage.sqlite'}") as store:
+        for minute, running in [(0, 5), (60, 12), (120, 0)]:
+            store.record_sample(T0 + timedelta(minutes=minute), running, running)
+        assert node_hours(store.samples(), 4) == pytest.approx(2 + 3)
+
+
+@pytest.fixture
+def filled_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
+    with UsageStore(url) as store:
+        for i in range(7):
+            store.open_session(f"ws-{i:03d}", "" if i % 3 else "named", "small", T0 + timedelta(hours=i))
+            if i < 5:
+                store.close_session(f"ws-{i:03d}", "" if i % 3 else "named", T0 + timedelta(hours=i, minutes=30), "idle")
+    return url
+
+
+def test_export_csv(filled_store):
+    out = io.StringIO()
+    assert export(filled_store, "csv", out) == 7
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert [r["user"] for r in rows] == [f"ws-{i:03d}" for i in range(7)]
+    assert rows[0]["server"] == "named" and rows[1]["server"] == ""
+    assert [r["duration_seconds"] for r in rows] == ["1800.0"] * 5 + ["", ""]
+
+
+def test_export_json_window(filled_store):
+    out = io.StringIO()
+    n = export(filled_store, "json", out, start=T0 + timedelta(hours=2), end=T0 + timedelta(hours=4))
+    sessions = json.loads(out.getvalue())["sessions"]
+    assert n == len(sessions) == 2
+    assert [s["user"] for s in sessions] == ["ws-002", "ws-003"]
+
+
+def test_export_errors(filled_store, tmp_path):
+    with pytest.raises(ValueError, match="format"):
+        export(filled_store, "xml", io.StringIO())
+    missing = tmp_path / "nope.sqlite"
+    with pytest.raises(FileNotFoundError):
+        export(f"sqlite:///{missing}", "csv", io.StringIO())
+    assert not missing.exists()  # an export never creates a database
