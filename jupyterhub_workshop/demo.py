@@ -43,6 +43,20 @@ def _free_loopback_port() -> int:
         return s.getsockname()[1]
 
 
+def local_timezone() -> str:
+    """This machine's IANA time zone name (for the demo's night window), UTC if unknown."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name and os.path.islink("/etc/localtime"):
+        name = os.readlink("/etc/localtime").split("zoneinfo/")[-1]
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(name)
+        return name
+    except Exception:
+        return "UTC"
+
+
 def demo_config(state: Path, ip: str, port: int, proxy: str) -> str:
     """The demo hub's jupyterhub_config.py (values are Python literals via repr)."""
     single_user_args = ["--allow-root"] if os.geteuid() == 0 else []
@@ -72,6 +86,15 @@ c.WorkshopLocalSpawner.shared_dir = {str(state / "shared")!r}
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {single_user_args!r}
 c.Spawner.default_url = "/lab"
+
+# the workshop service: idle and night-time culling, usage records, the admin page
+from jupyterhub_workshop.service.hubconfig import night_warning, workshop_roles, workshop_service
+c.JupyterHub.services = [workshop_service(port={_free_loopback_port()}, args=[
+    "--db-url=sqlite:///{state / "workshop-usage.sqlite"}",
+    "--night-start=22:00", "--night-end=06:00", "--timezone={local_timezone()}",
+])]
+c.JupyterHub.load_roles = workshop_roles()
+c.JupyterHub.template_vars = {{"announcement": night_warning("22:00", "06:00", "{local_timezone()}")}}
 """
 
 

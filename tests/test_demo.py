@@ -65,6 +65,10 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
                     return r.status == 200 and r.url.path == f"/user/{username}/lab"
 
             await poll(lab_open, 90, message="JupyterLab through the proxy")
+
+            # the workshop service runs too: a participant gets the opt-out page
+            async with s.get(f"{url}/services/workshop/") as r:
+                assert r.status == 200 and "Keep my server tonight" in await r.text()
         home = state / "homes" / username
         assert (home / "README.md").read_text() == (state / "README.md").read_text()
         assert os.readlink(home / "shared") == str(state / "shared")

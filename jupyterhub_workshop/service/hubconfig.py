@@ -45,3 +45,33 @@ def workshop_roles(name: str = "workshop") -> list[dict]:
         {"name": "user", "description": "Standard user privileges, plus the workshop page",
          "scopes": ["self", f"access:services!service={name}"]},
     ]
+
+
+def night_warning(night_start: str, night_end: str, timezone: str, warn_before: int = 1800,
+                  service_path: str = "/services/workshop/", clock=None):
+    """A ``c.JupyterHub.template_vars["announcement"]`` callable: the night-stop warning as a
+    banner on every hub page (home, spawn, spawn-pending, token...) from ``warn_before``
+    seconds before the night window until it ends, with a link to the opt-out page.
+
+    It is evaluated per request in the hub, so it needs no service round-trip; it does not
+    know who opted out (the opt-out page does).
+    """
+    from datetime import datetime, timedelta, timezone as tz
+    from html import escape
+
+    from .policy import CullPolicy, NightWindow, warning
+
+    policy = CullPolicy(idle_timeout=None, night=NightWindow.parse(night_start, night_end, timezone),
+                        warn_before=timedelta(seconds=warn_before))
+    now = clock or (lambda: datetime.now(tz.utc))
+
+    def announcement(user):
+        if user is None or not any(s.active for s in getattr(user, "spawners", {}).values()):
+            return ""
+        text = warning(True, False, False, policy, now())
+        if not text:
+            return ""
+        text = escape(text).replace("opt out for tonight", f'<a href="{escape(service_path)}">opt out for tonight</a>')
+        return text
+
+    return announcement

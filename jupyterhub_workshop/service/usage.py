@@ -83,13 +83,11 @@ def _iso_field_chunks(rows: Iterable[tuple], counter: list[int]) -> Iterator[lis
         fields = []
         append = fields.append
         for _id, user, server, profile, started, stopped, reason in chunk:
-            started_text = started[:19] + "Z" if started[20:26] == "000000" else started
             if stopped is None:
-                append((user, server, profile, started_text, None, None, reason))
+                append((user, server, profile, started.replace(".000000Z", "Z"), None, None, reason))
                 continue
             append((
-                user, server, profile, started_text,
-                stopped[:19] + "Z" if stopped[20:26] == "000000" else stopped,
+                user, server, profile, started.replace(".000000Z", "Z"), stopped.replace(".000000Z", "Z"),
                 (parse(stopped) - parse(started)).total_seconds(), reason,
             ))
         yield fields
