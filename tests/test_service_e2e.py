@@ -262,7 +262,8 @@ def test_idle_culls_survive_hub_errors_and_spare_active_servers(tmp_path):
             body = json.dumps({"servers": {"": {"last_activity": datetime.now(timezone.utc).isoformat()}},
                                "last_activity": datetime.now(timezone.utc).isoformat()}).encode()
             hub.hub.api("/users/ws002/activity", method="POST", data=body)
-            return not hub.running("ws001")
+            faults_served = hub.proxy.fail_next == 0 and hub.proxy.stall_next == 0
+            return faults_served and not hub.running("ws001")
 
         wait_for(keep_ws002_active, 40, interval=0.5, message="ws001 to be stopped as idle")
         assert hub.running("ws002")

@@ -11,7 +11,6 @@ import textwrap
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -224,6 +223,30 @@ def test_iter_sessions_streams_in_batches(store, monkeypatch):
     assert later == [f"u{i:02d}" for i in range(23) if i % 2 == 0 or i >= 10]
     durations = store.session_durations()
     assert durations == [30.0] * 11
+
+
+def test_iter_sessions_iso_matches_iter_sessions(store):
+    """The export fast path (text times) selects and orders exactly like iter_sessions."""
+    for i in range(12):
+        started = T0 + timedelta(hours=i, microseconds=i * 1001)
+        store.open_session(f"u{i:02d}", "s" if i % 4 == 0 else "", None if i % 3 else "gpu", started)
+        if i < 9:
+            store.close_session(f"u{i:02d}", "s" if i % 4 == 0 else "", started + timedelta(minutes=90), "idle")
+
+    def as_text(row: SessionRow) -> tuple:
+        fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+        return (*row[:4], row.started.strftime(fmt), row.stopped and row.stopped.strftime(fmt), row.stop_reason)
+
+    windows = [(None, None), (T0 + timedelta(hours=3), None), (None, T0 + timedelta(hours=5)),
+               (T0 + timedelta(hours=4, minutes=30), T0 + timedelta(hours=8)), (T0 + timedelta(days=1), None)]
+    for start, end in windows:
+        expected = [as_text(r) for r in store.iter_sessions(start, end)]
+        for batch in (1, 4, 5000):
+            assert [tuple(r) for r in store.iter_sessions_iso(start, end, batch=batch)] == expected
+    (first, *_) = store.iter_sessions_iso()
+    assert first[4] == "2025-03-01T09:00:00.000000Z" and first[5] == "2025-03-01T10:30:00.000000Z"
+    with pytest.raises(ValueError):
+        store.iter_sessions_iso(batch=0)
 
 
 def _counting(begin, calls):

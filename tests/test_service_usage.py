@@ -18,6 +18,7 @@ from jupyterhub_workshop.service.usage import (
     sessions_csv,
     sessions_json,
 )
+from tests.test_service_store import db_url, postgres_url  # noqa: F401 - the two-backend fixtures
 
 UTC = timezone.utc
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -167,6 +168,31 @@ def test_export_json_window(filled_store):
     assert [s["user"] for s in sessions] == ["ws-002", "ws-003"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_fast_path_writes_what_the_row_functions_write(tmp_path, fmt):
+    """export() reads times as stored text; its output is byte for byte sessions_csv/json's."""
+    url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
+    with UsageStore(url) as store:
+        for i in range(1300):  # more than one chunk
+            started = T0 + timedelta(minutes=i, microseconds=(i * 7919) % 3 * 250_001)
+            user = f'ws-{i % 50:03d}' if i % 11 else f'o"dd, {i % 50}'
+            store.open_session(user, "" if i % 5 else "named", ["small", None, 'a "b"'][i % 3], started)
+            if i < 1270:
+                stopped = started + timedelta(seconds=i * 37, microseconds=(i * 104729) % 1_000_000 * (i % 2))
+                store.close_session(user, "" if i % 5 else "named", stopped, "idle")
+        render = sessions_csv if fmt == "csv" else sessions_json
+        expected = "".join(render(store.iter_sessions()))
+        window = (T0 + timedelta(hours=10), T0 + timedelta(hours=20))
+        expected_window = "".join(render(store.iter_sessions(*window)))
+    out = io.StringIO()
+    assert export(url, fmt, out) == 1300
+    assert out.getvalue() == expected
+    assert ".000000Z" not in expected and ".250001Z" in expected
+    out = io.StringIO()
+    export(url, fmt, out, *window)
+    assert out.getvalue() == expected_window
+
+
 def test_export_errors(filled_store, tmp_path):
     with pytest.raises(ValueError, match="format"):
         export(filled_store, "xml", io.StringIO())
@@ -174,3 +200,20 @@ def test_export_errors(filled_store, tmp_path):
     with pytest.raises(FileNotFoundError):
         export(f"sqlite:///{missing}", "csv", io.StringIO())
     assert not missing.exists()  # an export never creates a database
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_on_each_backend(db_url, fmt):  # noqa: F811 - the fixture
+    with UsageStore(db_url) as store:
+        for i in range(5):
+            started = T0 + timedelta(hours=i, microseconds=333 * i)
+            store.open_session(f"ws-{i}", "", "small" if i % 2 else None, started)
+            if i < 3:
+                store.close_session(f"ws-{i}", "", started + timedelta(minutes=10 * i + 1), "night")
+        render = sessions_csv if fmt == "csv" else sessions_json
+        expected = "".join(render(store.iter_sessions(T0 + timedelta(hours=1))))
+    out = io.StringIO()
+    assert export(db_url, fmt, out, start=T0 + timedelta(hours=1)) == 4
+    assert out.getvalue() == expected
+    if fmt == "json":
+        assert [s["user"] for s in json.loads(out.getvalue())["sessions"]] == ["ws-1", "ws-2", "ws-3", "ws-4"]

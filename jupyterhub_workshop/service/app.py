@@ -8,6 +8,7 @@ exports live in ``web.py``. Every knob is a traitlet: config file, command line 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 from datetime import datetime, timedelta, timezone
@@ -139,6 +140,8 @@ class WorkshopService(Application):
         self.store = UsageStore(self.db_url)
         self.hub = HubAPI(self.api_url, self.api_token, concurrency=self.concurrency,
                           retries=self.api_retries, timeout=self.api_timeout, log=self.log)
+        self._node_hours: float | None = None
+        self._last_sample: tuple[datetime, int] | None = None
         self.metrics = WorkshopMetrics(self.price_per_node_hour)
         self.metrics.load(self.store.culls_by_reason(), self.store.session_durations(), self.current_node_hours())
         self.servers: list[ServerInfo] = []  # as of the last pass, for the admin page
@@ -158,9 +161,22 @@ class WorkshopService(Application):
         )
 
     def current_node_hours(self) -> float:
+        """Node-hours so far: from the stored samples once, then added up as samples come."""
         if self.users_per_node <= 0:
             return 0.0
-        return node_hours(self.store.samples(), self.users_per_node)
+        if self._node_hours is None:
+            samples = self.store.samples()
+            self._node_hours = node_hours(samples, self.users_per_node)
+            self._last_sample = (samples[-1].at, samples[-1].running_servers) if samples else None
+        return self._node_hours
+
+    def add_sample(self, now: datetime, running: int) -> None:
+        if self.users_per_node > 0:
+            self.current_node_hours()
+            if self._last_sample:
+                at, before = self._last_sample
+                self._node_hours += math.ceil(before / self.users_per_node) * (now - at).total_seconds() / 3600
+            self._last_sample = (now, running)
 
     def night_of(self, now: datetime):
         return self.policy.night.night_of(now) if self.policy.night else None
@@ -174,10 +190,11 @@ class WorkshopService(Application):
     def reconcile(self, servers: list[ServerInfo], now: datetime) -> None:
         """Open sessions for servers we have not seen; close sessions whose server is gone."""
         running = {(s.user, s.name): s for s in servers}
+        recorded = {(session.user, session.server): session for session in self.store.open_sessions()}
         for key, server in running.items():
-            self.store.open_session(server.user, server.name, server.profile, server.started or now)
-        for session in self.store.open_sessions():
-            key = (session.user, session.server)
+            if key not in recorded:
+                self.store.open_session(server.user, server.name, server.profile, server.started or now)
+        for key, session in recorded.items():
             if key in running:
                 continue
             # gone since we last looked: culled by us, stopped by the user, or unknown after a restart
@@ -226,6 +243,7 @@ class WorkshopService(Application):
         active_since = now - timedelta(seconds=self.active_window)
         active = {s.user for s in self.servers if s.last_activity and s.last_activity >= active_since}
         self.store.record_sample(now, len(active), len(self.servers))
+        self.add_sample(now, len(self.servers))
         self.metrics.running_servers.set(len(self.servers))
         self.metrics.active_users.set(len(active))
         self.metrics.set_node_hours(self.current_node_hours())

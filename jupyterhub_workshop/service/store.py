@@ -27,6 +27,7 @@ import importlib.util
 import sys
 import threading
 from datetime import date, datetime, timezone
+from itertools import chain
 from typing import Iterator, NamedTuple
 
 from sqlalchemy import (
@@ -43,7 +44,6 @@ from sqlalchemy import (
     event,
     func,
     select,
-    type_coerce,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
@@ -189,6 +189,15 @@ opt_outs_table = Table(
     Column("night", Date, primary_key=True),
     Column("created", UTCDateTime, nullable=False),
 )
+
+
+def _iso_tuple(row: SessionRow) -> tuple:
+    fmt = UTCDateTime._SQLITE_FORMAT
+    stopped = row.stopped
+    return (
+        row.id, row.user, row.server, row.profile, row.started.strftime(fmt),
+        None if stopped is None else stopped.strftime(fmt), row.stop_reason,
+    )
 
 
 def _check_reason(reason: str) -> str:
@@ -379,27 +388,43 @@ class UsageStore:
     ) -> Iterator[tuple]:
         """``iter_sessions`` with ``started``/``stopped`` as ISO 8601 UTC text.
 
-        Fixed width, always with microseconds: ``2025-03-01T09:00:00.000000Z``. The fast path
-        of exports: on SQLite that is the stored text, so no datetime is built at all.
-        Tuples in SessionRow's field order.
+        Fixed width, always with microseconds: ``2025-03-01T09:00:00.000000Z``. Plain tuples
+        in SessionRow's field order. The fast path of exports: on SQLite that text is what is
+        stored, and the pages are read with the driver's cursor, so no datetime and no
+        SQLAlchemy row is built at all.
         """
-        where = self._overlapping(start, end)
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
         if self.dialect == "sqlite":
-            c = sessions.c
-            query = select(
-                c.id, c.username, c.server_name, c.profile,
-                type_coerce(c.started, String), type_coerce(c.stopped, String), c.stop_reason,
-            ).where(*where)
-            for rows in self._pages(query, batch):
-                yield from rows
-            return
+            return chain.from_iterable(self._sqlite_iso_pages(start, end, batch))
+        return map(_iso_tuple, self.iter_sessions(start, end, batch))
+
+    def _sqlite_iso_pages(self, start, end, batch) -> Iterator[list[tuple]]:
         fmt = UTCDateTime._SQLITE_FORMAT
-        for row in self.iter_sessions(start, end, batch):
-            stopped = row.stopped
-            yield (
-                row.id, row.user, row.server, row.profile, row.started.strftime(fmt),
-                None if stopped is None else stopped.strftime(fmt), row.stop_reason,
-            )
+        filters, params = "", []
+        if end is not None:
+            filters += " AND started < ?"
+            params.append(_utc(end).strftime(fmt))
+        if start is not None:
+            filters += " AND (stopped IS NULL OR stopped > ?)"
+            params.append(_utc(start).strftime(fmt))
+        sql = (
+            "SELECT id, username, server_name, profile, started, stopped, stop_reason"
+            f" FROM {sessions.name} WHERE id > ?{filters} ORDER BY id LIMIT ?"
+        )
+        last = -1
+        while True:
+            with self._begin() as conn:
+                cursor = conn.connection.driver_connection.cursor()
+                try:
+                    rows = cursor.execute(sql, [last, *params, batch]).fetchall()
+                finally:
+                    cursor.close()
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def session_durations(
         self, start: datetime | None = None, end: datetime | None = None

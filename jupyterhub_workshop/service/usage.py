@@ -14,8 +14,8 @@ import json
 import math
 import os
 import sys
-from itertools import islice
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
 from .store import SampleRow, SessionRow, UsageStore, normalize_url
@@ -176,8 +176,10 @@ def export(
     counter = [0]
     store = UsageStore(parsed)
     try:
-        # the fast path: times stay text from the database to the output
-        fields = _iso_field_chunks(store.iter_sessions_iso(start, end), counter)
+        if store.dialect == "sqlite":  # the fast path: times stay text from file to output
+            fields = _iso_field_chunks(store.iter_sessions_iso(start, end), counter)
+        else:
+            fields = _field_chunks(store.iter_sessions(start, end), counter)
         chunks = _sessions_csv(fields) if fmt == "csv" else _sessions_json(fields)
         write = out.write
         for chunk in chunks:
