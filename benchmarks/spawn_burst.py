@@ -37,6 +37,10 @@ c.KubeSpawner.namespace = "default"
 c.KubeSpawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.KubeSpawner.start_timeout = 600
 c.KubeSpawner.http_timeout = 600
+# the emulated API server shares 2 cores with 100 starting pods: give its answers time, or
+# KubeSpawner gives up on a create that did succeed (and leaves the pod behind)
+c.KubeSpawner.k8s_api_request_timeout = 30
+c.KubeSpawner.k8s_api_request_retry_timeout = 300
 c.KubeSpawner.pvc_name_template = "claim-{{username}}"
 """
 

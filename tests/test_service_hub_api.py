@@ -5,6 +5,8 @@ from jupyterhub.tests.utils import add_user, public_url
 
 from jupyterhub_workshop.service.hub_api import HubAPI, HubAPIError
 
+pytestmark = pytest.mark.jh55
+
 
 @pytest.fixture(autouse=True)
 def _hub_files_in_tmp(tmp_path, monkeypatch):
