@@ -225,10 +225,6 @@ c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "not-used-here"
 c.Authenticator.allow_all = True
-# the admin service may also mint user tokens (for the proxied request)
-c.JupyterHub.load_roles.append({{
-    "name": "test-tokens", "scopes": ["tokens", "access:servers"], "services": ["test-admin"],
-}})
 c.KubeSpawner.namespace = "default"
 c.KubeSpawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.KubeSpawner.args = ["--allow-root"]

@@ -57,6 +57,12 @@ def workshop(cluster, tmp_path_factory):
     hub.stop()
 
 
+async def spawn_from_the_home_page(session, hub, name):
+    async with session.get(f"{hub.url}/hub/spawn") as r:  # what the home page's button does
+        assert r.status == 200
+    await open_lab(session, hub, name)
+
+
 async def open_lab(session, hub, name, timeout=60):
     async def lab_open():
         async with session.get(f"{hub.url}/user/{name}/lab") as r:
@@ -76,9 +82,7 @@ async def test_card_login_spawns_a_ready_home_that_keeps_user_edits(cluster, wor
     name = "ws001"
     async with new_session() as s:
         assert (await login(s, hub.url, name, cards[name].password)).ok
-        async with s.get(f"{hub.url}/hub/spawn") as r:
-            assert r.status == 200
-        await open_lab(s, hub, name)
+        await spawn_from_the_home_page(s, hub, name)
 
         pod = cluster.get("pods", f"jupyter-{name}")
         mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
@@ -97,9 +101,7 @@ async def test_card_login_spawns_a_ready_home_that_keeps_user_edits(cluster, wor
         (home / "README.md").write_text(README_V1 + "\nmy notes\n")
         cluster.patch("configmaps", "workshop-readme", {"data": {"README.md": README_V2}})
         try:
-            async with s.get(f"{hub.url}/hub/spawn") as r:
-                assert r.status == 200
-            await open_lab(s, hub, name)
+            await spawn_from_the_home_page(s, hub, name)
             assert (home / "README.md").read_text() == README_V1 + "\nmy notes\n"
             assert (home / "README-updated.md").read_text() == README_V2
         finally:
@@ -112,9 +114,7 @@ async def test_instructors_get_the_shared_data_writable(cluster, workshop):
     name = "wsinstructor01"
     async with new_session() as s:
         assert (await login(s, hub.url, name, cards[name].password)).ok
-        async with s.get(f"{hub.url}/hub/spawn") as r:
-            assert r.status == 200
-        await open_lab(s, hub, name)
+        await spawn_from_the_home_page(s, hub, name)
     try:
         pod = cluster.get("pods", f"jupyter-{name}")
         mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}

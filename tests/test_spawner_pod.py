@@ -89,6 +89,12 @@ def test_merge_replaces_our_entries_and_mounts_at_our_paths():
     assert merge_named(merged, [{"name": "workshop-home", "mountPath": "/home/jovyan"}], ["/home/jovyan"]) == merged
 
 
+def test_merge_accepts_kubespawners_dict_form():
+    existing = {"data": {"persistentVolumeClaim": {"claimName": "d"}}, "workshop-home": {"emptyDir": {}}}
+    merged = merge_named(existing, [{"name": "workshop-home", "emptyDir": {}}])
+    assert merged == [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}}, {"name": "workshop-home", "emptyDir": {}}]
+
+
 def test_profiles_are_offered_by_group():
     profiles = [{"display_name": "Standard"}, {"display_name": "Big", "allowed_groups": ["instructors"]}]
     assert [p["display_name"] for p in profiles_for(["participants"], profiles)] == ["Standard"]

@@ -162,8 +162,13 @@ def plan_pod(
     return plan
 
 
-def merge_named(existing: list, additions: list, replaced_mount_paths: Iterable[str] = ()) -> list:
-    """``existing`` without earlier workshop entries (and mounts at paths we now own), plus ``additions``."""
+def merge_named(existing: list | dict, additions: list, replaced_mount_paths: Iterable[str] = ()) -> list:
+    """``existing`` without earlier workshop entries (and mounts at paths we now own), plus ``additions``.
+
+    ``existing`` may also be KubeSpawner's dict form (keyed by name, as z2jh passes it).
+    """
+    if isinstance(existing, dict):
+        existing = [{"name": key, **value} for key, value in sorted(existing.items())]
     paths = set(replaced_mount_paths)
     kept = [
         item for item in existing

@@ -1686,14 +1686,9 @@ class KubeHarness:
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
                  message: str = "condition"):
         """Poll ``predicate`` (called in the test thread) until truthy."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
-            time.sleep(interval)
+        from .hub import wait_for
+
+        return wait_for(predicate, timeout, interval, message)
 
     def wait_pod_phase(self, name: str, phase: str, timeout: float = 30.0, namespace: str | None = None) -> dict:
         def check():

@@ -1,0 +1,216 @@
+{{- /*
+  Helpers of the jupyterhub-workshop chart.
+
+  The hub reads only the jupyterhub subchart's values, and those are static: a template cannot
+  change them. So the few names the hub's pod refers to (the hub configuration ConfigMap, the
+  accounts Secret, the database Secret, the settings Secret, the service port) are written once,
+  in `jupyterhub:` of values.yaml, and the templates here *read* them from there, so each name
+  has one source. `workshop.checks` fails the render, with a message saying what to change,
+  when the two halves would not meet.
+*/}}
+
+{{- /* Common labels; pass (dict "root" $ "component" "hub") */}}
+{{- define "workshop.labels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name | quote }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/component: {{ .component }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{- /* The jupyterhub subchart's hub values (a map, possibly empty) */}}
+{{- define "workshop.hubValues" -}}
+{{- $jh := .Values.jupyterhub | default dict }}
+{{- $jh.hub | default dict | toYaml }}
+{{- end }}
+
+{{- /* The list entry named (index . 1) in the list (index . 0), as YAML; "" when absent */}}
+{{- define "workshop.findNamed" -}}
+{{- $name := index . 1 }}
+{{- range (index . 0 | default list) }}
+{{- if and (kindIs "map" .) (eq (toString .name) $name) }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* Name of the Secret holding the accounts file: the hub's `workshop-accounts` volume */}}
+{{- define "workshop.accountsSecretName" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $volume := include "workshop.findNamed" (list $hub.extraVolumes "workshop-accounts") | fromYaml }}
+{{- dig "secret" "secretName" "" $volume }}
+{{- end }}
+
+{{- /* Where the hub finds accounts.yaml: the `workshop-accounts` volume mount */}}
+{{- define "workshop.accountsFile" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $mount := include "workshop.findNamed" (list $hub.extraVolumeMounts "workshop-accounts") | fromYaml }}
+{{- with $mount.mountPath }}{{ trimSuffix "/" . }}/accounts.yaml{{ end }}
+{{- end }}
+
+{{- /* Name of the ConfigMap holding the hub configuration: the `workshop-hub-config` volume */}}
+{{- define "workshop.hubConfigName" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $volume := include "workshop.findNamed" (list $hub.extraVolumes "workshop-hub-config") | fromYaml }}
+{{- dig "configMap" "name" "" $volume }}
+{{- end }}
+
+{{- /* Name of the Secret holding the usage database URL: hub.extraEnv.WORKSHOP_DB_URL */}}
+{{- define "workshop.databaseSecretName" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $env := $hub.extraEnv | default dict }}
+{{- $entry := dict }}
+{{- if kindIs "map" $env }}
+{{- $entry = get $env "WORKSHOP_DB_URL" | default dict }}
+{{- else }}
+{{- $entry = include "workshop.findNamed" (list $env "WORKSHOP_DB_URL") | fromYaml }}
+{{- end }}
+{{- if kindIs "map" $entry }}
+{{- dig "valueFrom" "secretKeyRef" "name" "" $entry }}
+{{- end }}
+{{- end }}
+
+{{- /* Key of the database URL in that Secret */}}
+{{- define "workshop.databaseSecretKey" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $env := $hub.extraEnv | default dict }}
+{{- $entry := dict }}
+{{- if kindIs "map" $env }}
+{{- $entry = get $env "WORKSHOP_DB_URL" | default dict }}
+{{- else }}
+{{- $entry = include "workshop.findNamed" (list $env "WORKSHOP_DB_URL") | fromYaml }}
+{{- end }}
+{{- if kindIs "map" $entry }}
+{{- dig "valueFrom" "secretKeyRef" "key" "url" $entry }}
+{{- end }}
+{{- end }}
+
+{{- /* The workshop service's port: hub.service.extraPorts entry `workshop` */}}
+{{- define "workshop.servicePort" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $port := include "workshop.findNamed" (list (dig "service" "extraPorts" list $hub) "workshop") | fromYaml }}
+{{- with $port.port }}{{ int . }}{{ end }}
+{{- end }}
+
+{{- /* Whether a usage database URL is given (inline or in a Secret) */}}
+{{- define "workshop.databaseFromSecret" -}}
+{{- $db := .Values.workshop.service.database }}
+{{- if or $db.url $db.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- /* The README ConfigMap (not referenced by the hub pod, so the chart names it) */}}
+{{- define "workshop.readmeName" -}}
+workshop-readme
+{{- end }}
+
+{{- /* Labels that select z2jh's hub pod (its matchLabels) */}}
+{{- define "workshop.hubSelector" -}}
+{{- $jh := .Values.jupyterhub | default dict -}}
+component: hub
+app: {{ $jh.nameOverride | default "jupyterhub" }}
+release: {{ .Release.Name | quote }}
+{{- end }}
+
+{{- /*
+  What the hub receives as custom.workshop: the workshop settings without the contents that
+  have their own Secrets, plus `wiring`, the names and paths resolved from `jupyterhub:`.
+*/}}
+{{- define "workshop.hubSettings" -}}
+{{- $ws := deepCopy .Values.workshop }}
+{{- $_ := unset $ws.accounts "file" }}
+{{- $_ := unset $ws.service.database "url" }}
+{{- $_ := unset $ws.readme "content" }}
+{{- $_ := unset $ws "grafanaDashboard" }}
+{{- $wiring := dict
+      "accountsFile" (include "workshop.accountsFile" .)
+      "readmeConfigMap" (ternary (include "workshop.readmeName" .) "" (.Values.workshop.readme.enabled | default false))
+      "readmeKey" "README.md"
+      "servicePort" (include "workshop.servicePort" . | int)
+      "databaseFromSecret" (eq (include "workshop.databaseFromSecret" .) "true")
+      "databaseSecret" (include "workshop.databaseSecretName" .)
+      "sqliteUrl" "sqlite:////srv/jupyterhub/workshop-usage.sqlite"
+}}
+{{- $_ := set $ws "wiring" $wiring }}
+{{- dict "custom" (dict "workshop" $ws) | toYaml }}
+{{- end }}
+
+{{- /*
+  Checks across `workshop:` and `jupyterhub:` that a JSON schema cannot express. Each failure
+  says which value to change.
+*/}}
+{{- define "workshop.checks" -}}
+{{- $jh := .Values.jupyterhub | default dict }}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $ws := .Values.workshop }}
+
+{{- $storageType := dig "singleuser" "storage" "type" "none" $jh }}
+{{- if ne $storageType "none" }}
+{{- fail (printf "jupyterhub.singleuser.storage.type is %q: it must be \"none\", because the workshop spawner mounts homes itself (set workshop.homeStorage instead); otherwise every server gets two home volumes" $storageType) }}
+{{- end }}
+
+{{- if dig "cull" "enabled" false $jh }}
+{{- fail "jupyterhub.cull.enabled must be false: the workshop service culls servers (workshop.culling), with night windows and opt-outs; two cullers would fight" }}
+{{- end }}
+
+{{- if not $hub.existingSecret }}
+{{- fail "jupyterhub.hub.existingSecret must name the Secret this chart writes the workshop settings to (default workshop-hub-settings): the hub reads only the jupyterhub subchart's values" }}
+{{- end }}
+
+{{- if not (include "workshop.hubConfigName" .) }}
+{{- fail "jupyterhub.hub.extraVolumes needs the volume `workshop-hub-config` (a configMap with a name): it carries the hub configuration that applies the workshop settings" }}
+{{- end }}
+{{- $configMount := include "workshop.findNamed" (list $hub.extraVolumeMounts "workshop-hub-config") | fromYaml }}
+{{- if not (hasPrefix "/usr/local/etc/jupyterhub/jupyterhub_config.d/" ($configMount.mountPath | default "")) }}
+{{- fail "jupyterhub.hub.extraVolumeMounts needs `workshop-hub-config` mounted at /usr/local/etc/jupyterhub/jupyterhub_config.d/workshop.py (subPath workshop_config.py), where z2jh loads extra hub configuration" }}
+{{- end }}
+
+{{- $accountsSecret := include "workshop.accountsSecretName" . }}
+{{- if not $accountsSecret }}
+{{- fail "jupyterhub.hub.extraVolumes needs the volume `workshop-accounts` (a secret with a secretName): the hub's accounts file" }}
+{{- end }}
+{{- if not (include "workshop.accountsFile" .) }}
+{{- fail "jupyterhub.hub.extraVolumeMounts needs `workshop-accounts` mounted as a directory (e.g. /etc/workshop/accounts)" }}
+{{- end }}
+{{- with $ws.accounts.existingSecret }}
+{{- if ne . $accountsSecret }}
+{{- fail (printf "workshop.accounts.existingSecret is %q but the hub mounts the Secret %q (jupyterhub.hub.extraVolumes, volume workshop-accounts): name your Secret %q, or set that volume's secretName to %q" . $accountsSecret $accountsSecret .) }}
+{{- end }}
+{{- end }}
+
+{{- $port := include "workshop.servicePort" . }}
+{{- if not $port }}
+{{- fail "jupyterhub.hub.service.extraPorts needs an entry named `workshop` with the workshop service's port (e.g. 10101): the proxy reaches the service through the hub Service" }}
+{{- end }}
+{{- if ne (toString (dig "networkPolicy" "enabled" true $hub)) "false" }}
+{{- $allowed := false }}
+{{- range (dig "networkPolicy" "ingress" list $hub) }}
+{{- range (.ports | default list) }}
+{{- if eq (toString .port) $port }}{{ $allowed = true }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if not $allowed }}
+{{- fail (printf "jupyterhub.hub.networkPolicy.ingress has no rule for port %s: the proxy could not reach the workshop service and its Services-menu link would fail" $port) }}
+{{- end }}
+{{- end }}
+
+{{- $db := $ws.service.database }}
+{{- if $db.existingSecret }}
+{{- $dbSecret := include "workshop.databaseSecretName" . }}
+{{- if ne $db.existingSecret $dbSecret }}
+{{- fail (printf "workshop.service.database.existingSecret is %q but the hub reads WORKSHOP_DB_URL from the Secret %q (jupyterhub.hub.extraEnv.WORKSHOP_DB_URL): name your Secret %q, or change that reference" $db.existingSecret $dbSecret $dbSecret) }}
+{{- end }}
+{{- end }}
+{{- if and $db.url (not (include "workshop.databaseSecretName" .)) }}
+{{- fail "workshop.service.database.url needs jupyterhub.hub.extraEnv.WORKSHOP_DB_URL (valueFrom.secretKeyRef) to bring it to the hub" }}
+{{- end }}
+{{- $hubDb := dig "db" "type" "sqlite-pvc" $hub }}
+{{- if and (ne $hubDb "sqlite-pvc") (not (or $db.url $db.existingSecret)) }}
+{{- fail (printf "jupyterhub.hub.db.type is %q, so the hub has no persistent /srv/jupyterhub for the workshop service's SQLite usage records: set workshop.service.database (url or existingSecret)" $hubDb) }}
+{{- end }}
+
+{{- $night := $ws.culling.night }}
+{{- if and $night.start (eq $night.start $night.end) }}
+{{- fail (printf "workshop.culling.night: start and end are both %q; give a window (e.g. start 22:00, end 06:00) or leave both empty" $night.start) }}
+{{- end }}
+{{- end }}
