@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the workshop hub service (culling, usage, admin page); --help-all lists its options")
     service.add_argument("service_args", nargs=argparse.REMAINDER)
 
+    commands.add_parser("loadtest", add_help=False,
+                        help="rehearse: simulated participants log in with the real cards, spawn, run code")
+    commands.add_parser("plan", add_help=False, help="users per node, nodes, node-hours and cost for an event")
+
     usage = commands.add_parser("usage", help="usage records of the workshop service")
     usage_commands = usage.add_subparsers(dest="action", required=True)
     export = usage_commands.add_parser("export", help="write recorded sessions as CSV or JSON")
@@ -115,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
 
         service_main(argv[1:])
         return 0
+    if argv[:1] in (["loadtest"], ["plan"]):
+        # rehearsal tools parse their own options
+        from importlib import import_module
+
+        return import_module(f".{argv[0]}", __package__).main(argv[1:])
     args = build_parser().parse_args(argv)
     from .accounts import AccountsFileError
 

@@ -86,6 +86,8 @@ c.WorkshopLocalSpawner.shared_dir = {str(state / "shared")!r}
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {single_user_args!r}
 c.Spawner.default_url = "/lab"
+# a laptop starting a class's servers at once needs longer than the 30 s default
+c.Spawner.http_timeout = 120
 
 # the workshop service: idle and night-time culling, usage records, the admin page
 from jupyterhub_workshop.service.hubconfig import night_warning, workshop_roles, workshop_service
