@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.harness.faulty import FaultyProxy  # noqa: E402
-from tests.harness.hub import HubProcess, free_port, wait_for  # noqa: E402
+from tests.harness.hub import HubProcess, free_port  # noqa: E402
 
 
 class AlwaysUp(BaseHTTPRequestHandler):

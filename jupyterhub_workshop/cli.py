@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _credentials(args) -> int:
-    from .accounts import AccountsFileError, load_accounts, revoke, save_accounts
+    from .accounts import load_accounts, revoke, save_accounts
     from .credentials import Batch, add, generate
     from .progress import Progress
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import helm_python
+
+from tests.harness.users import User
 import yaml
 from traitlets.config import Config
 
@@ -168,17 +170,6 @@ def run_glue(config: dict, c: Config | None = None, names: dict | None = None) -
             sys.modules["z2jh"] = saved
     assert set(namespace) <= {"c", "__name__", "__builtins__"}, f"names leaked into z2jh's globals: {set(namespace)}"
     return c
-
-
-class Group:
-    def __init__(self, name):
-        self.name = name
-
-
-class User:
-    def __init__(self, name, groups):
-        self.name, self.id, self.url = name, 1, f"/user/{name}/"
-        self.groups = [Group(g) for g in groups]
 
 
 async def user_pod(c: Config, username: str, groups: list[str], profile: str | None = None):

@@ -17,7 +17,6 @@ with open(_KUBECONFIG, "w") as _f:
 os.environ.setdefault("KUBECONFIG", _KUBECONFIG)
 
 from jupyterhub_workshop.credentials import Batch, issue
-from jupyterhub_workshop.accounts import AccountBook
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,5 @@
 """The workshop authenticator in a real jupyterhub process behind the real proxy, over HTTP."""
 
-import json
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +11,7 @@ from jupyterhub_workshop.cli import main as cli
 from jupyterhub_workshop.credentials import Batch, generate, issue
 
 from .harness.browser import login, new_session
-from .harness.hub import HubProcess, wait_for
+from .harness.hub import HubProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.jh55]
 

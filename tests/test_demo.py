@@ -2,7 +2,6 @@
 
 import os
 import re
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ from jupyterhub_workshop import demo
 from jupyterhub_workshop.cards import read_cards_csv
 
 from .harness.browser import login, new_session
-from .harness.hub import free_port, http_status, poll, wait_for
+from .harness.hub import free_port, http_status, poll, stop_process_group, wait_for
 
 
 def test_prepare_creates_cards_once_and_keeps_them(tmp_path, capsys):
@@ -73,8 +72,4 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
         assert (home / "README.md").read_text() == (state / "README.md").read_text()
         assert os.readlink(home / "shared") == str(state / "shared")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)

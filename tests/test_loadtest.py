@@ -4,9 +4,7 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -38,7 +36,7 @@ from jupyterhub_workshop.loadtest_report import (
     timeline,
 )
 
-from .harness.hub import free_port, http_status, wait_for
+from .harness.hub import free_port, http_status, stop_process_group, wait_for
 
 # --- percentiles, arrivals, grouping -----------------------------------------------------
 
@@ -394,11 +392,7 @@ def demo_hub(tmp_path_factory):
         wait_for(ready, 60, message="the demo hub")
         yield url, state, log
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
 
 
 @pytest.mark.e2e

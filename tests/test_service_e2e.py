@@ -12,8 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 import urllib.error
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +26,7 @@ from jupyterhub_workshop.service.store import UsageStore
 
 from .harness.browser import login, new_session
 from .harness.faulty import FaultyProxy
-from .harness.hub import HubProcess, free_port, poll, wait_for
+from .harness.hub import HubProcess, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

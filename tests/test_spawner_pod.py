@@ -15,6 +15,8 @@ from jupyterhub_workshop.spawner.pod import (
     profiles_for,
 )
 
+from .harness.users import User
+
 pytestmark = pytest.mark.jh55  # kubespawner 7.0 / JupyterHub 5.5 too
 
 NFS = SharedData(nfs_server="10.0.0.5", nfs_path="/export/shared")
@@ -119,17 +121,6 @@ def test_claim_wait_messages():
 
 
 # --- manifests from the real KubeSpawner subclass ----------------------------------------
-
-class Group:
-    def __init__(self, name):
-        self.name = name
-
-
-class User:
-    def __init__(self, name, groups):
-        self.name, self.id, self.url = name, 1, f"/user/{name}/"
-        self.groups = [Group(g) for g in groups]
-
 
 async def manifest(groups, **config):
     from jupyterhub_workshop.spawner.kube import WorkshopKubeSpawner
