@@ -32,6 +32,11 @@ from .throttle import AdmissionGate, BackoffPolicy, FailureTracker, busy_retry_a
 
 TEMPLATES = Path(__file__).parent / "templates"
 GENERIC_FAILURE = "Invalid username or password"
+BUSY_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Busy, please retry</title></head>'
+    '<body style="font-family:sans-serif;margin:3em"><h1>Many people are signing in right now</h1>'
+    '<p>Please go back and press <b>Sign in</b> again in {seconds} seconds.</p></body></html>'
+)
 
 
 class LoginRefused(web.HTTPError):
@@ -69,6 +74,18 @@ class WorkshopLoginHandler(LoginHandler):
             )
             self.settings[key] = env
         return env.get_template("workshop-login.html")
+
+    async def post(self):
+        # A crowd pressing "Sign in" together: turn the overflow away before any hub work
+        # (session lookup, template rendering), so the hub keeps answering everyone else.
+        busy = self.authenticator.busy_retry_after()
+        if busy:
+            self.set_status(503)
+            self.set_header("Retry-After", str(busy))
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(BUSY_PAGE.format(seconds=busy))
+            return
+        return await super().post()
 
     def render_template(self, name, sync=False, **ns):
         ns.setdefault("workshop_title", self.authenticator.workshop_title)
@@ -146,10 +163,12 @@ class WorkshopAuthenticator(Authenticator):
     max_logins_in_flight = Integer(
         help="""
         Logins being checked or waiting for a hash thread at once. Waiting costs the hub
-        nothing (the hash threads pace the work); beyond this cap a login form is answered
-        503 "busy, try again in a few seconds" with a ``Retry-After`` header, so a crowd
-        pressing Enter together never stalls the hub. Default: 50 per hash thread (about
-        1.5 s of queued checks).
+        little, but each admitted login also costs the hub tens of milliseconds of its own
+        work when it completes; beyond this cap a login form is answered at once with 503
+        "busy, try again in a few seconds" and a ``Retry-After`` header, so a crowd pressing
+        Enter together never queues without bound. Default: 50 per hash thread. Lower it to
+        keep the hub more responsive to everyone else during a rush, at the price of slower
+        sign-ins (benchmarks/login_burst.py --max-in-flight measures the trade-off).
         """,
     ).tag(config=True)
 
@@ -220,6 +239,12 @@ class WorkshopAuthenticator(Authenticator):
             self._watcher = PeriodicCallback(self.refresh_accounts, interval_ms)
             self._watcher.start()
 
+    def busy_retry_after(self) -> int:
+        """Seconds a login should wait when the admission cap is reached; 0 when there is room."""
+        if self._gate.in_flight < self._gate.limit:
+            return 0
+        return busy_retry_after(self._gate.in_flight, self.hash_threads, self._seconds_per_check)
+
     def get_handlers(self, app):
         return [("/login", WorkshopLoginHandler)]
 
@@ -275,7 +300,7 @@ class WorkshopAuthenticator(Authenticator):
         password = data.get("password") or ""
 
         if not self._gate.try_enter():
-            retry = busy_retry_after(self._gate.in_flight, self.hash_threads, self._seconds_per_check)
+            retry = self.busy_retry_after() or 1
             raise LoginRefused(
                 503,
                 f"Many people are signing in right now. Please try again in {retry} seconds.",

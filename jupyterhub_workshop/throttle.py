@@ -101,4 +101,4 @@ def busy_retry_after(in_flight: int, workers: int, seconds_per_check: float, rng
     """Retry-After seconds for a refused login: the time to drain what is in flight, plus
     jitter so a refused class does not come back in lockstep. At least 1."""
     drain = in_flight * seconds_per_check / max(1, workers)
-    return max(1, math.ceil(drain + 2 * rng()))
+    return max(1, math.ceil(drain + rng()))

@@ -141,3 +141,16 @@ async def test_invalid_file_at_startup_names_file_and_line(tmp_path):
     bad.write_text("version: 1\naccounts:\n- {username: ws001, hash: nope}\n")
     with pytest.raises(ValueError, match=rf"{bad}:3: account 'ws001': hash must be an argon2id hash"):
         WorkshopAuthenticator(accounts_file=str(bad))
+
+
+async def test_a_full_gate_turns_the_login_form_away_cheaply(hub):
+    from jupyterhub.tests.utils import public_url
+
+    from .harness.browser import login, new_session
+
+    hub.authenticator._gate.limit = 0  # as if the cap were reached
+    async with new_session() as s:
+        result = await login(s, public_url(hub).rstrip("/"), "ws001", "whatever")
+    assert result.status == 503
+    assert int(result.headers["Retry-After"]) >= 1
+    assert "Many people are signing in right now" in result.text

@@ -55,4 +55,4 @@ def test_gate_admits_up_to_its_limit():
 def test_busy_retry_after_is_at_least_one_and_grows_with_the_queue():
     assert busy_retry_after(0, 2, 0.03, rng=lambda: 0) == 1
     assert busy_retry_after(400, 2, 0.03, rng=lambda: 0) == 6
-    assert busy_retry_after(10, 2, 0.03, rng=lambda: 0.99) == 3
+    assert busy_retry_after(10, 2, 0.03, rng=lambda: 0.99) == 2
