@@ -74,21 +74,32 @@ class HubAPI:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    async def _users_page(self, state: str, offset: int) -> object:
+        query = urlencode({"state": state, "offset": offset, "limit": self.page_size})
+        status, page = await self.request("GET", f"/users?{query}", accept=PAGINATION)
+        if status != 200:
+            raise HubAPIError(status, "listing users")
+        return page
+
     async def users(self, state: str = "ready") -> AsyncIterator[dict]:
-        """Every user with a server in ``state``, page by page (the hub caps pages at 200)."""
-        offset = 0
-        while True:
-            query = urlencode({"state": state, "offset": offset, "limit": self.page_size})
-            status, page = await self.request("GET", f"/users?{query}", accept=PAGINATION)
-            if status != 200:
-                raise HubAPIError(status, "listing users")
-            items = page["items"] if isinstance(page, dict) else page
-            for user in items:
-                yield user
-            following = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
-            if not following:
-                return
-            offset = following["offset"]
+        """Every user with a server in ``state``, page by page (the hub caps pages at 200).
+
+        The next page is requested before this one is handed out, so the hub builds it while
+        the caller works through the current one.
+        """
+        fetching = asyncio.ensure_future(self._users_page(state, 0))
+        try:
+            while fetching is not None:
+                page = await fetching
+                fetching = None
+                following = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
+                if following:
+                    fetching = asyncio.ensure_future(self._users_page(state, following["offset"]))
+                for user in page["items"] if isinstance(page, dict) else page:
+                    yield user
+        finally:
+            if fetching is not None:
+                fetching.cancel()
 
     def _server_path(self, user: str, server: str) -> str:
         path = f"/users/{quote(user, safe='')}"

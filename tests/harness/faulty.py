@@ -37,7 +37,8 @@ class FaultyProxy:
             return web.json_response({"status": 503, "message": "injected failure"}, status=503)
         if request.method == "DELETE" and self.delete_delay:
             await asyncio.sleep(self.delete_delay)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        # keep Host: links the hub builds (pagination "next" URLs) then point back through this hop
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
         async with self._session.request(request.method, self.target + request.path_qs, headers=headers,
                                          data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
