@@ -21,6 +21,15 @@ SHARED_VOLUME = PREFIX + "shared"
 README_VOLUME = PREFIX + "readme"
 
 
+def _from_settings(cls, config: dict, what: str):
+    """``cls(**config)``, refusing keys it does not have with a message naming the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {unknown}; known: {sorted(known)}")
+    return cls(**config)
+
+
 @dataclass(frozen=True)
 class HomeStorage:
     """Where a user's home lives.
@@ -38,11 +47,7 @@ class HomeStorage:
 
     @classmethod
     def from_config(cls, config: dict) -> "HomeStorage":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown home storage setting(s) {unknown}; known: {sorted(known)}")
-        storage = cls(**config)
+        storage = _from_settings(cls, config, "home storage")
         if storage.mode not in STORAGE_MODES:
             raise ValueError(f"home storage mode {storage.mode!r} must be one of {', '.join(STORAGE_MODES)}")
         if storage.mode == "static" and not storage.claim:
@@ -64,11 +69,7 @@ class SharedData:
     def from_config(cls, config: dict) -> "SharedData | None":
         if not config:
             return None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown shared data setting(s) {unknown}; known: {sorted(known)}")
-        shared = cls(**config)
+        shared = _from_settings(cls, config, "shared data")
         if bool(shared.nfs_server) == bool(shared.claim):
             raise ValueError("shared data needs exactly one of 'nfs_server' (with 'nfs_path') or 'claim'")
         return shared
