@@ -251,6 +251,8 @@ def test_idle_culls_survive_hub_errors_and_spare_active_servers(tmp_path):
     hub.proxy.fail_next = 4  # the service's first requests get 503s
     hub.start()
     try:
+        # the first faults must all be served before the next ones are armed, or they overwrite each other
+        wait_for(lambda: hub.proxy.fail_next == 0, 30, message="the service to meet its first four 503s")
         hub.spawn("ws001")
         hub.spawn("ws002")
         hub.proxy.stall_next = 1  # one request never answers: the client times out and retries
