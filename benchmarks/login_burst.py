@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jupyterhub_workshop.credentials import Batch, generate  # noqa: E402
 from jupyterhub_workshop.cards import read_cards_csv  # noqa: E402
+from jupyterhub_workshop.loadtest import KEEPALIVE_SECONDS  # noqa: E402
 from tests.harness.browser import XSRF_FIELD  # noqa: E402
 from tests.harness.hub import HubProcess  # noqa: E402
 
@@ -61,36 +62,39 @@ async def one_person(connector, url, username, password, start: asyncio.Event, s
             async with r:
                 if r.status == 302:
                     stats["latency"].append(time.perf_counter() - began)
+                    stats["events"].append((time.perf_counter(), "ok"))
                     return
                 if r.status == 503 and "Retry-After" in r.headers:
                     stats["busy"] += 1
+                    stats["events"].append((time.perf_counter(), "busy"))
                     await asyncio.sleep(float(r.headers["Retry-After"]))
                     continue
                 stats["failed"] += 1
                 return
 
 
-async def health_probe(url, stop: asyncio.Event, latencies):
+async def health_probe(url, stop: asyncio.Event, latencies, timeline):
     async with aiohttp.ClientSession() as s:
         while not stop.is_set():
             began = time.perf_counter()
             async with s.get(f"{url}/hub/health") as r:
                 await r.read()
             latencies.append(time.perf_counter() - began)
+            timeline.append((began, latencies[-1]))
             try:
                 await asyncio.wait_for(stop.wait(), 0.05)
             except asyncio.TimeoutError:
                 pass
 
 
-async def burst(url, logins):
-    stats = {"latency": [], "busy": 0, "failed": 0, "dropped": 0}
-    health = []
+async def burst(url, logins, timeline=False):
+    stats = {"latency": [], "busy": 0, "failed": 0, "dropped": 0, "events": []}
+    health, health_timeline = [], []
     start, stop = asyncio.Event(), asyncio.Event()
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS)
     people = [asyncio.create_task(one_person(connector, url, u, p, start, stats)) for u, p in logins]
     await asyncio.sleep(0.5)  # let every page load finish, so the burst is only the sign-ins
-    probe = asyncio.create_task(health_probe(url, stop, health))
+    probe = asyncio.create_task(health_probe(url, stop, health, health_timeline))
     began = time.perf_counter()
     start.set()
     await asyncio.gather(*people)
@@ -98,6 +102,8 @@ async def burst(url, logins):
     stop.set()
     await probe
     await connector.close()
+    if timeline:
+        print_timeline(began, stats["events"], health_timeline)
     return {
         "ok": len(stats["latency"]), "failed": stats["failed"], "busy": stats["busy"],
         "dropped": stats["dropped"], "total": total,
@@ -107,12 +113,26 @@ async def burst(url, logins):
     }
 
 
-def run(name, workdir, config, logins):
+def print_timeline(began, events, health, step=0.5):
+    """Per time slice of the burst: sign-ins completed, busy answers, slowest health answer."""
+    end = max([t for t, _ in events] + [t + d for t, d in health] + [began])
+    print(f"{'t (s)':>6} {'ok':>4} {'busy':>5} {'health max (ms)':>16}")
+    t = began
+    while t < end:
+        ok = sum(1 for at, kind in events if t <= at < t + step and kind == "ok")
+        busy = sum(1 for at, kind in events if t <= at < t + step and kind == "busy")
+        slowest = max((d for at, d in health if t <= at < t + step), default=None)
+        shown = f"{1000 * slowest:16.0f}" if slowest is not None else f"{'':>16}"
+        print(f"{t - began:6.1f} {ok:4d} {busy:5d} {shown}")
+        t += step
+
+
+def run(name, workdir, config, logins, timeline=False):
     hub = HubProcess(workdir, config)
     hub.config_text = hub.config_text.replace('c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"')
     hub.start()
     try:
-        result = asyncio.run(burst(hub.url, logins))
+        result = asyncio.run(burst(hub.url, logins, timeline))
     finally:
         hub.stop()
     print(f"{name:16} ok {result['ok']:4d}/{len(logins)}  failed {result['failed']:3d}  busy answers {result['busy']:5d}  dropped {result['dropped']:3d}  "
@@ -124,7 +144,9 @@ def run(name, workdir, config, logins):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=400)
+    parser.add_argument("--timeline", action="store_true", help="print sign-ins, busy answers and health latency per half second")
     parser.add_argument("--max-in-flight", type=int, default=None, help="WorkshopAuthenticator.max_logins_in_flight")
+    parser.add_argument("--concurrent", type=int, default=None, help="WorkshopAuthenticator.concurrent_logins")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -132,15 +154,16 @@ def main():
         generate(tmp / "cards", Batch("bench", args.users))
         cards = read_cards_csv(tmp / "cards" / "cards.csv")
         extra = f"c.WorkshopAuthenticator.max_logins_in_flight = {args.max_in_flight}\n" if args.max_in_flight else ""
+        extra += f"c.WorkshopAuthenticator.concurrent_logins = {args.concurrent}\n" if args.concurrent else ""
         ours = run("workshop", tmp / "workshop", f"""
 c.JupyterHub.authenticator_class = "workshop"
 c.WorkshopAuthenticator.accounts_file = "{tmp / 'cards' / 'accounts.yaml'}"
-{extra}""", [(c.username, c.password) for c in cards])
+{extra}""", [(c.username, c.password) for c in cards], args.timeline)
         base = run("shared-password", tmp / "shared", f"""
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = "{SHARED_PASSWORD}"
 c.Authenticator.allow_all = True
-""", [(c.username, SHARED_PASSWORD) for c in cards])
+""", [(c.username, SHARED_PASSWORD) for c in cards], args.timeline)
     print(f"ratio workshop/shared-password: p95 {ours['p95'] / base['p95']:.2f}  total {ours['total'] / base['total']:.2f}  "
           f"health p99 {ours['health_p99'] / base['health_p99']:.2f}   "
           f"(goal: all ok, p95 and total <= 2.0, health p99 <= 500 ms: "

@@ -13,8 +13,10 @@ next login without restarting the hub.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +30,7 @@ from traitlets import Bool, Float, Integer, Unicode, default
 
 from .accounts import AccountBook, AccountsFileError, load_accounts, now_utc
 from .passwords import dummy_verify, verify_password
-from .throttle import AdmissionGate, BackoffPolicy, FailureTracker, busy_retry_after
+from .throttle import AdmissionGate, BackoffPolicy, FailureTracker, RetryTickets
 
 TEMPLATES = Path(__file__).parent / "templates"
 GENERIC_FAILURE = "Invalid username or password"
@@ -49,6 +51,17 @@ class LoginRefused(web.HTTPError):
     def __init__(self, status_code: int, message: str, retry_after: int | None = None):
         super().__init__(status_code, message)
         self.headers = {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+def _lower_thread_priority(niceness: int) -> None:
+    """Runs in each new hash thread. On Linux a thread id names one thread for setpriority."""
+    if niceness <= 0:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + niceness))
+    except (AttributeError, OSError):
+        pass  # not Linux: the threads keep the hub's priority
 
 
 def _file_signature(path: str) -> tuple[int, int, int] | None:
@@ -76,16 +89,26 @@ class WorkshopLoginHandler(LoginHandler):
         return env.get_template("workshop-login.html")
 
     async def post(self):
-        # A crowd pressing "Sign in" together: turn the overflow away before any hub work
-        # (session lookup, template rendering), so the hub keeps answering everyone else.
-        busy = self.authenticator.busy_retry_after()
-        if busy:
+        # A crowd pressing "Sign in" together. Admission is decided here, synchronously: the
+        # hub reaches authenticate() only after a hop through the event loop, by which time a
+        # whole burst would have passed any check made there. The overflow is turned away
+        # before any hub work; the admitted wait their turn, which costs the hub nothing.
+        auth = self.authenticator
+        if not auth.admit_login():
+            busy = auth.busy_retry_after()
             self.set_status(503)
             self.set_header("Retry-After", str(busy))
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.finish(BUSY_PAGE.format(seconds=busy))
             return
-        return await super().post()
+        self.workshop_admitted = True  # authenticate() must not count this login twice
+        try:
+            async with auth.login_turn():
+                if self.request.connection.stream.closed():
+                    return  # the person gave up while waiting: no hub work for nobody
+                return await super().post()
+        finally:
+            auth.release_login()
 
     def render_template(self, name, sync=False, **ns):
         ns.setdefault("workshop_title", self.authenticator.workshop_title)
@@ -98,8 +121,9 @@ class WorkshopAuthenticator(Authenticator):
 
     Instructors become hub admins (see ``instructors_are_admins``) and members of the
     ``instructor_group``. Hash checks run on a small thread pool, never on the event loop,
-    and at most ``max_logins_in_flight`` run at once; logins beyond that get a quick "busy,
-    try again" answer with ``Retry-After`` instead of stalling the hub.
+    at most ``concurrent_logins`` are processed at once while up to ``max_logins_in_flight``
+    wait their turn, and logins beyond that get a quick "busy, try again" answer with
+    ``Retry-After`` instead of stalling the hub.
     """
 
     accounts_file = Unicode(
@@ -160,21 +184,46 @@ class WorkshopAuthenticator(Authenticator):
     def _default_hash_threads(self):
         return os.cpu_count() or 1
 
+    hash_thread_niceness = Integer(
+        10,
+        help="""
+        How much lower the hash threads' CPU priority is than the hub's own (a ``nice``
+        increment, 0-19; Linux only). A rush of sign-ins keeps every core busy hashing; a
+        lower priority lets the hub's event loop, which answers everyone else, go first.
+        0 leaves the priority alone.
+        """,
+    ).tag(config=True)
+
+    concurrent_logins = Integer(
+        help="""
+        Logins processed at once: the password check plus the hub's own sign-in work
+        (recording the user, groups, the login cookie), tens of milliseconds of the hub's
+        event loop per login. Other admitted logins wait their turn in arrival order, which
+        costs the hub nothing. Two per hash thread keeps the threads busy while the hub
+        finishes the previous sign-ins; more only lengthens the queue of work in front of
+        every other request to the hub, so the hub answers everyone else more slowly during
+        a rush. Default: 2 per hash thread.
+        """,
+    ).tag(config=True)
+
+    @default("concurrent_logins")
+    def _default_concurrent_logins(self):
+        return 2 * max(1, self.hash_threads)
+
     max_logins_in_flight = Integer(
         help="""
-        Logins being checked or waiting for a hash thread at once. Waiting costs the hub
-        little, but each admitted login also costs the hub tens of milliseconds of its own
-        work when it completes; beyond this cap a login form is answered at once with 503
-        "busy, try again in a few seconds" and a ``Retry-After`` header, so a crowd pressing
-        Enter together never queues without bound. Default: 50 per hash thread. Lower it to
-        keep the hub more responsive to everyone else during a rush, at the price of slower
-        sign-ins (benchmarks/login_burst.py --max-in-flight measures the trade-off).
+        Logins admitted at once: being processed (see ``concurrent_logins``) or waiting their
+        turn with the request held open. Beyond this a login form is answered at once with
+        503 "busy, try again in N seconds" and a ``Retry-After`` header, spread so that a
+        refused crowd comes back at the pace the hub can serve it. Default: 100 per hash
+        thread, which is a few seconds of waiting at most (one hash check takes about 40 ms
+        per thread; benchmarks/login_burst.py --max-in-flight measures other values).
         """,
     ).tag(config=True)
 
     @default("max_logins_in_flight")
     def _default_max_logins_in_flight(self):
-        return 50 * max(1, self.hash_threads)
+        return 100 * max(1, self.hash_threads)
 
     failures_before_backoff = Integer(
         5,
@@ -217,9 +266,14 @@ class WorkshopAuthenticator(Authenticator):
         self._signature = _file_signature(self.accounts_file)
         self._reload_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(
-            max_workers=max(1, self.hash_threads), thread_name_prefix="workshop-hash"
+            max_workers=max(1, self.hash_threads),
+            thread_name_prefix="workshop-hash",
+            initializer=_lower_thread_priority,
+            initargs=(self.hash_thread_niceness,),
         )
         self._gate = AdmissionGate(self.max_logins_in_flight)
+        self._turns = asyncio.Semaphore(max(1, self.concurrent_logins))
+        self._tickets = RetryTickets()
         self._failures = FailureTracker(
             BackoffPolicy(
                 free_failures=self.failures_before_backoff,
@@ -227,7 +281,14 @@ class WorkshopAuthenticator(Authenticator):
                 max_delay=self.backoff_max_seconds,
             )
         )
-        self._seconds_per_check = 0.03
+        # moving average of hub time per login when busy; sizes the Retry-After of refusals.
+        # Until logins have been timed, one hash check per thread is the guess: on the low
+        # side, because a refusal told to come back too early costs a second cheap refusal,
+        # while one told to come back too late leaves the hub idle.
+        dummy_verify("warm-up")  # the first call also makes the dummy hash
+        started = time.perf_counter()
+        dummy_verify("calibration")
+        self._seconds_per_login = (time.perf_counter() - started) / max(1, self.hash_threads)
         self.log.info("Workshop accounts: %s from %s", self.accounts.summary(), self.accounts_file)
         self._watcher = None
         try:
@@ -239,11 +300,28 @@ class WorkshopAuthenticator(Authenticator):
             self._watcher = PeriodicCallback(self.refresh_accounts, interval_ms)
             self._watcher.start()
 
+    def admit_login(self) -> bool:
+        """Admit one login (release it with ``release_login``), or False when the cap is reached."""
+        return self._gate.try_enter()
+
+    def release_login(self) -> None:
+        self._gate.leave()
+
+    @contextlib.asynccontextmanager
+    async def login_turn(self):
+        """Wait for one of the ``concurrent_logins`` turns, in arrival order, and time it."""
+        async with self._turns:
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                per_login = (time.perf_counter() - started) / max(1, self.concurrent_logins)
+                self._seconds_per_login += 0.1 * (per_login - self._seconds_per_login)
+
     def busy_retry_after(self) -> int:
-        """Seconds a login should wait when the admission cap is reached; 0 when there is room."""
-        if self._gate.in_flight < self._gate.limit:
-            return 0
-        return busy_retry_after(self._gate.in_flight, self.hash_threads, self._seconds_per_check)
+        """Seconds a refused login should wait: its fair turn behind everyone admitted or
+        refused before it. At least 1."""
+        return self._tickets.ticket(self._gate.in_flight, self._seconds_per_login)
 
     def get_handlers(self, app):
         return [("/login", WorkshopLoginHandler)]
@@ -281,26 +359,25 @@ class WorkshopAuthenticator(Authenticator):
 
     # --- login ---------------------------------------------------------------------------
 
-    def _timed_check(self, password_hash: str | None, password: str) -> tuple[bool, float]:
-        """Runs on a hash thread; times the check alone, not the wait for a thread."""
-        started = time.perf_counter()
-        ok = dummy_verify(password) if password_hash is None else verify_password(password_hash, password)
-        return ok, time.perf_counter() - started
+    @staticmethod
+    def _check(password_hash: str | None, password: str) -> bool:
+        """Runs on a hash thread."""
+        return dummy_verify(password) if password_hash is None else verify_password(password_hash, password)
 
     async def _check_password(self, password_hash: str | None, password: str) -> bool:
         loop = asyncio.get_running_loop()
-        ok, seconds = await loop.run_in_executor(self._executor, self._timed_check, password_hash, password)
-        # a moving average of check time sizes the Retry-After of busy answers
-        self._seconds_per_check += 0.1 * (seconds - self._seconds_per_check)
-        return ok
+        return await loop.run_in_executor(self._executor, self._check, password_hash, password)
 
     async def authenticate(self, handler, data):
         # normalize first: the hub normalizes *after* authenticate, and we look up by name
         username = self.normalize_username((data.get("username") or "").strip())
         password = data.get("password") or ""
 
-        if not self._gate.try_enter():
-            retry = self.busy_retry_after() or 1
+        # the login form admits its requests itself (WorkshopLoginHandler.post); anything
+        # else calling authenticate() goes through the same cap here
+        admitted_here = not getattr(handler, "workshop_admitted", False)
+        if admitted_here and not self.admit_login():
+            retry = self.busy_retry_after()
             raise LoginRefused(
                 503,
                 f"Many people are signing in right now. Please try again in {retry} seconds.",
@@ -326,7 +403,8 @@ class WorkshopAuthenticator(Authenticator):
                 password = password[: self.max_password_length]
             ok = await self._check_password(account.password_hash if account else None, password)
         finally:
-            self._gate.leave()
+            if admitted_here:
+                self.release_login()
 
         if not ok or account is None or account.revoked:
             self._failures.record_failure(username)

@@ -37,6 +37,7 @@ from .loadtest_report import (
 
 DEFAULT_CODE = "print(6 * 7)"
 DEFAULT_EXPECT = "42"
+KEEPALIVE_SECONDS = 3.0  # below configurable-http-proxy's (node's) 5 s idle timeout
 
 
 def normalize_url(url: str) -> str:
@@ -113,7 +114,9 @@ async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | N
         retries = sum(sum(r.retries.values()) for r in results)
         return time.monotonic() - began, Counter(stage_of), retries
 
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+    # idle connections are dropped before the proxy drops them: reusing a connection the
+    # proxy has just closed fails the request
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE_SECONDS)
 
     async def participant(i: int) -> None:
         await asyncio.sleep(max(0.0, began + offsets[i] - time.monotonic()))  # the arrival schedule

@@ -12,7 +12,6 @@ so backoff behaviour reveals nothing about which accounts exist.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -76,11 +75,11 @@ class FailureTracker:
 
 
 class AdmissionGate:
-    """At most ``limit`` logins in flight; the rest are told to come back shortly.
+    """At most ``limit`` logins admitted at once (being processed or waiting their turn);
+    the rest are told to come back shortly.
 
-    Queuing hundreds of hash checks behind a two-thread pool would hold every request open
-    for many seconds and stall the hub's event loop with their bookkeeping; a quick
-    "busy, retry" keeps the hub answering everyone else.
+    Waiting in line costs the hub nothing, but an unbounded line would hold hundreds of
+    requests open for minutes; a quick "busy, retry" with a fair time to come back is better.
     """
 
     def __init__(self, limit: int):
@@ -97,8 +96,23 @@ class AdmissionGate:
         self.in_flight -= 1
 
 
-def busy_retry_after(in_flight: int, workers: int, seconds_per_check: float, rng=random.random) -> int:
-    """Retry-After seconds for a refused login: the time to drain what is in flight, plus
-    jitter so a refused class does not come back in lockstep. At least 1."""
-    drain = in_flight * seconds_per_check / max(1, workers)
-    return max(1, math.ceil(drain + rng()))
+class RetryTickets:
+    """Retry-After seconds for refused logins, spread over the time the hub needs to serve them.
+
+    Everyone refused in the same instant would otherwise come back in the same instant, and
+    the hub would spend that moment turning most of them away again instead of answering
+    others. So each refusal gets the next free "slot": after the logins already admitted
+    have drained, one login's service time after the previous refusal's slot.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._next_free = 0.0
+
+    def ticket(self, admitted: int, seconds_per_login: float) -> int:
+        """Seconds (at least 1) a refused login should wait, given ``admitted`` logins ahead
+        of it and the hub's current time per login."""
+        now = self.clock()
+        slot = max(self._next_free, now + admitted * seconds_per_login)
+        self._next_free = slot + seconds_per_login
+        return max(1, math.ceil(slot - now))

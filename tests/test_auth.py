@@ -1,7 +1,11 @@
 """WorkshopAuthenticator inside pytest-jupyterhub's MockHub (in-process hub, real proxy)."""
 
 import asyncio
+import os
+import sys
+import threading
 import time
+
 import pytest
 
 from jupyterhub_workshop.accounts import revoke, save_accounts
@@ -146,6 +150,41 @@ async def test_invalid_file_at_startup_names_file_and_line(tmp_path):
 async def test_a_full_gate_asks_logins_to_come_back_later(hub):
     # the login handler answers 503 with this Retry-After before doing any hub work
     auth = hub.authenticator
-    assert auth.busy_retry_after() == 0
+    assert auth.admit_login()
+    auth.release_login()
     auth._gate.limit = 0  # as if the cap were reached
-    assert auth.busy_retry_after() >= 1
+    assert not auth.admit_login()
+    first, second = auth.busy_retry_after(), auth.busy_retry_after()
+    assert 1 <= first <= second
+
+
+async def test_admitted_logins_take_turns_in_arrival_order(hub):
+    auth = hub.authenticator
+    order = []
+
+    async def login(name, hold):
+        async with auth.login_turn():
+            order.append(name)
+            await hold.wait()
+
+    holds = [asyncio.Event() for _ in range(auth.concurrent_logins + 2)]
+    tasks = [asyncio.create_task(login(i, hold)) for i, hold in enumerate(holds)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert order == list(range(auth.concurrent_logins))  # the rest wait
+    for hold in holds:
+        hold.set()
+    await asyncio.gather(*tasks)
+    assert order == list(range(len(holds)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux-only")
+async def test_hash_threads_run_at_a_lower_priority_than_the_hub(hub):
+    auth = hub.authenticator
+
+    def own_priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    hub_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread_priority = await asyncio.get_running_loop().run_in_executor(auth._executor, own_priority)
+    assert thread_priority == min(19, hub_priority + auth.hash_thread_niceness)

@@ -1,5 +1,6 @@
 """The workshop authenticator in a real jupyterhub process behind the real proxy, over HTTP."""
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +11,7 @@ from jupyterhub_workshop.cards import read_cards_csv
 from jupyterhub_workshop.cli import main as cli
 from jupyterhub_workshop.credentials import Batch, generate, issue
 
-from .harness.browser import login, new_session
+from .harness.browser import XSRF_FIELD, login, new_session
 from .harness.hub import HubProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.jh55]
@@ -177,5 +178,43 @@ def test_invalid_accounts_file_stops_the_hub_naming_file_and_line(tmp_path):
     try:
         assert hub.proc.wait(60) != 0
         assert f"{bad}:3: account 'ws001': hash is not a well-formed argon2id hash" in hub.log_text()
+    finally:
+        hub.stop()
+
+
+async def test_a_crowd_beyond_the_cap_is_told_busy_then_everyone_gets_in(tmp_path):
+    # one login processed at a time and one more waiting: a class pressing "Sign in" together
+    # mostly meets the cheap busy page, comes back after its Retry-After, and gets in
+    generate(tmp_path / "cards", Batch("crowd", 12))
+    cards = read_cards_csv(tmp_path / "cards" / "cards.csv")
+    hub = HubProcess(tmp_path / "hub", AUTH_CONFIG.format(accounts=tmp_path / "cards" / "accounts.yaml") + """
+c.WorkshopAuthenticator.concurrent_logins = 1
+c.WorkshopAuthenticator.max_logins_in_flight = 2
+""").start()
+    busy_answers = []
+
+    async def person(card):
+        async with new_session() as s:
+            async with s.get(f"{hub.url}/hub/login") as r:
+                xsrf = XSRF_FIELD.search(await r.text()).group(1)
+            await everyone_ready.wait()  # all pages loaded: everyone presses "Sign in" together
+            while True:
+                async with s.post(f"{hub.url}/hub/login", allow_redirects=False,
+                                  data={"username": card.username, "password": card.password, "_xsrf": xsrf}) as r:
+                    if r.status != 503:
+                        return r.status
+                    busy_answers.append((r.headers.get("Retry-After"), await r.text()))
+                    await asyncio.sleep(int(r.headers["Retry-After"]))  # as the page asks
+
+    try:
+        everyone_ready = asyncio.Barrier(len(cards))
+        people = [asyncio.create_task(person(card)) for card in cards]
+        statuses = await asyncio.wait_for(asyncio.gather(*people), 120)
+        assert statuses == [302] * len(cards)
+        assert busy_answers, "with room for two, twelve at once must meet the busy page"
+        assert all(int(retry) >= 1 for retry, _ in busy_answers)
+        # the cheap page written before any hub work, not the hub's rendered login page
+        assert all("Busy, please retry" in page and "Sign in</b> again" in page for _, page in busy_answers)
+        assert {u["name"] for u in hub.api("/users")} >= {card.username for card in cards}
     finally:
         hub.stop()

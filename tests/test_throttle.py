@@ -1,4 +1,4 @@
-from jupyterhub_workshop.throttle import AdmissionGate, BackoffPolicy, FailureTracker, busy_retry_after
+from jupyterhub_workshop.throttle import AdmissionGate, BackoffPolicy, FailureTracker, RetryTickets
 
 
 class Clock:
@@ -52,7 +52,19 @@ def test_gate_admits_up_to_its_limit():
     assert gate.try_enter()
 
 
-def test_busy_retry_after_is_at_least_one_and_grows_with_the_queue():
-    assert busy_retry_after(0, 2, 0.03, rng=lambda: 0) == 1
-    assert busy_retry_after(400, 2, 0.03, rng=lambda: 0) == 6
-    assert busy_retry_after(10, 2, 0.03, rng=lambda: 0.99) == 2
+def test_retry_tickets_are_at_least_one_second_and_wait_for_the_admitted():
+    clock = Clock()
+    assert RetryTickets(clock).ticket(0, 0.02) == 1
+    assert RetryTickets(clock).ticket(100, 0.02) == 2  # 100 logins ahead at 20 ms each
+
+
+def test_a_refused_crowd_is_spread_over_the_time_to_serve_it():
+    clock = Clock()
+    tickets = RetryTickets(clock)
+    waits = [tickets.ticket(100, 0.02) for _ in range(300)]
+    # 100 admitted then 300 refused at 20 ms each: the last comes back after 8 s, not with the first
+    assert waits[0] == 2 and waits[-1] == 8
+    assert waits == sorted(waits)
+    assert max(waits.count(w) for w in set(waits)) <= 50  # never more than a second's worth at once
+    clock.now += 60  # long after the rush the queue of promises has drained
+    assert tickets.ticket(0, 0.02) == 1
