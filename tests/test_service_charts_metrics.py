@@ -12,11 +12,16 @@ def test_line_chart_draws_steps_with_time_labels():
     assert "no data yet" in charts.line_chart("Active users", [])
 
 
-def test_duration_histogram_and_bars():
-    bars = charts.duration_histogram([60, 1000, 4000, 4000, 40000])
-    assert dict(bars) == {"<15m": 1, "<30m": 1, "<1h": 0, "<2h": 2, "<4h": 0, "<8h": 0, "8h+": 1}
+def test_duration_bars_from_the_metrics_histogram():
+    metrics = WorkshopMetrics()
+    metrics.load({}, [60, 1000, 4000, 4000, 40000, 200000], node_hours=0)
+    counts = metrics.session_duration_counts()
+    bars = charts.duration_bars(counts)
+    assert [label for label, _ in bars] == ["<5m", "<15m", "<30m", "<1h", "<2h", "<4h", "<8h", "<12h", "<1d", "1d+"]
+    assert dict(bars) == {"<5m": 1, "<15m": 0, "<30m": 1, "<1h": 0, "<2h": 2, "<4h": 0, "<8h": 0,
+                          "<12h": 1, "<1d": 0, "1d+": 1}
     svg = charts.bar_chart("Session durations", bars)
-    assert svg.count("<rect") == 7 and "&lt;2h: 2" in svg
+    assert svg.count("<rect") == 10 and "&lt;2h: 2" in svg
 
 
 def test_metrics_continue_from_the_store_and_price_node_hours():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from jupyterhub_workshop.service.series import bucket_peaks
 from jupyterhub_workshop.service.store import STOP_REASONS, SessionRow, UsageStore, normalize_url
 
 UTC = timezone.utc
@@ -151,6 +153,41 @@ def test_samples(store):
     ]
     window = store.samples(T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))  # [start, end)
     assert [r.running_servers for r in window] == [3]
+    assert store.sample_span() == (T0, T0 + timedelta(minutes=2))
+    # streamed in recording order, every page
+    assert [r.active_users for r in store.iter_samples(batch=2)] == [3, 1, 2]
+
+
+def test_sample_span_before_the_first_sample(store):
+    assert store.sample_span() is None
+    assert list(store.iter_samples()) == []
+    assert store.sample_peaks(10) == []
+
+
+class StoreWithoutDateArithmetic(UsageStore):
+    """As on a database the store has no slice expression for: peaks computed in Python."""
+
+    def _slice_of(self, column, first, width):
+        return None
+
+
+def test_sample_peaks_in_sql_match_their_definition(store, db_url):
+    rng = random.Random(3)
+    # 2,000 samples ~61 s apart with jitter (never exactly on a slice boundary), shuffled
+    times = [T0 + timedelta(seconds=61 * i + rng.uniform(1, 20)) for i in range(2000)]
+    rng.shuffle(times)
+    for at in times:
+        store.record_sample(at, rng.randint(0, 300), rng.randint(0, 400))
+    first, last = store.sample_span()
+    expected = bucket_peaks(((s.at, (s.active_users, s.running_servers)) for s in store.iter_samples()),
+                            first, last, 37)
+    assert len(expected) == 37
+    assert store.sample_peaks(37) == expected
+    fallback = StoreWithoutDateArithmetic(db_url)
+    try:
+        assert fallback.sample_peaks(37) == expected
+    finally:
+        fallback.close()
 
 
 def test_culls_by_reason_excludes_dry_runs(store):
@@ -221,8 +258,7 @@ def test_iter_sessions_streams_in_batches(store, monkeypatch):
     # filtered streaming pages correctly too: the open (even) ones, and those stopped after :10
     later = [r.user for r in store.iter_sessions(start=T0 + timedelta(minutes=10), batch=2)]
     assert later == [f"u{i:02d}" for i in range(23) if i % 2 == 0 or i >= 10]
-    durations = store.session_durations()
-    assert durations == [30.0] * 11
+    assert list(store.session_durations(batch=4)) == [30.0] * 11
 
 
 def test_iter_sessions_iso_matches_iter_sessions(store):
@@ -263,9 +299,9 @@ def test_session_durations_window(store):
     store.open_session("b", "", None, T0 + timedelta(days=1))
     store.close_session("b", "", T0 + timedelta(days=1, seconds=12.5), "user")
     store.open_session("c", "", None, T0)  # open: no duration
-    assert store.session_durations() == [5400.0, 12.5]
-    assert store.session_durations(T0 + timedelta(hours=12)) == [12.5]
-    assert store.session_durations(end=T0 + timedelta(hours=12)) == [5400.0]
+    assert list(store.session_durations()) == [5400.0, 12.5]
+    assert list(store.session_durations(T0 + timedelta(hours=12))) == [12.5]
+    assert list(store.session_durations(end=T0 + timedelta(hours=12))) == [5400.0]
 
 
 def test_times_come_back_aware_utc(store):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from html import escape
 from typing import Sequence
@@ -82,15 +83,22 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]]) -> str:
     return _frame(title, y_max, labels, "".join(body))
 
 
-DURATION_BUCKETS = [(15 * 60, "<15m"), (30 * 60, "<30m"), (3600, "<1h"), (2 * 3600, "<2h"),
-                    (4 * 3600, "<4h"), (8 * 3600, "<8h"), (float("inf"), "8h+")]
+def _short_duration(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g}d"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    return f"{seconds / 60:g}m"
 
 
-def duration_histogram(durations: Sequence[float]) -> list[tuple[str, float]]:
-    counts = [0] * len(DURATION_BUCKETS)
-    for seconds in durations:
-        for i, (limit, _) in enumerate(DURATION_BUCKETS):
-            if seconds < limit:
-                counts[i] += 1
-                break
-    return [(label, count) for (_, label), count in zip(DURATION_BUCKETS, counts)]
+def duration_bars(counts: Sequence[tuple[float, int]]) -> list[tuple[str, float]]:
+    """Bars from (upper bound in seconds, sessions) buckets, the last bound infinite:
+    "<5m", "<15m", ... and "1d+" for the open-ended last one."""
+    bars = []
+    for i, (bound, count) in enumerate(counts):
+        if math.isinf(bound):
+            label = f"{_short_duration(counts[i - 1][0])}+" if i else "all"
+        else:
+            label = f"<{_short_duration(bound)}"
+        bars.append((label, count))
+    return bars

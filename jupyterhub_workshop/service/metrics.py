@@ -5,6 +5,8 @@ Everything is kept up to date as the service works, so a scrape only formats num
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -33,13 +35,28 @@ class WorkshopMetrics:
         self.cost = Gauge("workshop_cost", "Cost so far: node-hours times the price per node-hour.",
                           registry=self.registry)
 
-    def load(self, culls_by_reason: dict[str, int], durations, node_hours: float) -> None:
+    def load(self, culls_by_reason: dict[str, int], durations: Iterable[float], node_hours: float) -> None:
         """Seed from the store after a (re)start, so counters continue where they were."""
         for reason, count in culls_by_reason.items():
             self.culls.labels(reason).inc(count)
         for seconds in durations:
             self.session_duration.observe(seconds)
         self.set_node_hours(node_hours)
+
+    def session_duration_counts(self) -> list[tuple[float, int]]:
+        """Finished sessions per duration bucket: (upper bound in seconds, count), the last
+        bound infinite. The admin page's histogram reads this instead of the database."""
+        cumulative = [
+            (float(sample.labels["le"]), int(sample.value))
+            for metric in self.session_duration.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_bucket")
+        ]
+        counts, below = [], 0
+        for bound, total in cumulative:
+            counts.append((bound, total - below))
+            below = total
+        return counts
 
     def set_node_hours(self, node_hours: float) -> None:
         self.node_hours.set(node_hours)

@@ -26,7 +26,7 @@ import contextlib
 import importlib.util
 import sys
 import threading
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import chain
 from typing import Iterator, NamedTuple
 
@@ -40,6 +40,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    cast,
     create_engine,
     event,
     func,
@@ -49,6 +50,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+
+from . import series
 
 #: Why a session ended; also the vocabulary of cull reasons.
 STOP_REASONS = frozenset({"idle", "night", "max-age", "user", "unknown"})
@@ -355,14 +358,14 @@ class UsageStore:
             where.append(sessions.c.stopped.is_(None) | (sessions.c.stopped > _utc(start)))
         return where
 
-    def _pages(self, query, batch: int) -> Iterator[list]:
-        """Keyset pagination by id (the query's first column): one short transaction a page."""
+    def _pages(self, query, batch: int, key=sessions.c.id) -> Iterator[list]:
+        """Keyset pagination by ``key`` (the query's first column): one short transaction a page."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
-        query = query.order_by(sessions.c.id).limit(batch)
+        query = query.order_by(key).limit(batch)
         last = None
         while True:
-            page = query if last is None else query.where(sessions.c.id > last)
+            page = query if last is None else query.where(key > last)
             with self._begin() as conn:
                 rows = conn.execute(page).all()
             if rows:
@@ -427,15 +430,13 @@ class UsageStore:
             last = rows[-1][0]
 
     def session_durations(
-        self, start: datetime | None = None, end: datetime | None = None
-    ) -> list[float]:
-        """Seconds of each closed session overlapping [start, end), in id order."""
+        self, start: datetime | None = None, end: datetime | None = None, batch: int = 10000
+    ) -> Iterator[float]:
+        """Seconds of each closed session overlapping [start, end), in id order, streamed."""
         where = [*self._overlapping(start, end), sessions.c.stopped.is_not(None)]
         query = select(sessions.c.id, sessions.c.started, sessions.c.stopped).where(*where)
-        durations: list[float] = []
-        for rows in self._pages(query, 10000):
-            durations.extend((stopped - started).total_seconds() for _, started, stopped in rows)
-        return durations
+        for rows in self._pages(query, batch):
+            yield from ((stopped - started).total_seconds() for _, started, stopped in rows)
 
     # --- samples and culls -----------------------------------------------------------
 
@@ -457,6 +458,60 @@ class UsageStore:
             query = query.where(c.at < _utc(end))
         with self._begin() as conn:
             return [SampleRow._make(row) for row in conn.execute(query.order_by(c.at, c.id))]
+
+    def sample_span(self) -> tuple[datetime, datetime] | None:
+        """Times of the first and last sample, or None before the first."""
+        c = samples_table.c
+        with self._begin() as conn:
+            first, last = conn.execute(select(func.min(c.at), func.max(c.at))).one()
+        return (first, last) if first is not None else None
+
+    def sample_peaks(self, slices: int) -> list[tuple[datetime, tuple[int, int]]]:
+        """``series.bucket_peaks`` of (active users, running servers) over every sample: at
+        most ``slices`` points, whatever the length of the record. Reduced by the database
+        (GROUP BY slice) on SQLite and PostgreSQL, streamed through Python elsewhere."""
+        span = self.sample_span()
+        if span is None:
+            return []
+        first, last = span
+        c = samples_table.c
+        width = series.slice_seconds(first, last, slices)
+        index = self._slice_of(c.at, first, width)
+        if index is None:
+            points = ((s.at, (s.active_users, s.running_servers)) for s in self.iter_samples())
+            return series.bucket_peaks(points, first, last, slices)
+        index = index.label("slice")
+        query = select(index, func.max(c.active_users), func.max(c.running_servers)).group_by(index)
+        peaks: dict[int, tuple[int, int]] = {}
+        with self._begin() as conn:
+            for raw, active, running in conn.execute(query):
+                # the same clamp as series.slice_index: the last instant is in the last slice
+                i = min(slices - 1, max(0, int(raw)))
+                held = peaks.get(i)
+                peaks[i] = (active, running) if held is None else (max(held[0], active), max(held[1], running))
+        return [(first + timedelta(seconds=i * width), peaks[i]) for i in sorted(peaks)]
+
+    def _slice_of(self, column, first: datetime, width: float):
+        """SQL for the slice (as ``series.slice_index`` before its clamp) that ``column`` falls
+        in, or None on databases other than SQLite and PostgreSQL."""
+        name = self.engine.dialect.name
+        if name == "sqlite":
+            # fixed-width ISO text, which julianday() reads; offsets are >= 0, so the cast
+            # floors (SQLite's floor() exists only in builds with its math functions)
+            start = _utc(first).strftime(UTCDateTime._SQLITE_FORMAT)
+            seconds = (func.julianday(column) - func.julianday(start)) * 86400.0
+            return cast(seconds / width, Integer)
+        if name == "postgresql":
+            return func.floor(func.extract("epoch", column - _utc(first)) / width)
+        return None
+
+    def iter_samples(self, batch: int = 10000) -> Iterator[SampleRow]:
+        """Every sample, streamed in pages (in recording order, which is time order unless the
+        clock was set back)."""
+        c = samples_table.c
+        query = select(c.id, c.at, c.active_users, c.running_servers)
+        for rows in self._pages(query, batch, key=c.id):
+            yield from (SampleRow(at, active, running) for _, at, active, running in rows)
 
     def record_cull(self, at: datetime, user: str, server: str, reason: str, dry_run: bool) -> None:
         """A cull decision (``dry_run``: decided but nothing stopped). Reasons as STOP_REASONS."""

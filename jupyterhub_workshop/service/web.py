@@ -25,6 +25,7 @@ from .policy import cull_time, warning
 from .usage import sessions_csv, sessions_json
 
 TEMPLATES = Path(__file__).parent / "templates"
+CHART_POINTS = 300  # about one per two pixels of a chart: any longer record is reduced to its peaks
 
 
 def _time_arg(handler: web.RequestHandler, name: str) -> datetime | None:
@@ -98,19 +99,22 @@ class MainHandler(ServiceHandler):
         for server in sorted(service.servers, key=lambda s: (s.user, s.name)):
             when = cull_time(server, server.user in opted_out, service.policy, now)
             rows.append((server, when))
-        samples = service.store.samples()
-        durations = service.store.session_durations()
+        active, running = self.sample_charts()
+        durations = service.metrics.session_duration_counts()  # kept current by the service
         nh = service.current_node_hours()
         self.render_page(
             "workshop-admin.html", **context, rows=rows, culls=service.store.culls_by_reason(),
             opt_outs=sorted(opted_out), node_hours=nh, cost=nh * service.price_per_node_hour,
-            active_chart=charts.line_chart(
-                "Active users", [(s.at.astimezone(self.zone), s.active_users) for s in samples]),
-            running_chart=charts.line_chart(
-                "Running servers", [(s.at.astimezone(self.zone), s.running_servers) for s in samples]),
-            duration_chart=charts.bar_chart("Session durations (sessions)", charts.duration_histogram(durations)),
-            sessions=len(durations),
+            active_chart=charts.line_chart("Active users", active),
+            running_chart=charts.line_chart("Running servers", running),
+            duration_chart=charts.bar_chart("Session durations (sessions)", charts.duration_bars(durations)),
+            sessions=sum(count for _, count in durations),
         )
+
+    def sample_charts(self):
+        """Active users and running servers over the whole record, at most CHART_POINTS each."""
+        peaks = [(at.astimezone(self.zone), values) for at, values in self.service.store.sample_peaks(CHART_POINTS)]
+        return [(at, active) for at, (active, _) in peaks], [(at, running) for at, (_, running) in peaks]
 
 
 class OptOutHandler(ServiceHandler):

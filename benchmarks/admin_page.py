@@ -1,0 +1,119 @@
+"""Benchmark: the admin page's charts over a long record (a year of one-minute samples).
+
+    .venv/bin/python benchmarks/admin_page.py [--days 365] [--sessions 200000]
+
+Setup (not timed) fills a temporary SQLite usage store. Then, in this process:
+
+* ours: what MainHandler does per page load: the samples reduced to the peaks of 300 time
+  slices by the database (``UsageStore.sample_peaks``, GROUP BY slice), the duration
+  histogram read from the service's metrics (seeded once at start-up from the store, streamed);
+* baseline: every sample loaded as a list and drawn at full resolution, and every session
+  duration loaded as a list for the histogram (what the page did before).
+
+Each prints seconds per page load, the Python heap's peak (tracemalloc, measured in a separate
+untimed pass) and the size of the SVG sent. Goal: a page load <= 1 s and <= 20 MB of heap on a
+year of samples; the last line prints the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jupyterhub_workshop.service import charts  # noqa: E402
+from jupyterhub_workshop.service.metrics import WorkshopMetrics  # noqa: E402
+from jupyterhub_workshop.service.store import UsageStore, samples_table, sessions  # noqa: E402
+from jupyterhub_workshop.service.web import CHART_POINTS  # noqa: E402
+
+GOAL_SECONDS = 1.0
+GOAL_HEAP_MB = 20.0
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def fill(store: UsageStore, minutes: int, session_count: int) -> None:
+    rng = random.Random(7)
+    with store.engine.begin() as conn:
+        for first in range(0, minutes, 50_000):
+            conn.execute(samples_table.insert(), [
+                {"at": T0 + timedelta(minutes=m), "active_users": rng.randint(0, 300),
+                 "running_servers": rng.randint(0, 400)}
+                for m in range(first, min(first + 50_000, minutes))
+            ])
+        for first in range(0, session_count, 50_000):
+            rows = []
+            for i in range(first, min(first + 50_000, session_count)):
+                started = T0 + timedelta(seconds=90 * i)
+                rows.append({"username": f"ws{i % 400:03d}", "server_name": "", "profile": None,
+                             "started": started, "stopped": started + timedelta(seconds=rng.randint(60, 30000)),
+                             "stop_reason": "idle"})
+            conn.execute(sessions.insert(), rows)
+
+
+def ours(store: UsageStore, metrics: WorkshopMetrics) -> int:
+    peaks = store.sample_peaks(CHART_POINTS)
+    svg = charts.line_chart("Active users", [(at, v[0]) for at, v in peaks])
+    svg += charts.line_chart("Running servers", [(at, v[1]) for at, v in peaks])
+    svg += charts.bar_chart("Session durations", charts.duration_bars(metrics.session_duration_counts()))
+    return len(svg)
+
+
+def baseline(store: UsageStore) -> int:
+    samples = store.samples()
+    durations = list(store.session_durations())
+    svg = charts.line_chart("Active users", [(s.at, s.active_users) for s in samples])
+    svg += charts.line_chart("Running servers", [(s.at, s.running_servers) for s in samples])
+    counts = [0] * 10
+    for seconds in durations:  # the old fixed buckets, counted from the list
+        counts[min(9, int(seconds // 3600))] += 1
+    svg += charts.bar_chart("Session durations", [(str(i), c) for i, c in enumerate(counts)])
+    return len(svg)
+
+
+def measure(name: str, page) -> tuple[float, float, int]:
+    page()  # warm caches (statement compilation, imports)
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        size = page()
+        times.append(time.perf_counter() - began)
+    tracemalloc.start()
+    page()
+    heap = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    seconds = sorted(times)[1]
+    print(f"{name:9} {seconds:6.2f} s per page load, heap peak {heap:7.1f} MB, SVG {size / 1024:8.0f} KiB")
+    return seconds, heap, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--sessions", type=int, default=200_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = UsageStore(f"sqlite:///{tmp}/usage.sqlite")
+        began = time.perf_counter()
+        fill(store, args.days * 1440, args.sessions)
+        print(f"setup: {args.days * 1440:,} samples, {args.sessions:,} sessions in {time.perf_counter() - began:.0f} s (not timed)")
+        metrics = WorkshopMetrics()
+        began = time.perf_counter()
+        metrics.load({}, store.session_durations(), node_hours=0)
+        print(f"service start-up: durations streamed into the metrics in {time.perf_counter() - began:.2f} s (once)")
+        new = measure("ours", lambda: ours(store, metrics))
+        old = measure("baseline", lambda: baseline(store))
+        store.close()
+    met = new[0] <= GOAL_SECONDS and new[1] <= GOAL_HEAP_MB
+    print(f"ratio ours/baseline: time {new[0] / old[0]:.2f}  heap {new[1] / old[1]:.3f}  SVG {new[2] / old[2]:.3f}   "
+          f"(goal: <= {GOAL_SECONDS:g} s and <= {GOAL_HEAP_MB:g} MB: {'met' if met else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
