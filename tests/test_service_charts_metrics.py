@@ -12,6 +12,16 @@ def test_line_chart_draws_steps_with_time_labels():
     assert "no data yet" in charts.line_chart("Active users", [])
 
 
+def test_time_labels_fit_the_span():
+    t0 = datetime(2026, 7, 14, 9, tzinfo=timezone.utc)
+    minutes = charts.line_chart("x", [(t0, 1), (t0 + timedelta(seconds=90), 2)])
+    assert ">09:00:00<" in minutes and ">09:01:30<" in minutes
+    week = charts.line_chart("x", [(t0, 1), (t0 + timedelta(days=4), 2)])
+    assert ">Tue 09:00<" in week and ">Sat 09:00<" in week
+    semester = charts.line_chart("x", [(t0, 1), (t0 + timedelta(days=120), 2)])
+    assert ">Jul 14<" in semester and ">Nov 11<" in semester
+
+
 def test_duration_bars_from_the_metrics_histogram():
     metrics = WorkshopMetrics()
     metrics.load({}, [60, 1000, 4000, 4000, 40000, 200000], node_hours=0)

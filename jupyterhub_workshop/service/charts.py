@@ -42,7 +42,18 @@ def _frame(title: str, y_max: float, x_labels: Sequence[tuple[float, str]], body
     return "".join(parts)
 
 
-def line_chart(title: str, points: Sequence[tuple[datetime, float]], time_format: str = "%H:%M") -> str:
+def time_format_for(span_seconds: float) -> str:
+    """Axis labels that tell the ticks apart: seconds for minutes, days for weeks."""
+    if span_seconds < 600:
+        return "%H:%M:%S"
+    if span_seconds < 86400:
+        return "%H:%M"
+    if span_seconds < 7 * 86400:
+        return "%a %H:%M"
+    return "%b %d"
+
+
+def line_chart(title: str, points: Sequence[tuple[datetime, float]], time_format: str | None = None) -> str:
     """A step line of a value over time (e.g. running servers per sample)."""
     if not points:
         return _frame(title, 1, [], f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
@@ -62,6 +73,7 @@ def line_chart(title: str, points: Sequence[tuple[datetime, float]], time_format
             path.append(f"M{x:.1f},{y:.1f}")
         else:
             path.append(f"H{x:.1f}V{y:.1f}")
+    time_format = time_format or time_format_for(span)
     ticks = [(i / 4, (t0 + (t1 - t0) * (i / 4)).strftime(time_format)) for i in range(5)]
     body = f'<path d="{"".join(path)}" fill="none" stroke="#f37524" stroke-width="2.5"/>'
     return _frame(title, y_max, ticks, body)
