@@ -104,8 +104,6 @@ class WorkshopLoginHandler(LoginHandler):
         self.workshop_admitted = True  # authenticate() must not count this login twice
         try:
             async with auth.login_turn():
-                if self.request.connection.stream.closed():
-                    return  # the person gave up while waiting: no hub work for nobody
                 return await super().post()
         finally:
             auth.release_login()
