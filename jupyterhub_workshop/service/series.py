@@ -25,6 +25,17 @@ def slice_index(seconds_after_first: float, width: float, slices: int) -> int:
     return min(slices - 1, max(0, int(seconds_after_first // width)))
 
 
+def add_peak(peaks: dict[int, tuple], index: int, values: tuple) -> None:
+    """Fold ``values`` into slice ``index``, keeping the highest of each."""
+    held = peaks.get(index)
+    peaks[index] = values if held is None else tuple(map(max, held, values))
+
+
+def peaks_in_order(peaks: dict[int, tuple], first: datetime, width: float) -> list[tuple[datetime, tuple]]:
+    """(start of the slice, its peaks) for each non-empty slice, in time order."""
+    return [(first + timedelta(seconds=index * width), peaks[index]) for index in sorted(peaks)]
+
+
 def bucket_peaks(
     points: Iterable[tuple[datetime, tuple[float, ...]]], first: datetime, last: datetime, slices: int
 ) -> list[tuple[datetime, tuple[float, ...]]]:
@@ -36,7 +47,5 @@ def bucket_peaks(
     width = slice_seconds(first, last, slices)
     peaks: dict[int, tuple[float, ...]] = {}
     for at, values in points:
-        index = slice_index((at - first).total_seconds(), width, slices)
-        held = peaks.get(index)
-        peaks[index] = values if held is None else tuple(map(max, held, values))
-    return [(first + timedelta(seconds=index * width), peaks[index]) for index in sorted(peaks)]
+        add_peak(peaks, slice_index((at - first).total_seconds(), width, slices), values)
+    return peaks_in_order(peaks, first, width)

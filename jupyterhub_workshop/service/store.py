@@ -26,7 +26,7 @@ import contextlib
 import importlib.util
 import sys
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from itertools import chain
 from typing import Iterator, NamedTuple
 
@@ -114,7 +114,7 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if isinstance(value, str):  # SQLite: "YYYY-MM-DDTHH:MM:SS.ffffffZ"
-            return _parse_sqlite(value)
+            return parse_stored_time(value)
         if value.tzinfo is None:  # a backend without time zones keeps what we wrote: UTC
             return value.replace(tzinfo=UTC)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
@@ -122,17 +122,30 @@ class UTCDateTime(TypeDecorator):
     def result_processor(self, dialect, coltype):
         if dialect.name == "sqlite":
             # the hot path of an export: one small function per value, no TypeDecorator layers
-            parse = _parse_sqlite
+            parse = parse_stored_time
             return lambda value: None if value is None else parse(value)
         return super().result_processor(dialect, coltype)
 
 
 if sys.version_info >= (3, 11):
-    _parse_sqlite = datetime.fromisoformat  # reads the Z as timezone.utc itself
+    parse_stored_time = datetime.fromisoformat  # reads the Z as timezone.utc itself
 else:  # pragma: no cover - 3.10's fromisoformat does not know "Z"
 
-    def _parse_sqlite(value: str) -> datetime:
+    def parse_stored_time(value: str) -> datetime:
         return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+
+
+def _keyset_pages(fetch, batch: int, before_first) -> Iterator[list]:
+    """Pages of ``fetch(last_key)`` (rows with their key first, at most ``batch``) until a
+    short page; each fetch its own short transaction, nothing fetched before iteration."""
+    last = before_first
+    while True:
+        rows = fetch(last)
+        if rows:
+            yield rows
+        if len(rows) < batch:
+            return
+        last = rows[-1][0]
 
 
 metadata = MetaData()
@@ -363,16 +376,12 @@ class UsageStore:
         if batch < 1:
             raise ValueError("batch must be at least 1")
         query = query.order_by(key).limit(batch)
-        last = None
-        while True:
-            page = query if last is None else query.where(key > last)
+
+        def fetch(last):
             with self._begin() as conn:
-                rows = conn.execute(page).all()
-            if rows:
-                yield rows
-            if len(rows) < batch:
-                return
-            last = rows[-1][0]
+                return conn.execute(query if last is None else query.where(key > last)).all()
+
+        return _keyset_pages(fetch, batch, None)
 
     def iter_sessions(
         self, start: datetime | None = None, end: datetime | None = None, batch: int = 5000
@@ -415,19 +424,16 @@ class UsageStore:
             "SELECT id, username, server_name, profile, started, stopped, stop_reason"
             f" FROM {sessions.name} WHERE id > ?{filters} ORDER BY id LIMIT ?"
         )
-        last = -1
-        while True:
+
+        def fetch(last):
             with self._begin() as conn:
                 cursor = conn.connection.driver_connection.cursor()
                 try:
-                    rows = cursor.execute(sql, [last, *params, batch]).fetchall()
+                    return cursor.execute(sql, [last, *params, batch]).fetchall()
                 finally:
                     cursor.close()
-            if rows:
-                yield rows
-            if len(rows) < batch:
-                return
-            last = rows[-1][0]
+
+        return _keyset_pages(fetch, batch, -1)
 
     def session_durations(
         self, start: datetime | None = None, end: datetime | None = None, batch: int = 10000
@@ -486,22 +492,19 @@ class UsageStore:
         with self._begin() as conn:
             for raw, active, running in conn.execute(query):
                 # the same clamp as series.slice_index: the last instant is in the last slice
-                i = min(slices - 1, max(0, int(raw)))
-                held = peaks.get(i)
-                peaks[i] = (active, running) if held is None else (max(held[0], active), max(held[1], running))
-        return [(first + timedelta(seconds=i * width), peaks[i]) for i in sorted(peaks)]
+                series.add_peak(peaks, min(slices - 1, max(0, int(raw))), (active, running))
+        return series.peaks_in_order(peaks, first, width)
 
     def _slice_of(self, column, first: datetime, width: float):
         """SQL for the slice (as ``series.slice_index`` before its clamp) that ``column`` falls
         in, or None on databases other than SQLite and PostgreSQL."""
-        name = self.engine.dialect.name
-        if name == "sqlite":
+        if self.dialect == "sqlite":
             # fixed-width ISO text, which julianday() reads; offsets are >= 0, so the cast
             # floors (SQLite's floor() exists only in builds with its math functions)
             start = _utc(first).strftime(UTCDateTime._SQLITE_FORMAT)
             seconds = (func.julianday(column) - func.julianday(start)) * 86400.0
             return cast(seconds / width, Integer)
-        if name == "postgresql":
+        if self.dialect == "postgresql":
             return func.floor(func.extract("epoch", column - _utc(first)) / width)
         return None
 

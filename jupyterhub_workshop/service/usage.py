@@ -13,12 +13,11 @@ import io
 import json
 import math
 import os
-import sys
 from datetime import datetime, timezone
 from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
-from .store import SampleRow, SessionRow, UsageStore, normalize_url
+from .store import SampleRow, SessionRow, UsageStore, normalize_url, parse_stored_time
 
 CSV_COLUMNS = ("user", "server", "profile", "started", "stopped", "duration_seconds", "stop_reason")
 FORMATS = ("csv", "json")
@@ -33,15 +32,18 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(_UTC)
 
 
+def _chunks(rows: Iterable, counter: list[int]) -> Iterator[list]:
+    """Rows in lists of up to _CHUNK_ROWS, counted into ``counter[0]``."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, _CHUNK_ROWS)):
+        counter[0] += len(chunk)
+        yield chunk
+
+
 def _field_chunks(rows: Iterable[SessionRow], counter: list[int]) -> Iterator[list[tuple]]:
     """Rows as CSV_COLUMNS tuples, up to _CHUNK_ROWS a list (the exports' hot loop)."""
     utc = _UTC
-    iterator = iter(rows)
-    while True:
-        chunk = list(islice(iterator, _CHUNK_ROWS))
-        if not chunk:
-            return
-        counter[0] += len(chunk)
+    for chunk in _chunks(rows, counter):
         fields = []
         append = fields.append
         for _id, user, server, profile, started, stopped, reason in chunk:
@@ -59,27 +61,14 @@ def _field_chunks(rows: Iterable[SessionRow], counter: list[int]) -> Iterator[li
         yield fields
 
 
-if sys.version_info >= (3, 11):
-    _parse_iso = datetime.fromisoformat
-else:  # pragma: no cover - 3.10's fromisoformat does not know "Z"
-
-    def _parse_iso(value: str) -> datetime:
-        return datetime.fromisoformat(value[:-1])
-
-
 def _iso_field_chunks(rows: Iterable[tuple], counter: list[int]) -> Iterator[list[tuple]]:
     """Like _field_chunks, from ``UsageStore.iter_sessions_iso`` rows (times already text).
 
     Same output: ``.000000`` is dropped as ``isoformat`` does; durations from the same
     microsecond arithmetic.
     """
-    parse = _parse_iso
-    iterator = iter(rows)
-    while True:
-        chunk = list(islice(iterator, _CHUNK_ROWS))
-        if not chunk:
-            return
-        counter[0] += len(chunk)
+    parse = parse_stored_time
+    for chunk in _chunks(rows, counter):
         fields = []
         append = fields.append
         for _id, user, server, profile, started, stopped, reason in chunk:
