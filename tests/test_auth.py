@@ -160,21 +160,26 @@ async def test_a_full_gate_asks_logins_to_come_back_later(hub):
 
 async def test_admitted_logins_take_turns_in_arrival_order(hub):
     auth = hub.authenticator
+    turns = auth.concurrent_logins
     order = []
+    entered = [asyncio.Event() for _ in range(turns + 2)]
+    holds = [asyncio.Event() for _ in range(turns + 2)]
 
-    async def login(name, hold):
+    async def login(i):
         async with auth.login_turn():
-            order.append(name)
-            await hold.wait()
+            order.append(i)
+            entered[i].set()
+            await holds[i].wait()
 
-    holds = [asyncio.Event() for _ in range(auth.concurrent_logins + 2)]
-    tasks = [asyncio.create_task(login(i, hold)) for i, hold in enumerate(holds)]
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert order == list(range(auth.concurrent_logins))  # the rest wait
+    tasks = [asyncio.create_task(login(i)) for i in range(len(holds))]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in entered[:turns])), 5)
+    assert order == list(range(turns))  # every task has started by now: the rest wait
+    holds[0].set()  # one turn frees: the next in line, not any other, takes it
+    await asyncio.wait_for(entered[turns].wait(), 5)
+    assert order == list(range(turns + 1))
     for hold in holds:
         hold.set()
-    await asyncio.gather(*tasks)
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order == list(range(len(holds)))
 
 
