@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jupyterhub_workshop.service import charts  # noqa: E402
+from jupyterhub_workshop import charts  # noqa: E402
 from jupyterhub_workshop.service.metrics import WorkshopMetrics  # noqa: E402
 from jupyterhub_workshop.service.store import UsageStore, samples_table, sessions  # noqa: E402
 from jupyterhub_workshop.service.web import CHART_POINTS  # noqa: E402

@@ -77,7 +77,7 @@ async def our_pass(api_url: str, token: str, db: Path, timeout: int) -> tuple[fl
 
     os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"] = api_url, token
     service = WorkshopService()
-    service.initialize([f"--db-url=sqlite:///{db}", f"--idle-timeout={timeout}", "--log-level=WARN"])
+    service.initialize([f"--db-url=sqlite:///{db}", f"--timeout={timeout}", "--log-level=WARN"])
     started = time.perf_counter()
     await service.run_pass()
     first = time.perf_counter() - started

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jupyterhub_workshop.credentials import Batch, generate  # noqa: E402
-from jupyterhub_workshop.passwords import generate_password, hash_many  # noqa: E402
+from jupyterhub_workshop.login.issuing import Batch, generate  # noqa: E402
+from jupyterhub_workshop.login.passwords import generate_password, hash_many  # noqa: E402
 
 
 def main():

@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jupyterhub_workshop.cards import read_cards_csv  # noqa: E402
-from jupyterhub_workshop.credentials import Batch, generate  # noqa: E402
-from jupyterhub_workshop.loadtest import pick_cards, run_loadtest  # noqa: E402
-from jupyterhub_workshop.loadtest_participant import Options  # noqa: E402
-from jupyterhub_workshop.loadtest_report import render_text  # noqa: E402
+from jupyterhub_workshop.login.printing import read_cards_csv  # noqa: E402
+from jupyterhub_workshop.login.issuing import Batch, generate  # noqa: E402
+from jupyterhub_workshop.rehearsal.loadtest.run import pick_cards, run_loadtest  # noqa: E402
+from jupyterhub_workshop.rehearsal.loadtest.participant import Options  # noqa: E402
+from jupyterhub_workshop.rehearsal.loadtest.report import render_text  # noqa: E402
 from tests.harness.hub import HubProcess, free_port, http_status, wait_for  # noqa: E402
 
 ALWAYS_UP = """

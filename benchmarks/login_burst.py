@@ -23,9 +23,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jupyterhub_workshop.credentials import Batch, generate  # noqa: E402
-from jupyterhub_workshop.cards import read_cards_csv  # noqa: E402
-from jupyterhub_workshop.loadtest import KEEPALIVE_SECONDS  # noqa: E402
+from jupyterhub_workshop.login.issuing import Batch, generate  # noqa: E402
+from jupyterhub_workshop.login.printing import read_cards_csv  # noqa: E402
+from jupyterhub_workshop.rehearsal.loadtest.run import KEEPALIVE_SECONDS  # noqa: E402
 from tests.harness.browser import XSRF_FIELD  # noqa: E402
 from tests.harness.hub import HubProcess  # noqa: E402
 

@@ -16,13 +16,13 @@ with open(_KUBECONFIG, "w") as _f:
     )
 os.environ.setdefault("KUBECONFIG", _KUBECONFIG)
 
-from jupyterhub_workshop.credentials import Batch, issue
+from jupyterhub_workshop.login.issuing import Batch, issue
 
 
 @pytest.fixture(scope="session")
 def sample_hash():
     """One real argon2id hash (hashing is deliberately slow; make it once)."""
-    from jupyterhub_workshop.passwords import hash_password
+    from jupyterhub_workshop.login.passwords import hash_password
 
     return hash_password("correct-horse")
 

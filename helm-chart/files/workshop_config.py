@@ -16,7 +16,7 @@ def _configure_workshop(c):
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     import z2jh
-    from jupyterhub_workshop.service.hubconfig import night_warning, workshop_roles, workshop_service
+    from jupyterhub_workshop.hubconfig.services import night_warning, workshop_roles, workshop_service
 
     service_name = "workshop"
 
@@ -148,7 +148,7 @@ def _configure_workshop(c):
     args = [
         # listen on every interface of the hub pod: the proxy comes through the hub Service
         f"--WorkshopService.service_url=http://0.0.0.0:{port}",
-        f"--idle-timeout={int(culling.get('idleTimeout') or 0)}",
+        f"--timeout={int(culling.get('idleTimeout') or 0)}",
         f"--max-age={int(culling.get('maxAge') or 0)}",
         *list_option("exempt_groups", culling.get("exemptGroups")),
         *list_option("staff_groups", service.get("staffGroups")),

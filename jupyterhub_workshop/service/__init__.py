@@ -1,1 +1,2 @@
-"""Workshop hub service: culls idle, old and after-hours servers."""
+"""The workshop service: idle and night-time culling with opt-outs, usage records and exports,
+metrics, and the admin page in the hub's Services menu."""

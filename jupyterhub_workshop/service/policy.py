@@ -20,6 +20,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Collection, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..times import as_utc
+
 IDLE = "idle"
 NIGHT = "night"
 MAX_AGE = "max-age"
@@ -28,12 +30,6 @@ MAX_AGE = "max-age"
 _PRECEDENCE = (NIGHT, MAX_AGE, IDLE)
 
 _CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
-
-
-def _utc(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(timezone.utc)
 
 
 def _parse_clock_time(value: str, what: str) -> time:
@@ -81,7 +77,7 @@ class NightWindow:
     def containing(self, now: datetime) -> tuple[datetime, datetime] | None:
         """The window that contains ``now``, or None."""
         _, start, end = self._upcoming(now)
-        return (start, end) if start <= _utc(now, "now") else None
+        return (start, end) if start <= as_utc(now, "now") else None
 
     def next(self, now: datetime) -> tuple[datetime, datetime]:
         """The window containing ``now``, else the next one to start."""
@@ -98,7 +94,7 @@ class NightWindow:
         return day
 
     def _upcoming(self, now: datetime) -> tuple[date, datetime, datetime]:
-        now = _utc(now, "now")
+        now = as_utc(now, "now")
         today = now.astimezone(self.zone).date()
         # A window spans less than a day of wall-clock time, so one that contains now started
         # yesterday or today; if neither is still open, tomorrow's is the next.
@@ -129,8 +125,6 @@ class CullPolicy:
     exempt_admins: bool = True
     warn_before: timedelta = timedelta(minutes=30)  # how long before the night window to warn
     dry_run: bool = False  # carried along for the service; decide() ignores it
-    # Exempt users escape the idle and max-age culls too (e.g. instructors demoing all day).
-    exempt_from_idle: bool = False
 
     def __post_init__(self):
         if isinstance(self.exempt_groups, str):
@@ -157,9 +151,9 @@ class CullDecision:
     detail: str  # for logs and the admin page, e.g. "idle for 1 h 12 min (limit 1 h)"
 
 
-def is_exempt(server: ServerInfo, policy: CullPolicy) -> bool:
-    """Whether the server's owner is exempt from the night cull (admin or exempt group)."""
-    return (policy.exempt_admins and server.admin) or bool(server.groups & policy.exempt_groups)
+def is_exempt(admin: bool, groups: Collection[str], policy: CullPolicy) -> bool:
+    """Whether a user is exempt from the night cull (an admin, or in an exempt group)."""
+    return (policy.exempt_admins and admin) or not policy.exempt_groups.isdisjoint(groups)
 
 
 def decide(
@@ -169,7 +163,7 @@ def decide(
 
     ``opted_out`` holds the users opted out for ``policy.night.night_of(now)``.
     """
-    now = _utc(now, "now")
+    now = as_utc(now, "now")
     decisions = []
     for server in servers:
         if not server.ready:
@@ -189,7 +183,7 @@ def cull_time(
     An overdue server is stopped at the next pass, so its time is ``now``; the reason then is
     the one decide() reports.
     """
-    now = _utc(now, "now")
+    now = as_utc(now, "now")
     if not server.ready:
         return None
     deadlines = _deadlines(server, opted_out, policy, now)
@@ -206,7 +200,7 @@ def warning(
 
     The caller shows the opt-out control next to it.
     """
-    now = _utc(now, "now")
+    now = as_utc(now, "now")
     night = policy.night
     if night is None or not user_servers_running or opted_out or exempt:
         return None
@@ -228,14 +222,11 @@ def _deadlines(server: ServerInfo, opted_out: bool, policy: CullPolicy, now: dat
     """When each applicable rule stops this server if nothing changes; past times are overdue."""
     started, last_activity = _server_times(server)
     deadlines = {}
-    exempt = is_exempt(server, policy)
-    if policy.night is not None and not exempt:
+    if policy.night is not None and not is_exempt(server.admin, server.groups, policy):
         start, end = policy.night.next(now)
         if opted_out:  # the opt-out covers this night only; the following one still applies
             start, _ = policy.night.next(end)
         deadlines[NIGHT] = start
-    if exempt and policy.exempt_from_idle:
-        return deadlines
     max_age = _positive(policy.max_age)
     if max_age and started:
         deadlines[MAX_AGE] = started + max_age
@@ -257,8 +248,8 @@ def _detail(reason: str, server: ServerInfo, policy: CullPolicy, now: datetime) 
 def _server_times(server: ServerInfo) -> tuple[datetime | None, datetime | None]:
     """(started, last activity) in UTC; a server never reported active counts from its start."""
     label = f"server {server.user}/{server.name}"
-    started = server.started and _utc(server.started, f"{label} started")
-    last_activity = server.last_activity and _utc(server.last_activity, f"{label} last_activity")
+    started = server.started and as_utc(server.started, f"{label} started")
+    last_activity = server.last_activity and as_utc(server.last_activity, f"{label} last_activity")
     return started, last_activity or started
 
 

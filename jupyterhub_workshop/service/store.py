@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import sys
 import threading
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from itertools import chain
 from typing import Iterator, NamedTuple
 
@@ -51,12 +50,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from ..times import UTC, as_utc, parse_machine_time
 from . import series
 
 #: Why a session ended; also the vocabulary of cull reasons.
 STOP_REASONS = frozenset({"idle", "night", "max-age", "user", "unknown"})
 
-UTC = timezone.utc
 
 
 class SessionRow(NamedTuple):
@@ -81,14 +80,6 @@ class SampleRow(NamedTuple):
     running_servers: int
 
 
-def _utc(value: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware time (UTC)")
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
-
-
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes on every backend (fixed-width ISO text on SQLite)."""
 
@@ -105,7 +96,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        value = _utc(value)
+        value = as_utc(value)
         if dialect.name == "sqlite":
             return value.strftime(self._SQLITE_FORMAT)
         return value
@@ -114,7 +105,7 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if isinstance(value, str):  # SQLite: "YYYY-MM-DDTHH:MM:SS.ffffffZ"
-            return parse_stored_time(value)
+            return parse_machine_time(value)
         if value.tzinfo is None:  # a backend without time zones keeps what we wrote: UTC
             return value.replace(tzinfo=UTC)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
@@ -122,17 +113,9 @@ class UTCDateTime(TypeDecorator):
     def result_processor(self, dialect, coltype):
         if dialect.name == "sqlite":
             # the hot path of an export: one small function per value, no TypeDecorator layers
-            parse = parse_stored_time
+            parse = parse_machine_time
             return lambda value: None if value is None else parse(value)
         return super().result_processor(dialect, coltype)
-
-
-if sys.version_info >= (3, 11):
-    parse_stored_time = datetime.fromisoformat  # reads the Z as timezone.utc itself
-else:  # pragma: no cover - 3.10's fromisoformat does not know "Z"
-
-    def parse_stored_time(value: str) -> datetime:
-        return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
 
 
 def _keyset_pages(fetch, batch: int, before_first) -> Iterator[list]:
@@ -312,7 +295,7 @@ class UsageStore:
 
     def open_session(self, user: str, server: str, profile: str | None, started: datetime) -> int:
         """Record a running server; the open session's id if one is already recorded."""
-        started = _utc(started)
+        started = as_utc(started)
         try:
             with self._begin() as conn:
                 existing = self._open_id(conn, user, server)
@@ -335,7 +318,7 @@ class UsageStore:
     def close_session(self, user: str, server: str, stopped: datetime, reason: str) -> bool:
         """Close the open session of (user, server); False if none is open."""
         _check_reason(reason)
-        stopped = _utc(stopped)
+        stopped = as_utc(stopped)
         with self._begin() as conn:
             result = conn.execute(
                 sessions.update()
@@ -366,9 +349,9 @@ class UsageStore:
         """Sessions overlapping [start, end): started before end, not stopped by start."""
         where = []
         if end is not None:
-            where.append(sessions.c.started < _utc(end))
+            where.append(sessions.c.started < as_utc(end))
         if start is not None:
-            where.append(sessions.c.stopped.is_(None) | (sessions.c.stopped > _utc(start)))
+            where.append(sessions.c.stopped.is_(None) | (sessions.c.stopped > as_utc(start)))
         return where
 
     def _pages(self, query, batch: int, key=sessions.c.id) -> Iterator[list]:
@@ -416,10 +399,10 @@ class UsageStore:
         filters, params = "", []
         if end is not None:
             filters += " AND started < ?"
-            params.append(_utc(end).strftime(fmt))
+            params.append(as_utc(end).strftime(fmt))
         if start is not None:
             filters += " AND (stopped IS NULL OR stopped > ?)"
-            params.append(_utc(start).strftime(fmt))
+            params.append(as_utc(start).strftime(fmt))
         sql = (
             "SELECT id, username, server_name, profile, started, stopped, stop_reason"
             f" FROM {sessions.name} WHERE id > ?{filters} ORDER BY id LIMIT ?"
@@ -450,7 +433,7 @@ class UsageStore:
         with self._begin() as conn:
             conn.execute(
                 samples_table.insert().values(
-                    at=_utc(at), active_users=int(active_users), running_servers=int(running_servers)
+                    at=as_utc(at), active_users=int(active_users), running_servers=int(running_servers)
                 )
             )
 
@@ -459,9 +442,9 @@ class UsageStore:
         c = samples_table.c
         query = select(c.at, c.active_users, c.running_servers)
         if start is not None:
-            query = query.where(c.at >= _utc(start))
+            query = query.where(c.at >= as_utc(start))
         if end is not None:
-            query = query.where(c.at < _utc(end))
+            query = query.where(c.at < as_utc(end))
         with self._begin() as conn:
             return [SampleRow._make(row) for row in conn.execute(query.order_by(c.at, c.id))]
 
@@ -501,11 +484,11 @@ class UsageStore:
         if self.dialect == "sqlite":
             # fixed-width ISO text, which julianday() reads; offsets are >= 0, so the cast
             # floors (SQLite's floor() exists only in builds with its math functions)
-            start = _utc(first).strftime(UTCDateTime._SQLITE_FORMAT)
+            start = as_utc(first).strftime(UTCDateTime._SQLITE_FORMAT)
             seconds = (func.julianday(column) - func.julianday(start)) * 86400.0
             return cast(seconds / width, Integer)
         if self.dialect == "postgresql":
-            return func.floor(func.extract("epoch", column - _utc(first)) / width)
+            return func.floor(func.extract("epoch", column - as_utc(first)) / width)
         return None
 
     def iter_samples(self, batch: int = 10000) -> Iterator[SampleRow]:
@@ -522,7 +505,7 @@ class UsageStore:
         with self._begin() as conn:
             conn.execute(
                 culls.insert().values(
-                    at=_utc(at), username=user, server_name=server, reason=reason, dry_run=bool(dry_run)
+                    at=as_utc(at), username=user, server_name=server, reason=reason, dry_run=bool(dry_run)
                 )
             )
 
@@ -542,7 +525,7 @@ class UsageStore:
         """``user`` keeps their server through ``night``; repeating it changes nothing."""
         if isinstance(night, datetime) or not isinstance(night, date):
             raise TypeError("night must be a date")
-        values = dict(username=user, night=night, created=_utc(at))
+        values = dict(username=user, night=night, created=as_utc(at))
         if self.dialect in ("sqlite", "postgresql"):
             if self.dialect == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert

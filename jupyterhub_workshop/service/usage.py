@@ -1,4 +1,4 @@
-"""Usage exports (CSV, JSON) streamed from the store, and totals computed from its records.
+"""Usage exports (CSV, JSON) streamed from the store.
 
 The exports are generators of text chunks: memory stays bounded by one chunk whatever the
 number of sessions, so they serve a download or a CLI pipe of a year of workshops alike.
@@ -11,25 +11,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
-from datetime import datetime, timezone
+import sys
+from datetime import datetime
+from pathlib import Path
 from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
-from .store import SampleRow, SessionRow, UsageStore, normalize_url, parse_stored_time
+from ..times import UTC, as_utc, parse_machine_time
+from ..usage_accounting import USAGE_COLUMNS
+from .store import SessionRow, UsageStore, normalize_url
 
-CSV_COLUMNS = ("user", "server", "profile", "started", "stopped", "duration_seconds", "stop_reason")
 FORMATS = ("csv", "json")
 
 _CHUNK_ROWS = 1000  # rows per yielded chunk: big enough for cheap writes, small in memory
-_UTC = timezone.utc
-
-
-def _to_utc(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r} in a session row")
-    return value.astimezone(_UTC)
 
 
 def _chunks(rows: Iterable, counter: list[int]) -> Iterator[list]:
@@ -41,19 +36,19 @@ def _chunks(rows: Iterable, counter: list[int]) -> Iterator[list]:
 
 
 def _field_chunks(rows: Iterable[SessionRow], counter: list[int]) -> Iterator[list[tuple]]:
-    """Rows as CSV_COLUMNS tuples, up to _CHUNK_ROWS a list (the exports' hot loop)."""
-    utc = _UTC
+    """Rows as USAGE_COLUMNS tuples, up to _CHUNK_ROWS a list (the exports' hot loop)."""
+    utc = UTC
     for chunk in _chunks(rows, counter):
         fields = []
         append = fields.append
         for _id, user, server, profile, started, stopped, reason in chunk:
             if started.tzinfo is not utc:
-                started = _to_utc(started)
+                started = as_utc(started)
             if stopped is None:
                 append((user, server, profile, started.isoformat()[:-6] + "Z", None, None, reason))
                 continue
             if stopped.tzinfo is not utc:
-                stopped = _to_utc(stopped)
+                stopped = as_utc(stopped)
             append((
                 user, server, profile, started.isoformat()[:-6] + "Z", stopped.isoformat()[:-6] + "Z",
                 (stopped - started).total_seconds(), reason,
@@ -67,7 +62,7 @@ def _iso_field_chunks(rows: Iterable[tuple], counter: list[int]) -> Iterator[lis
     Same output: ``.000000`` is dropped as ``isoformat`` does; durations from the same
     microsecond arithmetic.
     """
-    parse = parse_stored_time
+    parse = parse_machine_time
     for chunk in _chunks(rows, counter):
         fields = []
         append = fields.append
@@ -93,7 +88,7 @@ def sessions_csv(rows: Iterable[SessionRow]) -> Iterator[str]:
 def _sessions_csv(field_chunks: Iterator[list[tuple]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(USAGE_COLUMNS)
     yield buffer.getvalue()
     for fields in field_chunks:
         buffer.seek(0)
@@ -105,7 +100,7 @@ def _sessions_csv(field_chunks: Iterator[list[tuple]]) -> Iterator[str]:
 def sessions_json(rows: Iterable[SessionRow]) -> Iterator[str]:
     """One JSON document ``{"sessions": [{...}, ...]}`` in chunks, one session object a line.
 
-    The objects carry the CSV_COLUMNS keys; the document is complete only once the generator
+    The objects carry the USAGE_COLUMNS keys; the document is complete only once the generator
     is exhausted (it never holds the whole list).
     """
     return _sessions_json(_field_chunks(rows, [0]))
@@ -116,30 +111,9 @@ def _sessions_json(field_chunks: Iterator[list[tuple]]) -> Iterator[str]:
     encode = json.JSONEncoder(ensure_ascii=False).encode
     separator = "\n"
     for fields in field_chunks:
-        yield separator + ",\n".join([encode(dict(zip(CSV_COLUMNS, f))) for f in fields])
+        yield separator + ",\n".join([encode(dict(zip(USAGE_COLUMNS, f))) for f in fields])
         separator = ",\n"
     yield "\n]}\n"
-
-
-def node_hours(samples: list[SampleRow], users_per_node: int, now: datetime | None = None) -> float:
-    """Node-hours: the integral over time of ``ceil(running_servers / users_per_node)``.
-
-    Step-wise: each sample's count holds until the next sample, and the last one until
-    ``now`` (nothing after the last sample when ``now`` is None). Unsorted input is fine.
-    """
-    if users_per_node < 1:
-        raise ValueError("users_per_node must be at least 1")
-    ordered = sorted(samples, key=lambda s: s.at)
-    seconds = 0.0
-    for current, following in zip(ordered, [*ordered[1:], None]):
-        until = following.at if following is not None else now
-        if until is None:
-            break
-        nodes = max(0, math.ceil(current.running_servers / users_per_node))
-        span = (until - current.at).total_seconds()
-        if span > 0:
-            seconds += nodes * span
-    return seconds / 3600.0
 
 
 def export(
@@ -176,3 +150,27 @@ def export(
     finally:
         store.close()
     return counter[0]
+
+
+# --- command line: `jupyterhub-workshop usage export` ---------------------------------------
+
+
+def add_arguments(parser, typed_time) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    out = actions.add_parser("export", help="write recorded sessions as CSV or JSON")
+    out.add_argument("--db", required=True,
+                     help="SQLAlchemy URL of the service database, e.g. sqlite:///workshop-usage.sqlite")
+    out.add_argument("--format", choices=FORMATS, default="csv")
+    out.add_argument("--start", type=typed_time, help="only sessions overlapping from this ISO 8601 time")
+    out.add_argument("--end", type=typed_time, help="... until this ISO 8601 time")
+    out.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
+
+def run(args) -> int:
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            count = export(args.db, args.format, out, args.start, args.end)
+    else:
+        count = export(args.db, args.format, sys.stdout, args.start, args.end)
+    print(f"{count} session{'' if count == 1 else 's'}", file=sys.stderr)
+    return 0

@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,9 @@ from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
-from . import charts
-from .policy import cull_time, warning
+from .. import charts
+from ..times import now_utc, parse_typed_time
+from .policy import cull_time, is_exempt, warning
 from .usage import sessions_csv, sessions_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,10 +35,9 @@ def _time_arg(handler: web.RequestHandler, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise web.HTTPError(400, f"{name} must be an ISO 8601 date or time, e.g. 2026-07-14") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_typed_time(value)
+    except ValueError as e:
+        raise web.HTTPError(400, f"{name}: {e}") from None
 
 
 class ServiceHandler(HubOAuthenticated, web.RequestHandler):
@@ -60,6 +61,13 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
     def local(self, moment: datetime | None) -> str:
         return moment.astimezone(self.zone).strftime("%a %H:%M") if moment else ""
 
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """Say what was wrong with a request (a bad ``start``, no access), not only the status."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = error.log_message if isinstance(error, web.HTTPError) and status_code < 500 else ""
+        self.finish(f"<html><title>{status_code}: {escape(self._reason)}</title><body><h1>{status_code}: "
+                    f"{escape(self._reason)}</h1><p>{escape(message or '')}</p></body></html>")
+
     def render_page(self, name: str, **ns) -> None:
         hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
         user = self.current_user
@@ -80,13 +88,12 @@ class MainHandler(ServiceHandler):
     @web.authenticated
     def get(self):
         user = self.current_user
-        service = self.service
-        now = datetime.now(timezone.utc)
+        service, culler = self.service, self.service.culler
+        now = now_utc()
         night = service.policy.night
-        opted_out = service.opted_out(now)
-        mine = [s for s in service.servers if s.user == user["name"]]
-        exempt = bool(user.get("admin") and service.exempt_admins) or bool(
-            set(user.get("groups") or ()) & set(service.exempt_groups))
+        opted_out = culler.opted_out(now)
+        mine = [s for s in culler.servers if s.user == user["name"]]
+        exempt = is_exempt(bool(user.get("admin")), user.get("groups") or (), service.policy)
         context = dict(
             now=now, night=night, next_night=night.next(now) if night else None,
             opted_out_tonight=user["name"] in opted_out,
@@ -96,12 +103,12 @@ class MainHandler(ServiceHandler):
         if not self.is_staff(user):
             return self.render_page("workshop-optout.html", **context)
         rows = []
-        for server in sorted(service.servers, key=lambda s: (s.user, s.name)):
+        for server in sorted(culler.servers, key=lambda s: (s.user, s.name)):
             when = cull_time(server, server.user in opted_out, service.policy, now)
             rows.append((server, when))
         active, running = self.sample_charts()
         durations = service.metrics.session_duration_counts()  # kept current by the service
-        nh = service.current_node_hours()
+        nh = culler.node_hours()
         self.render_page(
             "workshop-admin.html", **context, rows=rows, culls=service.store.culls_by_reason(),
             opt_outs=sorted(opted_out), node_hours=nh, cost=nh * service.price_per_node_hour,
@@ -123,8 +130,8 @@ class OptOutHandler(ServiceHandler):
         service = self.service
         if service.policy.night is None:
             raise web.HTTPError(400, "There is no night-time stop to opt out of.")
-        now = datetime.now(timezone.utc)
-        night = service.night_of(now)
+        now = now_utc()
+        night = service.culler.night_of(now)
         service.store.add_opt_out(self.current_user["name"], night, now)
         self.redirect(f"{self.settings['service_prefix']}?done=optout")
 

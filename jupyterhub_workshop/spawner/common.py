@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .pod import kernel_culling_args
+
+def in_any(groups: Iterable[str], wanted: Iterable[str]) -> bool:
+    return bool(set(groups) & set(wanted))
+
+
+def kernel_culling_args(idle_timeout: int, interval: int, cull_connected: bool) -> list[str]:
+    """Jupyter Server flags that shut down idle kernels (closed tabs keep kernels alive)."""
+    if idle_timeout <= 0:
+        return []
+    return [
+        f"--MappingKernelManager.cull_idle_timeout={int(idle_timeout)}",
+        f"--MappingKernelManager.cull_interval={int(interval)}",
+        f"--MappingKernelManager.cull_connected={cull_connected}",
+    ]
 
 
 class WorkshopSpawnerMixin(LoggingConfigurable):

@@ -17,7 +17,7 @@ from traitlets import Float, Unicode
 
 from . import home_setup
 from .common import WorkshopSpawnerMixin
-from .pod import in_any
+from .common import in_any
 
 
 class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):

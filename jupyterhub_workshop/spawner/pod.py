@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Iterable
 
 from . import home_setup
+from .common import in_any
 
 STORAGE_MODES = ("dynamic", "static", "none")
 PREFIX = "workshop-"
@@ -101,10 +102,6 @@ class PodPlan:
     storage_pvc_ensure: bool = False
     storage_class: str | None = None
     storage_capacity: str | None = None
-
-
-def in_any(groups: Iterable[str], wanted: Iterable[str]) -> bool:
-    return bool(set(groups) & set(wanted))
 
 
 def home_storage_for(groups: Iterable[str], base: HomeStorage, by_group: dict[str, dict]) -> HomeStorage:
@@ -217,14 +214,3 @@ def high_performance_profile(
         "kubespawner_override": override,
         "allowed_groups": list(allowed_groups),
     }
-
-
-def kernel_culling_args(idle_timeout: int, interval: int, cull_connected: bool) -> list[str]:
-    """Jupyter Server flags that shut down idle kernels (closed tabs keep kernels alive)."""
-    if idle_timeout <= 0:
-        return []
-    return [
-        f"--MappingKernelManager.cull_idle_timeout={int(idle_timeout)}",
-        f"--MappingKernelManager.cull_interval={int(interval)}",
-        f"--MappingKernelManager.cull_connected={cull_connected}",
-    ]

@@ -1,0 +1,423 @@
+"""The ``workshop`` authenticator: pre-generated login cards, argon2id hashes, no user enumeration.
+
+Configure with::
+
+    c.JupyterHub.authenticator_class = "workshop"
+    c.WorkshopAuthenticator.accounts_file = "accounts.yaml"
+
+The accounts file is the allow list (no ``allow_all`` or ``allowed_users`` needed) and is
+re-read when it changes, so ``credentials revoke`` and ``credentials add`` take effect on the
+next login without restarting the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from jupyterhub.auth import Authenticator
+from jupyterhub.handlers.login import LoginHandler
+from tornado import web
+from tornado.ioloop import PeriodicCallback
+from traitlets import Bool, Float, Integer, Unicode, default
+
+from ..times import now_utc
+from .accounts import AccountBook, AccountsFileError, load_accounts
+from .admission import Admission
+from .passwords import dummy_verify, verify_password
+from .throttle import BackoffPolicy, FailureTracker
+
+TEMPLATES = Path(__file__).parent / "templates"
+GENERIC_FAILURE = "Invalid username or password"
+
+
+@cache
+def _busy_page():
+    # a small page of its own, not the hub's: it is served to a crowd and must stay cheap
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
+    return env.get_template("workshop-busy.html")
+
+
+class LoginRefused(web.HTTPError):
+    """A login turned away before or after the password check, with a message for the form.
+
+    JupyterHub renders an ``HTTPError`` raised during a form login as the login page with the
+    message shown, keeping the status and the ``headers`` (for ``Retry-After``).
+    """
+
+    def __init__(self, status_code: int, message: str, retry_after: int | None = None):
+        super().__init__(status_code, message)
+        self.headers = {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+def _lower_thread_priority(niceness: int) -> None:
+    """Runs in each new hash thread. On Linux a thread id names one thread for setpriority."""
+    if niceness <= 0:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + niceness))
+    except (AttributeError, OSError):
+        pass  # not Linux: the threads keep the hub's priority
+
+
+def _file_signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class WorkshopLoginHandler(LoginHandler):
+    """The hub's login page and form, with the workshop's title and a pointer to the card."""
+
+    def get_template(self, name, sync=False):
+        if name != "login.html":
+            return super().get_template(name, sync)
+        key = "workshop_jinja2_env_sync" if sync else "workshop_jinja2_env"
+        env = self.settings.get(key)
+        if env is None:
+            hub_env = self.settings["jinja2_env_sync" if sync else "jinja2_env"]
+            env = hub_env.overlay(
+                loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(TEMPLATES)), hub_env.loader])
+            )
+            self.settings[key] = env
+        return env.get_template("workshop-login.html")
+
+    async def post(self):
+        # A crowd pressing "Sign in" together. Admission is decided here, synchronously: the
+        # hub reaches authenticate() only after a hop through the event loop, by which time a
+        # whole burst would have passed any check made there. The overflow is turned away
+        # before any hub work; the admitted wait their turn, which costs the hub nothing.
+        admission = self.authenticator.admission
+        if not admission.try_admit():
+            busy = admission.retry_after()
+            self.set_status(503)
+            self.set_header("Retry-After", str(busy))
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(_busy_page().render(seconds=busy))
+            return
+        self.workshop_admitted = True  # authenticate() must not count this login twice
+        try:
+            async with admission.turn():
+                return await super().post()
+        finally:
+            admission.release()
+
+    def render_template(self, name, sync=False, **ns):
+        ns.setdefault("workshop_title", self.authenticator.workshop_title)
+        ns.setdefault("workshop_login_hint", self.authenticator.login_hint)
+        return super().render_template(name, sync=sync, **ns)
+
+
+class WorkshopAuthenticator(Authenticator):
+    """Log in with a pre-generated workshop card (username + password).
+
+    Instructors become hub admins (see ``instructors_are_admins``) and members of the
+    ``instructor_group``. Hash checks run on a small thread pool, never on the event loop,
+    at most ``concurrent_logins`` are processed at once while up to ``max_logins_in_flight``
+    wait their turn, and logins beyond that get a quick "busy, try again" answer with
+    ``Retry-After`` instead of stalling the hub.
+    """
+
+    accounts_file = Unicode(
+        "accounts.yaml",
+        help="""
+        Path of the accounts file written by ``jupyterhub-workshop credentials generate``.
+
+        It holds one record per card (username, role, argon2id hash, validity window, revoked
+        flag) and is the hub's allow list. Changes are picked up by the next login (and by a
+        background check every ``accounts_reload_interval`` seconds); a file that fails validation on reload is
+        logged and the last good accounts stay in force. An invalid file at start-up stops
+        the hub with a message naming the file and line.
+        """,
+    ).tag(config=True)
+
+    accounts_reload_interval = Float(
+        2.0,
+        help="""
+        Seconds between background checks of the accounts file, so a bad edit is logged
+        promptly. Logins check the file too (one ``stat``), so they always see the latest
+        good version.
+        """,
+    ).tag(config=True)
+
+    workshop_title = Unicode(
+        "",
+        help="Workshop name shown above the login form, e.g. 'ESIP Summer Meeting: Pangeo tutorial'.",
+    ).tag(config=True)
+
+    login_hint = Unicode(
+        "Your username and password are on your login card.",
+        help="Sentence shown above the login form telling people where their login is.",
+    ).tag(config=True)
+
+    instructors_are_admins = Bool(
+        True,
+        help="Make accounts with role 'instructor' JupyterHub admins when they log in.",
+    ).tag(config=True)
+
+    instructor_group = Unicode(
+        "instructors",
+        help="""
+        JupyterHub group that instructor accounts join when they log in (participants are
+        removed from it). The workshop spawner and service read this group to grant writable
+        shared data and exemptions.
+        """,
+    ).tag(config=True)
+
+    hash_threads = Integer(
+        help="""
+        Threads that check password hashes (argon2id releases the GIL). About one per core:
+        more threads do not make checks faster, they only take CPU from the hub.
+        Default: the number of CPUs.
+        """,
+    ).tag(config=True)
+
+    @default("hash_threads")
+    def _default_hash_threads(self):
+        return os.cpu_count() or 1
+
+    hash_thread_niceness = Integer(
+        10,
+        help="""
+        How much lower the hash threads' CPU priority is than the hub's own (a ``nice``
+        increment, 0-19; Linux only). A rush of sign-ins keeps every core busy hashing; a
+        lower priority lets the hub's event loop, which answers everyone else, go first.
+        0 leaves the priority alone.
+        """,
+    ).tag(config=True)
+
+    concurrent_logins = Integer(
+        help="""
+        Logins processed at once: the password check plus the hub's own sign-in work
+        (recording the user, groups, the login cookie), tens of milliseconds of the hub's
+        event loop per login. Other admitted logins wait their turn in arrival order, which
+        costs the hub nothing. Two per hash thread keeps the threads busy while the hub
+        finishes the previous sign-ins; more only lengthens the queue of work in front of
+        every other request to the hub, so the hub answers everyone else more slowly during
+        a rush. Default: 2 per hash thread.
+        """,
+    ).tag(config=True)
+
+    @default("concurrent_logins")
+    def _default_concurrent_logins(self):
+        return 2 * max(1, self.hash_threads)
+
+    max_logins_in_flight = Integer(
+        help="""
+        Logins admitted at once: being processed (see ``concurrent_logins``) or waiting their
+        turn with the request held open. Beyond this a login form is answered at once with
+        503 "busy, try again in N seconds" and a ``Retry-After`` header, spread so that a
+        refused crowd comes back at the pace the hub can serve it. Default: 100 per hash
+        thread, which is a few seconds of waiting at most (one hash check takes about 40 ms
+        per thread; benchmarks/login_burst.py --max-in-flight measures other values).
+        """,
+    ).tag(config=True)
+
+    @default("max_logins_in_flight")
+    def _default_max_logins_in_flight(self):
+        return 100 * max(1, self.hash_threads)
+
+    failures_before_backoff = Integer(
+        5,
+        help="Consecutive failed logins for one username before each further attempt is delayed.",
+    ).tag(config=True)
+
+    backoff_base_seconds = Float(
+        1.0,
+        help="First backoff delay; it doubles with every further failure up to backoff_max_seconds.",
+    ).tag(config=True)
+
+    backoff_max_seconds = Float(
+        60.0,
+        help="""
+        Longest delay between attempts for one username. Kept short on purpose: backoff, not
+        lockout, so nobody can lock a participant out by typing wrong passwords for them.
+        """,
+    ).tag(config=True)
+
+    max_username_length = Integer(
+        64, help="Longer usernames fail like a wrong password, without a hash check."
+    ).tag(config=True)
+
+    max_password_length = Integer(
+        256, help="Longer passwords fail like a wrong password (and cost the same to reject)."
+    ).tag(config=True)
+
+    @default("manage_groups")
+    def _default_manage_groups(self):
+        return True
+
+    @default("any_allow_config")
+    def _default_any_allow_config(self):
+        # the accounts file is the allow list
+        return True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.accounts: AccountBook = load_accounts(self.accounts_file)
+        self._signature = _file_signature(self.accounts_file)
+        self._reload_lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, self.hash_threads),
+            thread_name_prefix="workshop-hash",
+            initializer=_lower_thread_priority,
+            initargs=(self.hash_thread_niceness,),
+        )
+        self._failures = FailureTracker(
+            BackoffPolicy(
+                free_failures=self.failures_before_backoff,
+                base_delay=self.backoff_base_seconds,
+                max_delay=self.backoff_max_seconds,
+            )
+        )
+        # Until logins have been timed, one hash check per thread is the guess of the hub's
+        # time per login.
+        dummy_verify("warm-up")  # the first call also makes the dummy hash
+        started = time.perf_counter()
+        dummy_verify("calibration")
+        self.admission = Admission(
+            self.max_logins_in_flight,
+            self.concurrent_logins,
+            seconds_per_login=(time.perf_counter() - started) / max(1, self.hash_threads),
+        )
+        self.log.info("Workshop accounts: %s from %s", self.accounts.summary(), self.accounts_file)
+        self._watcher = None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # constructed outside a hub (tests, tools): logins still check the file
+        else:
+            interval_ms = 1000 * max(self.accounts_reload_interval, 0.1)
+            self._watcher = PeriodicCallback(self.refresh_accounts, interval_ms)
+            self._watcher.start()
+
+    def get_handlers(self, app):
+        return [("/login", WorkshopLoginHandler)]
+
+    # --- the accounts file ---------------------------------------------------------------
+
+    async def refresh_accounts(self) -> None:
+        """Reload the accounts file if it changed; keep the last good accounts on errors."""
+        signature = _file_signature(self.accounts_file)
+        if signature == self._signature:
+            return
+        async with self._reload_lock:
+            if signature == self._signature:
+                return
+            self._signature = signature  # do not re-parse a bad file until it changes again
+            try:
+                accounts = await asyncio.get_running_loop().run_in_executor(
+                    None, load_accounts, self.accounts_file
+                )
+            except AccountsFileError as e:
+                self.log.error(
+                    "Accounts file changed but is invalid; keeping the last good accounts (%s).\n%s",
+                    self.accounts.summary(),
+                    e,
+                )
+                return
+            self.accounts = accounts
+            self.log.info("Reloaded workshop accounts: %s", accounts.summary())
+
+    def _usable_account(self, username: str):
+        account = self.accounts.get(username)
+        if account is not None and account.usable_at(now_utc()):
+            return account
+        return None
+
+    # --- login ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(password_hash: str | None, password: str) -> bool:
+        """Runs on a hash thread."""
+        return dummy_verify(password) if password_hash is None else verify_password(password_hash, password)
+
+    async def _check_password(self, password_hash: str | None, password: str) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._check, password_hash, password)
+
+    async def authenticate(self, handler, data):
+        # normalize first: the hub normalizes *after* authenticate, and we look up by name
+        username = self.normalize_username((data.get("username") or "").strip())
+        password = data.get("password") or ""
+
+        # the login form admits its requests itself (WorkshopLoginHandler.post); anything
+        # else calling authenticate() goes through the same cap here
+        admitted_here = not getattr(handler, "workshop_admitted", False)
+        if admitted_here and not self.admission.try_admit():
+            retry = self.admission.retry_after()
+            raise LoginRefused(
+                503,
+                f"Many people are signing in right now. Please try again in {retry} seconds.",
+                retry_after=retry,
+            )
+        try:
+            wait = self._failures.retry_after(username)
+            if wait > 0:
+                seconds = math.ceil(wait)
+                raise LoginRefused(
+                    429,
+                    f"Too many failed sign-ins for this username. Try again in {seconds} seconds.",
+                    retry_after=seconds,
+                )
+            await self.refresh_accounts()
+            account = self.accounts.get(username)
+            too_long = (
+                len(username) > self.max_username_length or len(password) > self.max_password_length
+            )
+            if too_long:
+                # same work as any other failure, on a bounded input
+                account = None
+                password = password[: self.max_password_length]
+            ok = await self._check_password(account.password_hash if account else None, password)
+        finally:
+            if admitted_here:
+                self.admission.release()
+
+        if not ok or account is None or account.revoked:
+            self._failures.record_failure(username)
+            self.log.warning("Failed workshop login for %r", username[:32])
+            return None
+        self._failures.record_success(username)
+        if not account.in_window(now_utc()):
+            # only a card holder gets this far, so saying when the card works leaks nothing
+            raise LoginRefused(403, _window_message(account))
+        return self._user_info(account)
+
+    def _user_info(self, account) -> dict:
+        info = {
+            "name": account.username,
+            "groups": [self.instructor_group] if account.is_instructor else [],
+        }
+        if self.instructors_are_admins and account.is_instructor:
+            info["admin"] = True
+        return info
+
+    async def check_allowed(self, username, authentication=None):
+        """Allowed means: the account exists, is inside its validity window and not revoked."""
+        await self.refresh_accounts()
+        return self._usable_account(username) is not None
+
+    async def refresh_user(self, user, handler=None):
+        """Sign out users whose card was revoked or has expired since they logged in."""
+        await self.refresh_accounts()
+        if user.name in self.accounts and self._usable_account(user.name) is None:
+            self.log.info("Workshop account %s is revoked or outside its window; signing out", user.name)
+            return False
+        return True
+
+
+def _window_message(account) -> str:
+    if account.valid_from and now_utc() < account.valid_from:
+        return f"This login card works from {account.valid_from.isoformat(' ', 'minutes')}."
+    return f"This login card expired at {account.valid_until.isoformat(' ', 'minutes')}."

@@ -1,0 +1,198 @@
+"""Issuing login cards: new workshop accounts with fresh passwords, written as a set.
+
+``generate`` creates a directory's accounts and cards; ``add`` appends late attendees without
+touching existing accounts. Cards are written before accounts, so a failure part-way never
+leaves the hub with accounts whose passwords nobody has.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from ..files import write_atomically
+from .accounts import Account, AccountBook, load_accounts, save_accounts, username_problem
+from .printing import Card, cards_csv, cards_html, read_cards_csv
+from .passwords import generate_password, hash_many
+
+ACCOUNTS_NAME = "accounts.yaml"
+CARDS_CSV_NAME = "cards.csv"
+CARDS_HTML_NAME = "cards.html"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What to issue: counts, naming and validity window."""
+
+    prefix: str
+    participants: int = 0
+    instructors: int = 0
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    def check(self) -> None:
+        if self.participants < 0 or self.instructors < 0:
+            raise ValueError("counts must not be negative")
+        if self.participants + self.instructors == 0:
+            raise ValueError("nothing to issue: give --count and/or --instructors")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("--valid-until must be later than --valid-from")
+
+
+def _next_number(existing: AccountBook, stem: str) -> int:
+    pattern = re.compile(re.escape(stem) + r"(\d+)$")
+    numbers = [int(m.group(1)) for name in existing if (m := pattern.match(name))]
+    return max(numbers, default=0) + 1
+
+
+def new_usernames(existing: AccountBook, stem: str, count: int, width: int) -> list[str]:
+    """``count`` names ``stem`` + number, numbered after the highest existing one."""
+    start = _next_number(existing, stem)
+    names = [f"{stem}{n:0{width}d}" for n in range(start, start + count)]
+    for name in names:
+        if (why := username_problem(name)) is not None:
+            raise ValueError(f"prefix {stem!r} gives invalid usernames: {why}")
+        if name in existing:
+            raise ValueError(f"username {name} already exists")
+    return names
+
+
+def issue(
+    batch: Batch,
+    existing: AccountBook = AccountBook(),
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Account], list[Card]]:
+    """New accounts and their cards. Participants are PREFIX001..., instructors PREFIXinstructor01..."""
+    batch.check()
+    width = max(3, len(str(batch.participants)))
+    plan = [(name, "participant") for name in new_usernames(existing, batch.prefix, batch.participants, width)]
+    plan += [
+        (name, "instructor")
+        for name in new_usernames(existing, f"{batch.prefix}instructor", batch.instructors, 2)
+    ]
+    passwords = [generate_password() for _ in plan]
+    hashes = hash_many(passwords, workers or os.cpu_count() or 1, progress)
+    accounts = [
+        Account(name, digest, role, batch.valid_from, batch.valid_until)
+        for (name, role), digest in zip(plan, hashes)
+    ]
+    cards = [Card(name, password, role) for (name, role), password in zip(plan, passwords)]
+    return accounts, cards
+
+
+def generate(out: Path, batch: Batch, title: str = "", hub_url: str = "", force: bool = False,
+             progress: Callable[[int], None] | None = None) -> list[Card]:
+    """Create ``out/accounts.yaml``, ``out/cards.csv`` and ``out/cards.html``."""
+    out = Path(out)
+    if (out / ACCOUNTS_NAME).exists() and not force:
+        raise FileExistsError(
+            f"{out / ACCOUNTS_NAME} already exists; use `credentials add` for more accounts "
+            "or --force to replace every account"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    accounts, cards = issue(batch, progress=progress)
+    write_atomically(out / CARDS_CSV_NAME, cards_csv(cards))
+    write_atomically(out / CARDS_HTML_NAME, cards_html(cards, title=title, hub_url=hub_url))
+    save_accounts(out / ACCOUNTS_NAME, accounts)
+    return cards
+
+
+def add(out: Path, batch: Batch, title: str = "", hub_url: str = "",
+        progress: Callable[[int], None] | None = None) -> tuple[list[Card], Path]:
+    """Append accounts for late attendees; returns their cards and the HTML file to print.
+
+    Existing accounts are kept byte for byte in meaning; if no window is given, the new
+    accounts take the window all existing accounts share (if they share one).
+    """
+    out = Path(out)
+    existing = load_accounts(out / ACCOUNTS_NAME)
+    if batch.valid_from is None and batch.valid_until is None:
+        windows = {(a.valid_from, a.valid_until) for a in existing.values()}
+        if len(windows) == 1:
+            valid_from, valid_until = windows.pop()
+            batch = Batch(batch.prefix, batch.participants, batch.instructors, valid_from, valid_until)
+    accounts, cards = issue(batch, existing, progress=progress)
+
+    csv_path = out / CARDS_CSV_NAME
+    all_cards = (read_cards_csv(csv_path) if csv_path.exists() else []) + cards
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    added_html = out / f"cards-added-{stamp}.html"
+    write_atomically(csv_path, cards_csv(all_cards))
+    write_atomically(added_html, cards_html(cards, title=title, hub_url=hub_url))
+    save_accounts(out / ACCOUNTS_NAME, list(existing.values()) + accounts)
+    return cards, added_html
+
+
+# --- command line: `jupyterhub-workshop credentials ...` ----------------------------------
+
+
+def add_arguments(parser, typed_time) -> None:
+    """The ``credentials`` subcommands; ``typed_time`` parses --valid-from/--valid-until."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def batch_args(p):
+        p.add_argument("--count", type=int, default=0, help="participant accounts to create")
+        p.add_argument("--prefix", required=True,
+                       help="username prefix: participants are PREFIX001..., instructors PREFIXinstructor01...")
+        p.add_argument("--instructors", type=int, default=0,
+                       help="instructor accounts to create (in addition to --count)")
+        p.add_argument("--valid-from", type=typed_time,
+                       help="ISO 8601 time the cards start working, e.g. 2026-07-14T08:00:00-06:00")
+        p.add_argument("--valid-until", type=typed_time, help="ISO 8601 time the cards stop working")
+        p.add_argument("--title", default="", help="workshop title printed on the cards")
+        p.add_argument("--hub-url", default="", help="hub URL printed on the cards")
+
+    gen = actions.add_parser("generate", help="create accounts.yaml, cards.csv and cards.html")
+    batch_args(gen)
+    gen.add_argument("--out", required=True, type=Path, help="directory to write into")
+    gen.add_argument("--force", action="store_true",
+                     help="replace an existing accounts.yaml (all old cards stop working)")
+
+    more = actions.add_parser("add", help="append accounts for late attendees; existing accounts are unchanged")
+    batch_args(more)
+    more.add_argument("--out", required=True, type=Path, help="directory holding accounts.yaml (and cards.csv)")
+
+    rev = actions.add_parser("revoke", help="revoke accounts (e.g. a lost card)")
+    rev.add_argument("--accounts", required=True, type=Path, help="the accounts.yaml file")
+    rev.add_argument("usernames", nargs="+", help="usernames to revoke")
+
+    check = actions.add_parser("check", help="validate an accounts file; exit 1 naming every bad line")
+    check.add_argument("file", type=Path)
+
+
+def run(args) -> int:
+    from ..progress import Progress
+    from .accounts import revoke
+
+    if args.action == "check":
+        book = load_accounts(args.file)
+        print(f"{args.file}: OK, {book.summary()}")
+        return 0
+    if args.action == "revoke":
+        book = load_accounts(args.accounts)
+        try:
+            accounts = revoke(book, args.usernames)
+        except KeyError as e:
+            print(f"error: no such account: {e.args[0]}", file=sys.stderr)
+            return 1
+        save_accounts(args.accounts, accounts)
+        print(f"Revoked {', '.join(args.usernames)} in {args.accounts}; the hub stops accepting them within seconds.")
+        return 0
+
+    batch = Batch(args.prefix, args.count, args.instructors, args.valid_from, args.valid_until)
+    batch.check()
+    progress = Progress(args.count + args.instructors, "Hashing passwords")
+    if args.action == "generate":
+        cards = generate(args.out, batch, args.title, args.hub_url, args.force, progress)
+        print(f"Wrote {len(cards)} accounts to {args.out / ACCOUNTS_NAME} (hashes only, for the hub)")
+        print(f"Cards: {args.out / CARDS_HTML_NAME} to print, {args.out / CARDS_CSV_NAME} for your records (keep private)")
+    else:
+        cards, html = add(args.out, batch, args.title, args.hub_url, progress)
+        print(f"Added {len(cards)} accounts to {args.out / ACCOUNTS_NAME}; print {html}")
+    return 0

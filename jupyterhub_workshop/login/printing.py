@@ -1,0 +1,57 @@
+"""Login cards for the organizer: ``cards.csv`` (the record) and ``cards.html`` (to print)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+
+
+CSV_HEADER = ("username", "password", "role")
+CARDS_PER_PAGE = 8
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Card:
+    username: str
+    password: str
+    role: str = "participant"
+
+
+def cards_csv(cards: Iterable[Card]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for card in cards:
+        writer.writerow((card.username, card.password, card.role))
+    return out.getvalue()
+
+
+def read_cards_csv(path: str | Path) -> list[Card]:
+    """Read ``cards.csv``; ValueError names the line of a malformed row."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
+            raise ValueError(f"{path}:1: expected header {','.join(CSV_HEADER)}")
+        cards = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != 3:
+                raise ValueError(f"{path}:{reader.line_num}: expected 3 columns, got {len(row)}")
+            cards.append(Card(*row))
+        return cards
+
+
+def cards_html(cards: Iterable[Card], title: str = "", hub_url: str = "") -> str:
+    """Printable cards, several per A4 or Letter page, with cut lines; black and white safe."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    cards = list(cards)
+    pages = [cards[i : i + CARDS_PER_PAGE] for i in range(0, len(cards), CARDS_PER_PAGE)]
+    return env.get_template("cards.html").render(pages=pages, title=title, hub_url=hub_url)

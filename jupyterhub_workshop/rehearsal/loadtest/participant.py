@@ -1,0 +1,475 @@
+"""One simulated participant: what a person at a browser does, over HTTP and a websocket.
+
+Opens the login page, posts the form with a card's username and password (XSRF included),
+starts the server (``GET /hub/spawn``, as the home page's button does), follows the spawn's
+progress event stream until the server is ready, opens it (the OAuth dance with cookies),
+starts a kernel, runs code over the kernel websocket (Jupyter messaging protocol 5.3) and
+checks the output, and optionally stops the kernel and the server.
+
+429 and 503 answers with ``Retry-After`` are honoured (wait, then ask again) and counted.
+Every failure becomes a :class:`~.report.StepError` with a short
+``kind`` to group by; nothing a hub answers makes the load test itself crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import unescape
+from typing import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from .report import StepError, UserResult
+
+XSRF_FIELD = re.compile(r"""<input[^>]*name=["']_xsrf["'][^>]*value=["']([^"']+)["']|"""
+                        r"""<input[^>]*value=["']([^"']+)["'][^>]*name=["']_xsrf["']""")
+LOGIN_ERROR = re.compile(r'class="login_error"[^>]*>(.*?)</', re.S)
+ERROR_MESSAGE = re.compile(r"<p>(.*?)</p>", re.S)
+DEFAULT_RETRY_AFTER = 5.0
+# what a browser sends when a person opens a page (the hub then checks what it must)
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document"}
+
+
+class Failed(Exception):
+    def __init__(self, step: str, kind: str, detail: str = ""):
+        super().__init__(f"{step}: {kind}: {detail}")
+        self.error = StepError(step, kind, detail)
+
+
+@dataclass
+class Options:
+    url: str  # the hub's public URL, without a trailing slash
+    code: str = ""  # empty: no kernel and no code steps
+    expect: str | None = None  # text the code's output must contain
+    iterations: int = 1
+    stop: bool = True
+    kernel_name: str | None = None  # None: the server's default kernel
+    login_timeout: float = 120.0  # including waits for Retry-After
+    spawn_timeout: float = 300.0  # from pressing "start" to the server answering, retries included
+    kernel_timeout: float = 120.0
+    code_timeout: float = 60.0
+    stop_timeout: float = 120.0
+    request_timeout: float = 60.0  # any single HTTP request
+
+
+def retry_after(headers, default: float = DEFAULT_RETRY_AFTER) -> float:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), ``default`` if absent."""
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return default
+
+
+def page_message(html: str, limit: int = 200) -> str:
+    """The human message of a hub page (login error or error page), as plain text."""
+    m = LOGIN_ERROR.search(html) or ERROR_MESSAGE.search(html)
+    text = re.sub(r"<[^>]+>", " ", m.group(1)) if m else ""
+    return " ".join(unescape(text).split())[:limit]
+
+
+def jupyter_message(msg_type: str, content: dict, session: str, username: str, channel: str = "shell") -> dict:
+    """A Jupyter messaging protocol 5.3 message for the JSON websocket (``channel`` included)."""
+    return {
+        "header": {"msg_id": uuid.uuid4().hex, "username": username, "session": session, "msg_type": msg_type,
+                   "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
+        "parent_header": {}, "metadata": {}, "content": content, "buffers": [], "channel": channel,
+    }
+
+
+def collect_output(messages: list[dict]) -> str:
+    """What a notebook would show for these iopub messages: streams, results, errors."""
+    out = []
+    for m in messages:
+        kind, c = m.get("msg_type") or m.get("header", {}).get("msg_type"), m.get("content", {})
+        if kind == "stream":
+            out.append(c.get("text", ""))
+        elif kind in ("execute_result", "display_data"):
+            out.append(str(c.get("data", {}).get("text/plain", "")) + "\n")
+        elif kind == "error":
+            out.append(f"{c.get('ename', '')}: {c.get('evalue', '')}\n")
+    return "".join(out)
+
+
+class Participant:
+    """One card, one browser: cookies of its own, connections from a shared pool."""
+
+    def __init__(self, options: Options, username: str, password: str, result: UserResult,
+                 connector: aiohttp.BaseConnector, on_stage: Callable[[str], None] = lambda stage: None):
+        self.o = options
+        self.username = username
+        self.password = password
+        self.result = result
+        self.on_stage = on_stage
+        self.session = aiohttp.ClientSession(
+            connector=connector, connector_owner=False, cookie_jar=aiohttp.CookieJar(unsafe=True),
+            timeout=aiohttp.ClientTimeout(total=options.request_timeout),
+        )
+        self.server_url: str | None = None  # e.g. http://hub/user/name/
+        self.kernel_id: str | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.spawn_requested = False
+        self.kernel_session = uuid.uuid4().hex
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _xsrf_for(self, url: str) -> str | None:
+        morsel = self.session.cookie_jar.filter_cookies(URL(url)).get("_xsrf")
+        return morsel.value if morsel is not None else None
+
+    def _api_headers(self, url: str) -> dict:
+        """What a page's fetch() sends: the XSRF token from the cookie for that path."""
+        headers = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+        token = self._xsrf_for(url)
+        if token:
+            headers["X-XSRFToken"] = token
+        return headers
+
+    async def _wait_retry(self, key: str, headers, deadline: float, step: str) -> None:
+        delay = retry_after(headers)
+        self.result.retries[key] += 1
+        if time.monotonic() + delay > deadline:
+            raise Failed(step, "timeout while told to retry later",
+                         f"Retry-After {delay:g}s would pass the step's deadline")
+        self.result.waited[key] += delay
+        await asyncio.sleep(delay)
+
+    async def _timed(self, step: str, coro: Awaitable, timeout: float):
+        began = time.monotonic()
+        try:
+            value = await asyncio.wait_for(coro, timeout)
+        except asyncio.TimeoutError:
+            if time.monotonic() - began >= timeout - 0.05:
+                raise Failed(step, "timeout", f"no result after {timeout:g}s") from None
+            raise Failed(step, "timeout", f"a request got no answer in {self.o.request_timeout:g}s") from None
+        self.result.record(step, time.monotonic() - began)
+        return value
+
+    # -- the journey ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        r = self.result
+        step = "login"
+        try:
+            self.on_stage("login")
+            await self._timed("login", self.login(), self.o.login_timeout)
+            step = "spawn"
+            self.on_stage("spawn")
+            await self._timed("spawn", self.spawn(), self.o.spawn_timeout)
+            if self.o.code:
+                step = "kernel"
+                self.on_stage("kernel")
+                await self._timed("kernel", self.start_kernel(), self.o.kernel_timeout)
+                step = "code"
+                self.on_stage("code")
+                for _ in range(max(1, self.o.iterations)):
+                    await self._timed("code", self.run_code(), self.o.code_timeout)
+            if self.o.stop:
+                step = "stop"
+                self.on_stage("stop")
+                await self._timed("stop", self.stop(), self.o.stop_timeout)
+            elif self.kernel_id:
+                await self._cleanup_kernel()
+            self.on_stage("done")
+        except Failed as e:
+            r.error = e.error
+        except aiohttp.ClientError as e:
+            r.error = StepError(step, f"connection error: {type(e).__name__}", str(e)[:300])
+        except asyncio.TimeoutError:
+            r.error = StepError(step, "timeout", f"a request took longer than {self.o.request_timeout:g}s")
+        except Exception as e:  # a surprise in the hub's answers must not end the whole test
+            r.error = StepError(step, f"unexpected {type(e).__name__}", str(e)[:300])
+        if r.error is not None:
+            self.on_stage("failed")
+            if self.o.stop and self.spawn_requested:
+                try:  # leave nothing running behind a failed participant
+                    await asyncio.wait_for(self._cleanup_all(), self.o.stop_timeout)
+                except Exception:
+                    pass
+
+    async def close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        await self.session.close()
+
+    # -- login --------------------------------------------------------------------------------
+
+    async def login(self) -> None:
+        url = f"{self.o.url}/hub/login"
+        async with self.session.get(url, headers=NAVIGATE) as resp:
+            page = await resp.text()
+            final = resp.url
+        if resp.status != 200:
+            raise Failed("login", f"login page HTTP {resp.status}", page_message(page))
+        m = XSRF_FIELD.search(page)
+        xsrf = (m.group(1) or m.group(2)) if m else self._xsrf_for(url)
+        if 'name="password"' not in page and "name='password'" not in page:
+            raise Failed("login", "no login form",
+                         f"{final} has no password field (an OAuth authenticator? cards need the workshop one)")
+        deadline = time.monotonic() + self.o.login_timeout
+        while True:
+            data = {"username": self.username, "password": self.password}
+            if xsrf:
+                data["_xsrf"] = xsrf
+            async with self.session.post(url, data=data, allow_redirects=False, headers=NAVIGATE) as resp:
+                body = await resp.text()
+                status, headers = resp.status, resp.headers
+            if status in (302, 303):
+                return
+            if status in (429, 503) and "Retry-After" in headers:
+                await self._wait_retry("login_busy" if status == 503 else "login_backoff", headers, deadline, "login")
+                continue
+            if status == 403:
+                raise Failed("login", "invalid username or password (HTTP 403)",
+                             f"{self.username}: {page_message(body)}")
+            raise Failed("login", f"HTTP {status}", page_message(body))
+
+    # -- spawn --------------------------------------------------------------------------------
+
+    async def spawn(self) -> None:
+        deadline = time.monotonic() + self.o.spawn_timeout
+        user_prefix = f"/user/{self.username}/"
+        while True:
+            async with self.session.get(f"{self.o.url}/hub/spawn", allow_redirects=False, headers=NAVIGATE) as resp:
+                body = await resp.text()
+                status, headers = resp.status, resp.headers
+            if status == 429:
+                await self._wait_retry("spawn_throttled", headers, deadline, "spawn")
+                continue
+            if status in (302, 303):
+                location = urlsplit(headers.get("Location", "")).path
+                if "/hub/login" in location:
+                    raise Failed("spawn", "not logged in", f"/hub/spawn redirected to {location}")
+                self.spawn_requested = True
+                break
+            if status == 200 and "<form" in body:
+                # an options form (profiles): take the defaults, as the API does without options
+                if await self._spawn_by_api(deadline):
+                    break
+                continue
+            raise Failed("spawn", f"HTTP {status}", page_message(body))
+
+        ready_path = await self._wait_ready(deadline)
+        server_path = ready_path or user_prefix
+        if not server_path.endswith("/"):
+            server_path += "/"
+        self.server_url = self.o.url + server_path
+        await self._open_server(deadline)
+
+    async def _spawn_by_api(self, deadline: float) -> bool:
+        url = f"{self.o.url}/hub/api/users/{self.username}/server"
+        async with self.session.post(url, json={}, headers=self._api_headers(url)) as resp:
+            body = await resp.text()
+            status, headers = resp.status, resp.headers
+        if status in (201, 202):
+            self.spawn_requested = True
+            return True
+        if status == 400 and "already running" in body:
+            return True
+        if status == 429:
+            await self._wait_retry("spawn_throttled", headers, deadline, "spawn")
+            return False
+        raise Failed("spawn", f"HTTP {status} from the spawn API", body[:300])
+
+    async def _wait_ready(self, deadline: float) -> str | None:
+        """Follow the progress event stream (as the spawn-pending page does) until ready.
+
+        Returns the server's path from the ready event; falls back to polling the user model
+        if the stream ends without a verdict.
+        """
+        url = f"{self.o.url}/hub/api/users/{self.username}/server/progress"
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=max(1.0, deadline - time.monotonic()))
+        async with self.session.get(url, headers={**self._api_headers(url), "Accept": "text/event-stream"},
+                                    timeout=timeout) as resp:
+            if resp.status == 200:
+                async for raw in resp.content:
+                    line = raw.decode("utf-8", "replace").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    try:
+                        event = json.loads(line[5:])
+                    except ValueError:
+                        continue
+                    if event.get("failed"):
+                        message = str(event.get("message", ""))
+                        if message.strip() != "Spawn failed":
+                            raise Failed("spawn", "spawn failed", message[:300])
+                        # No reason given: the hub ended the stream while the spawn had finished
+                        # but was not ready yet (e.g. the proxy route still being added). A person
+                        # reloads the page; do the same and see whether the server comes up.
+                        self.result.retries["spawn_failed_without_reason"] += 1
+                        return await self._poll_ready(deadline, gone=("spawn failed", message))
+                    if event.get("ready"):
+                        return urlsplit(event.get("url") or "").path or None
+            elif resp.status not in (404, 400):
+                raise Failed("spawn", f"progress stream HTTP {resp.status}", page_message(await resp.text()))
+        return await self._poll_ready(deadline)
+
+    async def _poll_ready(self, deadline: float, gone=("server stopped while starting", "")) -> str | None:
+        url = f"{self.o.url}/hub/api/users/{self.username}"
+        while time.monotonic() < deadline:
+            async with self.session.get(url, headers=self._api_headers(url)) as resp:
+                model = await resp.json(content_type=None) if resp.status == 200 else None
+            server = (model or {}).get("servers", {}).get("") or {}
+            if server.get("ready"):
+                return urlsplit(server.get("url") or "").path or None
+            if model is not None and not server and model.get("pending") is None:
+                raise Failed("spawn", gone[0], (gone[1] + " (no server and nothing pending)").strip())
+            await asyncio.sleep(0.5)
+        raise Failed("spawn", "timeout", f"server not ready after {self.o.spawn_timeout:g}s")
+
+    async def _open_server(self, deadline: float) -> None:
+        """Load the server's default page through the proxy, OAuth redirects and all, until it
+        answers (for JupyterLab, ``/user/NAME/`` redirects to ``/user/NAME/lab``)."""
+        target = self.server_url
+        prefix = urlsplit(self.server_url).path
+        last = ""
+        while True:
+            async with self.session.get(target, headers=NAVIGATE) as resp:
+                body = await resp.text()
+                status, final = resp.status, resp.url.path
+            if status < 500 and final.startswith(prefix) and "/oauth_callback" not in final:
+                if self.o.code and status != 200:
+                    raise Failed("spawn", f"server page HTTP {status}", f"{final}: {body[:200]}")
+                if self.o.code and not self._xsrf_for(self.server_url + "api/kernels") and target == self.server_url:
+                    target = self.server_url + "lab"  # a default page that set no XSRF cookie: open Lab
+                    continue
+                return
+            last = f"HTTP {status} at {final}"
+            if status >= 500 and final.startswith(prefix):
+                raise Failed("spawn", f"server answers HTTP {status}", body[:200])
+            if time.monotonic() > deadline:
+                raise Failed("spawn", "server does not answer", last)
+            await asyncio.sleep(0.5)
+
+    # -- kernel and code --------------------------------------------------------------------------
+
+    async def start_kernel(self) -> None:
+        url = self.server_url + "api/kernels"
+        body = {"name": self.o.kernel_name} if self.o.kernel_name else {}
+        headers = self._api_headers(url)
+        if "X-XSRFToken" not in headers:
+            raise Failed("kernel", "no XSRF cookie from the single-user server", f"after loading {self.server_url}")
+        async with self.session.post(url, json=body, headers=headers) as resp:
+            text = await resp.text()
+            if resp.status != 201:
+                raise Failed("kernel", f"start HTTP {resp.status}", text[:300])
+            self.kernel_id = json.loads(text)["id"]
+        ws_url = URL(self.server_url + f"api/kernels/{self.kernel_id}/channels").with_query(
+            session_id=self.kernel_session)
+        ws_url = ws_url.with_scheme("wss" if ws_url.scheme == "https" else "ws")
+        try:
+            self.ws = await self.session.ws_connect(
+                ws_url, headers={"Sec-Fetch-Mode": "websocket", "X-XSRFToken": headers["X-XSRFToken"]},
+                heartbeat=30, max_msg_size=0)
+        except aiohttp.WSServerHandshakeError as e:
+            raise Failed("kernel", f"websocket HTTP {e.status}", str(e)[:300]) from None
+        reply, _ = await self._request("kernel_info_request", {}, "kernel")
+        if reply.get("content", {}).get("status", "ok") != "ok":
+            raise Failed("kernel", "kernel_info_reply not ok", json.dumps(reply.get("content"))[:300])
+
+    async def _request(self, msg_type: str, content: dict, step: str) -> tuple[dict, list[dict]]:
+        """Send on shell; return the reply and the iopub messages up to ``idle`` for it."""
+        msg = jupyter_message(msg_type, content, self.kernel_session, self.username)
+        msg_id = msg["header"]["msg_id"]
+        await self.ws.send_str(json.dumps(msg))
+        reply, iopub, idle = None, [], False
+        while reply is None or not idle:
+            frame = await self.ws.receive()
+            if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
+                              aiohttp.WSMsgType.ERROR):
+                raise Failed(step, "kernel websocket closed", f"{frame.type.name} {frame.data or ''}"[:300])
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                continue  # binary frames: buffers we do not need
+            m = json.loads(frame.data)
+            if m.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            m["msg_type"] = m.get("msg_type") or m.get("header", {}).get("msg_type")
+            if m.get("channel") == "shell":
+                reply = m
+            elif m.get("channel") == "iopub":
+                if m["msg_type"] == "status" and m.get("content", {}).get("execution_state") == "idle":
+                    idle = True
+                else:
+                    iopub.append(m)
+        return reply, iopub
+
+    async def run_code(self) -> None:
+        reply, iopub = await self._request(
+            "execute_request",
+            {"code": self.o.code, "silent": False, "store_history": True, "user_expressions": {},
+             "allow_stdin": False, "stop_on_error": True},
+            "code")
+        content = reply.get("content", {})
+        output = collect_output(iopub)
+        if content.get("status") != "ok":
+            raise Failed("code", f"{content.get('ename', 'error')} in the code",
+                         f"{content.get('ename', '')}: {content.get('evalue', '')}"[:300])
+        if self.o.expect is not None and self.o.expect not in output:
+            raise Failed("code", "unexpected output", f"expected {self.o.expect!r} in {output[:200]!r}")
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    async def _cleanup_kernel(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        if self.kernel_id:
+            url = self.server_url + f"api/kernels/{self.kernel_id}"
+            async with self.session.delete(url, headers=self._api_headers(url)) as resp:
+                await resp.read()
+                if resp.status not in (204, 404):
+                    raise Failed("stop", f"kernel shutdown HTTP {resp.status}", (await resp.text())[:200])
+            self.kernel_id = None
+
+    async def stop(self) -> None:
+        await self._cleanup_kernel()
+        await self._stop_server()
+
+    async def _stop_server(self) -> None:
+        url = f"{self.o.url}/hub/api/users/{self.username}/server"
+        deadline = time.monotonic() + self.o.stop_timeout
+        while True:
+            async with self.session.delete(url, headers=self._api_headers(url)) as resp:
+                body = await resp.text()
+                status, headers = resp.status, resp.headers
+            if status in (204, 202):
+                break
+            if status == 429:
+                await self._wait_retry("stop_throttled", headers, deadline, "stop")
+                continue
+            if status == 400 and "not running" in body:
+                return
+            raise Failed("stop", f"HTTP {status}", body[:300])
+        if status == 202:  # stopping in the background: wait until it is gone
+            model_url = f"{self.o.url}/hub/api/users/{self.username}"
+            while time.monotonic() < deadline:
+                async with self.session.get(model_url, headers=self._api_headers(model_url)) as resp:
+                    model = await resp.json(content_type=None)
+                if not model.get("servers", {}).get("") and not model.get("pending"):
+                    return
+                await asyncio.sleep(0.25)
+            raise Failed("stop", "timeout", f"server still stopping after {self.o.stop_timeout:g}s")
+
+    async def _cleanup_all(self) -> None:
+        if self.kernel_id and self.server_url:
+            try:
+                await self._cleanup_kernel()
+            except Exception:
+                pass
+        await self._stop_server()

@@ -1,0 +1,234 @@
+"""`jupyterhub-workshop loadtest`: rehearse a workshop with the real login cards.
+
+Each simulated participant takes one card from ``cards.csv`` and does what a person does
+(see :mod:`.participant`): log in through the form, start the
+server and follow it until it answers, start a kernel, run code over the kernel websocket and
+check the output, optionally stop the server. Arrivals spread over ``--ramp`` seconds. While it
+runs, a live line shows users per stage; afterwards a report gives p50/p95/max per step,
+errors grouped by kind and totals, as text and optionally JSON, CSV and a plot. The exit code
+is 1 when any participant failed, so a rehearsal can gate a deployment.
+
+Works against the local demo hub (``jupyterhub-workshop demo``) and any deployment that uses
+the workshop authenticator, by URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from .report import (
+    STAGES,
+    UserResult,
+    arrival_offsets,
+    build_report,
+    progress_line,
+    render_csv,
+    render_text,
+)
+
+DEFAULT_CODE = "print(6 * 7)"
+DEFAULT_EXPECT = "42"
+KEEPALIVE_SECONDS = 3.0  # below configurable-http-proxy's (node's) 5 s idle timeout
+
+
+def normalize_url(url: str) -> str:
+    """The hub's public base URL without a trailing slash (``.../hub/`` is accepted too)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--url {url!r}: expected http(s)://host[:port][/prefix]")
+    path = parts.path.rstrip("/")
+    if path.endswith("/hub"):
+        path = path[: -len("/hub")]
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def pick_cards(cards: list, users: int) -> list:
+    """The first ``users`` cards, participants before instructors (file order within each)."""
+    if users < 1:
+        raise ValueError("--users must be at least 1")
+    ordered = [c for c in cards if c.role != "instructor"] + [c for c in cards if c.role == "instructor"]
+    if users > len(ordered):
+        raise ValueError(f"--users {users}: the cards file has only {len(ordered)} cards")
+    return ordered[:users]
+
+
+class LiveDisplay:
+    """Users per stage while the test runs: one line redrawn in place on a terminal, a plain
+    line every ``interval`` seconds (when something changed) otherwise."""
+
+    def __init__(self, stream: TextIO, interval: float | None = None):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = interval if interval is not None else (0.5 if self.tty else 5.0)
+        self._last_state = None
+
+    def show(self, elapsed: float, counts: dict, retries: int, final: bool = False) -> None:
+        line = progress_line(elapsed, counts, retries)
+        if self.tty:
+            width = shutil.get_terminal_size((120, 24)).columns
+            self.stream.write("\r\x1b[K" + line[: max(20, width - 1)] + ("\n" if final else ""))
+        else:
+            state = (tuple(counts.get(s, 0) for s in STAGES), retries)
+            if state == self._last_state and not final:
+                return
+            self._last_state = state
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    async def run(self, snapshot, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            if not stop.is_set():
+                self.show(*snapshot())
+
+
+async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | None = 0,
+                       stream: TextIO | None = None, interval: float | None = None,
+                       settings: dict | None = None) -> dict:
+    """Run every participant and return the report (see ``report.build_report``)."""
+    import aiohttp
+
+    from .participant import Participant
+
+    stream = stream if stream is not None else sys.stderr
+    n = len(cards)
+    results = [UserResult(c.username) for c in cards]
+    stage_of = ["waiting"] * n
+    transitions: list[tuple[float, int, str]] = []
+    offsets = arrival_offsets(n, ramp, seed)
+    began = time.monotonic()
+
+    def snapshot():
+        retries = sum(sum(r.retries.values()) for r in results)
+        return time.monotonic() - began, Counter(stage_of), retries
+
+    # idle connections are dropped before the proxy drops them: reusing a connection the
+    # proxy has just closed fails the request
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE_SECONDS)
+
+    async def participant(i: int) -> None:
+        await asyncio.sleep(max(0.0, began + offsets[i] - time.monotonic()))  # the arrival schedule
+        r = results[i]
+        r.started = time.monotonic() - began
+
+        def on_stage(stage: str) -> None:
+            stage_of[i] = stage
+            transitions.append((time.monotonic() - began, i, stage))
+
+        p = Participant(options, cards[i].username, cards[i].password, r, connector, on_stage)
+        try:
+            await p.run()
+        finally:
+            await p.close()
+        if r.error is None:
+            r.finished = time.monotonic() - began
+
+    display = LiveDisplay(stream, interval)
+    stop = asyncio.Event()
+    shown = asyncio.create_task(display.run(snapshot, stop))
+    try:
+        await asyncio.gather(*(participant(i) for i in range(n)))
+    finally:
+        stop.set()
+        await shown
+        await connector.close()
+    display.show(*snapshot(), final=True)
+    return build_report(results, url=options.url, duration=time.monotonic() - began,
+                        settings=settings or {}, transitions=transitions)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Simulate workshop participants with the real login cards: log in through the form, start "
+        "the server, start a kernel, run code over its websocket and check the output, stop the "
+        "server. Exit code 1 when any participant failed.")
+    parser.add_argument("--url", required=True, help="the hub's public URL, e.g. https://hub.example.org/")
+    parser.add_argument("--cards", required=True, type=Path,
+                        help="cards.csv from `credentials generate` (username,password,role)")
+    parser.add_argument("--users", required=True, type=int, metavar="N",
+                        help="simulated participants: the first N cards, participants before instructors")
+    parser.add_argument("--ramp", type=float, default=60.0, metavar="SECONDS",
+                        help="spread arrivals over this many seconds, one at a random moment in each "
+                             "equal slot (default: 60; 0: everyone at once)")
+    parser.add_argument("--code", default=DEFAULT_CODE,
+                        help=f"code each participant runs in a new kernel (default: {DEFAULT_CODE!r}); "
+                             "an empty string skips the kernel and code steps")
+    parser.add_argument("--expect", default=None,
+                        help=f"text the code's output must contain (default: {DEFAULT_EXPECT!r} for the default "
+                             "code, otherwise only that it runs without error)")
+    parser.add_argument("--iterations", type=int, default=1, metavar="K", help="runs of the code per participant")
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument("--stop", dest="stop", action="store_true", default=True,
+                      help="stop each server at the end (default)")
+    stop.add_argument("--keep", dest="stop", action="store_false",
+                      help="leave the servers running (kernels are still shut down)")
+    parser.add_argument("--kernel", default=None, metavar="NAME", help="kernel name (default: the server's default)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    parser.add_argument("--csv", type=Path, metavar="OUT", help="write per-step statistics as CSV")
+    parser.add_argument("--plot", type=Path, metavar="OUT.png",
+                        help="write a timeline of users per stage (PNG; SVG if the name ends in .svg)")
+    parser.add_argument("--spawn-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="per participant, from pressing start to the server answering, waits for "
+                             "Retry-After included (default: 300)")
+    parser.add_argument("--step-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="every other step: login (with its Retry-After waits), kernel start, one code "
+                             "run, stop (default: 120)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the arrival times (default: 0)")
+    parser.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
+                        help="how often the live display updates (default: 0.5 on a terminal, 5 otherwise)")
+
+
+def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    from ...login.printing import read_cards_csv
+    from .participant import Options
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        url = normalize_url(args.url)
+        cards = pick_cards(read_cards_csv(args.cards), args.users)
+        if args.iterations < 1:
+            raise ValueError("--iterations must be at least 1")
+        if args.ramp < 0:
+            raise ValueError("--ramp cannot be negative")
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=err)
+        return 2
+    code = args.code if args.code.strip() else ""
+    expect = args.expect if args.expect is not None else (DEFAULT_EXPECT if args.code == DEFAULT_CODE else None)
+    options = Options(
+        url=url, code=code, expect=expect if code else None, iterations=args.iterations, stop=args.stop,
+        kernel_name=args.kernel, login_timeout=args.step_timeout, spawn_timeout=args.spawn_timeout,
+        kernel_timeout=args.step_timeout, code_timeout=args.step_timeout, stop_timeout=args.step_timeout,
+    )
+    settings = {"ramp": args.ramp, "code": code, "expect": options.expect, "iterations": args.iterations,
+                "stop": args.stop, "kernel": args.kernel, "seed": args.seed, "cards": str(args.cards)}
+    try:
+        report = asyncio.run(run_loadtest(options, cards, ramp=args.ramp, seed=args.seed, stream=err,
+                                          interval=args.progress_interval, settings=settings))
+    except KeyboardInterrupt:
+        print("interrupted: some servers may still be running", file=err)
+        return 130
+    out.write(render_text(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.csv:
+        args.csv.write_text(render_csv(report), encoding="utf-8")
+    if args.plot:
+        from .plot import write_plot
+
+        write_plot(args.plot, report["timeline"],
+                   f"users per stage: {report['users']} users, {report['failed']} failed, {report['duration']:.1f}s")
+    return 0 if report["failed"] == 0 else 1

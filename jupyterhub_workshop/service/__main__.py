@@ -1,0 +1,5 @@
+"""``python -m jupyterhub_workshop.service``: run the workshop service (see ``--help-all``)."""
+
+from .app import main
+
+main()

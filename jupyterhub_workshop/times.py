@@ -1,0 +1,65 @@
+"""Times, one set of rules for the whole package.
+
+Two kinds of text become times here:
+
+- **typed by a person** (card validity windows, schedules, export ranges, ``--start``): ISO 8601
+  with an explicit UTC offset (``Z`` allowed). A time without an offset is refused rather than
+  guessed: the hub, the cluster and the organizer's laptop rarely share a time zone, and a card
+  that opens an hour late at the door is worse than an error now.
+- **written by a machine** (the hub's REST API, our own database): ISO 8601 that always carries
+  its offset; read as is.
+
+Every time handed around inside the package is timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+UTC = timezone.utc
+EXAMPLE = "2026-07-14T08:00:00-06:00"
+
+
+def parse_typed_time(text: str) -> datetime:
+    """A time a person typed: ISO 8601 with an explicit offset; ValueError says what to write."""
+    value = str(text).strip()
+    if value.endswith("z"):
+        value = value[:-1] + "Z"  # typed lower-case; Python reads only the capital
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time (expected e.g. {EXAMPLE})") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset; add one, e.g. {value}-06:00 or {value}Z")
+    return parsed
+
+
+def aware(moment: datetime, what: str = "time") -> datetime:
+    """``moment`` itself if it carries an offset; ValueError naming ``what`` otherwise."""
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {moment.isoformat()}")
+    return moment
+
+
+def as_utc(moment: datetime, what: str = "time") -> datetime:
+    """``moment`` in UTC; naive times are refused (ValueError naming ``what``)."""
+    aware(moment, what)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def parse_machine_time(text: str | None) -> datetime | None:
+    """A time from the hub's API or our database (offset always present); None for empty."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text)
+
+
+def format_utc(moment: datetime) -> str:
+    """``2026-07-14T14:00:00Z``: UTC with a ``Z``, microseconds only when there are any."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

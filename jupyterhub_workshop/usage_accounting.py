@@ -1,0 +1,144 @@
+"""Usage accounting: node-hours from running-server counts, the usage CSV and its totals.
+
+One rule, used by the service (live, from its samples), by ``plan --from-usage`` (after the
+event, from the usage export) and by the benchmarks: a cluster that packs nodes full and
+removes empty ones runs ``ceil(running servers / users per node)`` nodes, so node-hours are
+the integral of that over time.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .times import parse_typed_time
+
+#: Columns of the usage export (``usage.csv``) and of ``plan --from-usage``'s input.
+USAGE_COLUMNS = ("user", "server", "profile", "started", "stopped", "duration_seconds", "stop_reason")
+
+
+def nodes_for(running: int, users_per_node: int) -> int:
+    """Nodes needed for ``running`` servers packed ``users_per_node`` to a node."""
+    if users_per_node < 1:
+        raise ValueError("users per node must be at least 1")
+    return max(0, math.ceil(running / users_per_node))
+
+
+class NodeHours:
+    """Node-hours of a step series of running-server counts, added up as points arrive.
+
+    Each count holds until the next point; points must come in time order.
+    """
+
+    def __init__(self, users_per_node: int):
+        nodes_for(0, users_per_node)  # refuses a bad value now, not at the first point
+        self.users_per_node = users_per_node
+        self.seconds = 0.0
+        self.last: tuple[datetime, int] | None = None
+
+    def add(self, at: datetime, running: int) -> None:
+        if self.last is not None:
+            since, before = self.last
+            span = (at - since).total_seconds()
+            if span > 0:
+                self.seconds += nodes_for(before, self.users_per_node) * span
+        self.last = (at, running)
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600.0
+
+
+def node_hours_from_samples(
+    samples: Iterable[tuple[datetime, int]], users_per_node: int, until: datetime | None = None
+) -> float:
+    """Node-hours of ``(time, running servers)`` samples in any order; the last sample holds
+    until ``until`` (nothing after it when None)."""
+    meter = NodeHours(users_per_node)
+    for at, running in sorted(samples, key=lambda sample: sample[0]):
+        meter.add(at, running)
+    if until is not None and meter.last is not None:
+        meter.add(until, meter.last[1])
+    return meter.hours
+
+
+@dataclass(frozen=True)
+class Session:
+    """One row of the usage export."""
+
+    user: str
+    server: str
+    profile: str
+    started: datetime
+    stopped: datetime | None
+
+
+def running_steps(sessions: Iterable[Session], until: datetime) -> Iterator[tuple[datetime, int]]:
+    """``(time, running servers after it)`` at every start and stop, in time order; a session
+    still open stops at ``until``. At the same instant stops come before starts."""
+    events = []
+    for s in sessions:
+        stop = s.stopped or until
+        if stop > s.started:
+            events += [(s.started, 1), (stop, -1)]
+    events.sort()
+    running = 0
+    for at, delta in events:
+        running += delta
+        yield at, running
+
+
+def usage_totals(sessions: list[Session], users_per_node: int, until: datetime | None = None) -> dict:
+    """Server-hours, peak concurrent servers and node-hours of the sessions.
+
+    A session still running counts until ``until`` (default: the latest time in the export).
+    """
+    meter = NodeHours(users_per_node)
+    if not sessions:
+        return {"sessions": 0, "users": 0, "open_sessions": 0, "first": None, "last": None, "server_hours": 0.0,
+                "peak_servers": 0, "peak_at": None, "node_hours": 0.0, "peak_nodes": 0}
+    times = [s.started for s in sessions] + [s.stopped for s in sessions if s.stopped]
+    end = until or max(times)
+    server_seconds = sum(max(0.0, ((s.stopped or end) - s.started).total_seconds()) for s in sessions)
+    peak, peak_at = 0, None
+    for at, running in running_steps(sessions, end):
+        meter.add(at, running)
+        if running > peak:
+            peak, peak_at = running, at
+    return {
+        "sessions": len(sessions),
+        "users": len({s.user for s in sessions}),
+        "open_sessions": sum(s.stopped is None for s in sessions),
+        "first": min(times).isoformat(),
+        "last": end.isoformat(),
+        "server_hours": round(server_seconds / 3600, 4),
+        "peak_servers": peak,
+        "peak_at": None if peak_at is None else peak_at.isoformat(),
+        "node_hours": round(meter.hours, 4),
+        "peak_nodes": nodes_for(peak, users_per_node),
+    }
+
+
+def read_usage_csv(path: str | Path) -> list[Session]:
+    """Sessions from the service's usage export; ValueError names the line of a bad row."""
+    sessions = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("user", "started", "stopped") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}:1: not a usage export: no column {', '.join(missing)} "
+                             f"(expected {','.join(USAGE_COLUMNS)})")
+        for row in reader:
+            try:
+                started = parse_typed_time(row["started"])
+                stopped = parse_typed_time(row["stopped"]) if (row.get("stopped") or "").strip() else None
+            except ValueError as e:
+                raise ValueError(f"{path}:{reader.line_num}: {e}") from None
+            if stopped is not None and stopped < started:
+                raise ValueError(f"{path}:{reader.line_num}: stopped before started")
+            sessions.append(Session(row["user"], row.get("server") or "", row.get("profile") or "", started, stopped))
+    return sessions

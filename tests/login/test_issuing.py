@@ -1,0 +1,84 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from jupyterhub_workshop.login.accounts import load_accounts
+from jupyterhub_workshop.login.printing import read_cards_csv
+from jupyterhub_workshop.cli import main
+from jupyterhub_workshop.login.passwords import verify_password
+
+
+@pytest.fixture
+def generated(tmp_path):
+    out = tmp_path / "cards"
+    code = main([
+        "credentials", "generate", "--count", "4", "--prefix", "esip", "--instructors", "1",
+        "--valid-from", "2026-07-14T08:00:00-06:00", "--valid-until", "2026-07-16T18:00:00Z",
+        "--title", "ESIP 2026", "--hub-url", "https://hub.example.org/", "--out", str(out),
+    ])
+    assert code == 0
+    return out
+
+
+def test_generate_writes_hashes_for_the_hub_and_cards_for_the_organizer(generated):
+    book = load_accounts(generated / "accounts.yaml")
+    cards = read_cards_csv(generated / "cards.csv")
+    assert list(book) == ["esip001", "esip002", "esip003", "esip004", "esipinstructor01"]
+    assert [c.role for c in cards] == ["participant"] * 4 + ["instructor"]
+    accounts_text = (generated / "accounts.yaml").read_text()
+    for card in cards:
+        assert card.password not in accounts_text
+        assert verify_password(book[card.username].password_hash, card.password)
+    assert book["esip001"].valid_from == datetime(2026, 7, 14, 14, tzinfo=timezone.utc)
+    html = (generated / "cards.html").read_text()
+    assert "ESIP 2026" in html and "https://hub.example.org/" in html
+    assert (generated / "cards.csv").stat().st_mode & 0o077 == 0  # plaintext: owner only
+
+
+def test_generate_refuses_to_replace_existing_accounts(generated, capsys):
+    before = (generated / "accounts.yaml").read_text()
+    assert main(["credentials", "generate", "--count", "1", "--prefix", "x", "--out", str(generated)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (generated / "accounts.yaml").read_text() == before
+
+
+def test_add_appends_without_changing_existing_accounts(generated, capsys):
+    before = load_accounts(generated / "accounts.yaml")
+    assert main(["credentials", "add", "--count", "2", "--prefix", "esip", "--out", str(generated)]) == 0
+    after = load_accounts(generated / "accounts.yaml")
+    assert list(after) == list(before) + ["esip005", "esip006"]
+    for name, account in before.items():
+        assert after[name].password_hash == account.password_hash
+    # late attendees get the workshop's window
+    assert after["esip005"].valid_until == before["esip001"].valid_until
+    cards = read_cards_csv(generated / "cards.csv")
+    assert [c.username for c in cards][-2:] == ["esip005", "esip006"]
+    added = list(generated.glob("cards-added-*.html"))
+    assert len(added) == 1 and "esip005" in added[0].read_text() and "esip001" not in added[0].read_text()
+
+
+def test_revoke_and_check(generated, capsys):
+    accounts = str(generated / "accounts.yaml")
+    assert main(["credentials", "revoke", "--accounts", accounts, "esip002"]) == 0
+    assert load_accounts(accounts)["esip002"].revoked
+    assert not load_accounts(accounts)["esip001"].revoked
+    assert main(["credentials", "revoke", "--accounts", accounts, "nobody"]) == 1
+    assert "no such account: nobody" in capsys.readouterr().err
+    assert main(["credentials", "check", accounts]) == 0
+    assert "5 accounts (4 participants, 1 instructors, 1 revoked)" in capsys.readouterr().out
+
+
+def test_check_names_every_bad_line(tmp_path, capsys):
+    bad = tmp_path / "accounts.yaml"
+    bad.write_text('version: 1\naccounts:\n- {username: "A b", hash: "x"}\n- {username: ws2}\n')
+    assert main(["credentials", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3: username 'A b'" in err
+    assert f"{bad}:4: account 'ws2' has no hash" in err
+
+
+def test_bad_times_are_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["credentials", "generate", "--count", "1", "--prefix", "x", "--valid-from", "tomorrow",
+              "--out", str(tmp_path)])
+    assert "not an ISO 8601 time" in capsys.readouterr().err

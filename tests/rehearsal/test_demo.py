@@ -1,0 +1,75 @@
+"""`jupyterhub-workshop demo`: the README's first command, end to end."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from jupyterhub_workshop.rehearsal import demo
+from jupyterhub_workshop.login.printing import read_cards_csv
+
+from ..harness.browser import login, new_session
+from ..harness.hub import free_port, http_status, poll, stop_process_group, wait_for
+
+
+def test_prepare_creates_cards_once_and_keeps_them(tmp_path, capsys):
+    demo.prepare(tmp_path, port=8123)
+    first = read_cards_csv(tmp_path / "cards.csv")
+    out = capsys.readouterr().out
+    assert len(first) == demo.DEMO_PARTICIPANTS + demo.DEMO_INSTRUCTORS
+    assert f"participant:  username {first[0].username}  password {first[0].password}" in out
+    assert "instructor:" in out and "http://127.0.0.1:8123/" in out
+    demo.prepare(tmp_path, port=8123)
+    assert read_cards_csv(tmp_path / "cards.csv") == first
+    assert "Creating demo accounts" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("euid, expected", [(0, ["--allow-root"]), (1000, [])])
+def test_config_allows_root_only_when_running_as_root(tmp_path, monkeypatch, euid, expected):
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    config = demo.demo_config(tmp_path, "127.0.0.1", 8000, "/usr/bin/chp")
+    assert f"c.Spawner.args = {expected!r}" in config
+    compile(config, "jupyterhub_config.py", "exec")  # valid Python
+
+
+@pytest.mark.e2e
+async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
+    port = free_port()
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub_workshop.cli", "demo", "--port", str(port), "--state-dir", str(state)],
+        stdout=open(tmp_path / "demo.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready():
+            assert proc.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
+            return http_status(f"{url}/hub/api/") == 200
+
+        wait_for(ready, 60, message="the demo hub")
+        printed = (tmp_path / "demo.log").read_text()
+        username, password = re.search(r"participant:\s+username (\S+)\s+password (\S+)", printed).groups()
+        assert (state / "cards.html").exists()
+
+        async with new_session() as s:
+            assert (await login(s, url, username, password)).ok
+            async with s.get(f"{url}/hub/spawn") as r:  # what the home page's button does
+                assert r.status == 200
+
+            async def lab_open():
+                # while starting, the hub answers with its spawn-pending page instead
+                async with s.get(f"{url}/user/{username}/lab") as r:
+                    return r.status == 200 and r.url.path == f"/user/{username}/lab"
+
+            await poll(lab_open, 90, message="JupyterLab through the proxy")
+
+            # the workshop service runs too: a participant gets the opt-out page
+            async with s.get(f"{url}/services/workshop/") as r:
+                assert r.status == 200 and "Keep my server tonight" in await r.text()
+        home = state / "homes" / username
+        assert (home / "README.md").read_text() == (state / "README.md").read_text()
+        assert os.readlink(home / "shared") == str(state / "shared")
+    finally:
+        stop_process_group(proc)

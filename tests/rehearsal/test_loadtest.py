@@ -1,0 +1,457 @@
+"""`jupyterhub-workshop loadtest`: report rules as plain functions, then real hubs end to end."""
+
+import contextlib
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from jupyterhub_workshop.cli import main
+from jupyterhub_workshop.rehearsal.loadtest import run as loadtest
+from jupyterhub_workshop.login.printing import Card, cards_csv, read_cards_csv
+from jupyterhub_workshop.rehearsal.loadtest.participant import (
+    collect_output,
+    jupyter_message,
+    page_message,
+    retry_after,
+)
+from jupyterhub_workshop.rehearsal.loadtest.plot import COLORS, figure, png_bytes, read_png_pixels, svg_text, write_plot
+from jupyterhub_workshop.rehearsal.loadtest.report import (
+    STAGES,
+    StepError,
+    UserResult,
+    arrival_offsets,
+    build_report,
+    group_errors,
+    percentile,
+    render_csv,
+    render_text,
+    timeline,
+)
+
+from ..harness.hub import free_port, http_status, stop_process_group, wait_for
+
+# --- percentiles, arrivals, grouping -----------------------------------------------------
+
+
+def test_percentile_interpolates_between_ranks():
+    values = list(range(1, 11))  # 1..10
+    assert percentile(values, 50) == 5.5
+    assert percentile(values, 95) == pytest.approx(9.55)
+    assert percentile(values, 0) == 1 and percentile(values, 100) == 10
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([], 50) is None
+    assert percentile([5, 1, 3], 50) == 3  # unsorted input
+
+
+def test_arrivals_spread_over_the_ramp_one_per_slot():
+    offsets = arrival_offsets(10, 20.0, seed=1)
+    assert offsets == sorted(offsets)
+    for i, t in enumerate(offsets):
+        assert 2 * i <= t < 2 * (i + 1)  # one arrival in each 2 s slot
+    assert len(set(offsets)) == 10  # nobody in the same millisecond
+    assert arrival_offsets(10, 20.0, seed=1) == offsets  # repeatable
+    assert arrival_offsets(10, 20.0, seed=2) != offsets
+    assert arrival_offsets(3, 0) == [0.0, 0.0, 0.0]
+    assert arrival_offsets(0, 10) == []
+
+
+def _result(name, times=None, error=None, retries=None, started=0.0, finished=None):
+    r = UserResult(name)
+    for step, values in (times or {}).items():
+        for v in values:
+            r.record(step, v)
+    r.error = error
+    r.retries.update(retries or {})
+    r.started = started
+    r.finished = finished if error is None else None
+    return r
+
+
+def test_report_counts_steps_errors_and_retries():
+    ok = [_result(f"u{i}", {"login": [0.1 * (i + 1)], "spawn": [2.0 + i], "kernel": [1.0], "code": [0.05, 0.07],
+                            "stop": [0.5]}, started=i, finished=i + 5.0, retries={"spawn_throttled": i})
+          for i in range(3)]
+    bad = [
+        _result("u3", {}, StepError("login", "invalid username or password (HTTP 403)", "u3: Invalid")),
+        _result("u4", {"login": [0.2]}, StepError("spawn", "spawn failed", "timeout")),
+        _result("u5", {}, StepError("login", "invalid username or password (HTTP 403)", "u5: Invalid")),
+    ]
+    report = build_report(ok + bad, url="http://hub", duration=12.0, settings={"ramp": 5, "code": "x"})
+    assert (report["users"], report["succeeded"], report["failed"]) == (6, 3, 3)
+    steps = report["steps"]
+    assert set(steps) == {"login", "spawn", "kernel", "code", "stop"}
+    assert steps["login"]["count"] == 4 and steps["login"]["errors"] == 2
+    assert steps["spawn"]["count"] == 3 and steps["spawn"]["errors"] == 1
+    assert steps["spawn"]["p50"] == 3.0 and steps["spawn"]["max"] == 4.0
+    assert steps["code"]["count"] == 6  # every iteration is a sample
+    assert report["total"]["count"] == 3 and report["total"]["p50"] == 5.0
+    assert report["retries"] == {"spawn_throttled": 3}
+    first = report["errors"][0]
+    assert (first["step"], first["kind"], first["count"], first["users"]) == (
+        "login", "invalid username or password (HTTP 403)", 2, ["u3", "u5"])
+    assert report["errors"][1]["step"] == "spawn"
+    json.dumps(report)  # serializable as is
+
+    text = render_text(report)
+    assert "succeeded 3/6, failed 3" in text
+    assert "2 x login: invalid username or password (HTTP 403)  (u3, u5)" in text
+    assert re.search(r"spawn\s+3\s+1\s+3\.00s", text)
+
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert [r["step"] for r in rows] == ["login", "spawn", "kernel", "code", "stop", "total"]
+    assert rows[1]["count"] == "3" and float(rows[1]["p50"]) == 3.0 and rows[1]["errors"] == "1"
+
+
+def test_errors_are_grouped_most_frequent_first_with_few_examples():
+    results = [_result(f"a{i}", error=StepError("spawn", "timeout")) for i in range(7)]
+    results += [_result("b", error=StepError("code", "unexpected output", "expected '42'"))]
+    groups = group_errors(results, examples=3)
+    assert [(g["step"], g["count"]) for g in groups] == [("spawn", 7), ("code", 1)]
+    assert groups[0]["users"] == ["a0", "a1", "a2"]
+    assert groups[1]["example"] == "expected '42'"
+
+
+def test_timeline_counts_every_user_in_exactly_one_stage():
+    transitions = [(0.0, 0, "login"), (1.0, 0, "spawn"), (0.5, 1, "login"), (1.5, 1, "failed"), (3.0, 0, "done")]
+    tl = timeline(transitions, users=3, end=4.0)
+    assert tl["stages"] == list(STAGES)
+    for row in tl["samples"]:
+        assert sum(row[1:]) == 3
+    last = dict(zip(tl["stages"], tl["samples"][-1][1:]))
+    assert (last["done"], last["failed"], last["waiting"]) == (1, 1, 1)
+    at_1_2 = next(r for r in tl["samples"] if r[0] >= 1.2)
+    assert dict(zip(tl["stages"], at_1_2[1:]))["spawn"] == 1
+
+
+# --- the protocol helpers ----------------------------------------------------------------
+
+
+def test_retry_after_seconds_dates_and_default():
+    assert retry_after({"Retry-After": "3"}) == 3.0
+    assert retry_after({}) == 5.0 and retry_after({}, default=1) == 1
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= retry_after({"Retry-After": later}) <= 30
+    assert retry_after({"Retry-After": "soon"}) == 5.0
+
+
+def test_page_message_reads_the_login_error_and_error_pages():
+    assert page_message('<p class="login_error">\n  Invalid username or password\n</p>') == "Invalid username or password"
+    assert page_message("<h1>429</h1><p>Too many users trying to log in right now. Try again in 10 seconds.</p>") \
+        .startswith("Too many users")
+
+
+def test_jupyter_messages_and_output():
+    msg = jupyter_message("execute_request", {"code": "1"}, session="s1", username="u")
+    assert msg["header"]["version"] == "5.3" and msg["header"]["msg_type"] == "execute_request"
+    assert msg["header"]["session"] == "s1" and msg["channel"] == "shell" and len(msg["header"]["msg_id"]) == 32
+    iopub = [
+        {"msg_type": "stream", "content": {"name": "stdout", "text": "42\n"}},
+        {"msg_type": "execute_result", "content": {"data": {"text/plain": "'x'"}}},
+        {"header": {"msg_type": "error"}, "content": {"ename": "NameError", "evalue": "y"}},
+    ]
+    assert collect_output(iopub) == "42\n'x'\nNameError: y\n"
+
+
+def test_url_and_card_selection():
+    assert loadtest.normalize_url("https://hub.example.org/") == "https://hub.example.org"
+    assert loadtest.normalize_url("http://127.0.0.1:8000/hub/") == "http://127.0.0.1:8000"
+    assert loadtest.normalize_url("https://x.org/jupyter/") == "https://x.org/jupyter"
+    with pytest.raises(ValueError):
+        loadtest.normalize_url("hub.example.org")
+    cards = [Card("i1", "p", "instructor"), Card("p1", "p"), Card("p2", "p")]
+    assert [c.username for c in loadtest.pick_cards(cards, 3)] == ["p1", "p2", "i1"]
+    with pytest.raises(ValueError, match="only 3 cards"):
+        loadtest.pick_cards(cards, 4)
+
+
+class FakeStream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_live_display_redraws_on_a_terminal_and_prints_plain_lines_otherwise():
+    plain = FakeStream(False)
+    d = loadtest.LiveDisplay(plain)
+    d.show(1.0, Counter(waiting=2, login=1), 0)
+    d.show(2.0, Counter(waiting=2, login=1), 0)  # nothing changed: no new line
+    d.show(3.0, Counter(waiting=1, spawn=1, failed=1), 2)
+    d.show(3.5, Counter(waiting=1, spawn=1, failed=1), 2, final=True)
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 3 and "\r" not in plain.getvalue() and "\x1b" not in plain.getvalue()
+    assert "waiting 1 | login 0 | spawn 1" in lines[1] and "failed 1" in lines[1] and "retries 2" in lines[1]
+    tty = FakeStream(True)
+    t = loadtest.LiveDisplay(tty)
+    t.show(1.0, Counter(login=3), 0)
+    t.show(1.5, Counter(login=3), 0, final=True)
+    assert tty.getvalue().count("\r\x1b[K") == 2 and tty.getvalue().endswith("\n")
+    assert t.interval == 0.5 and d.interval == 5.0
+
+
+# --- the plot ------------------------------------------------------------------------------
+
+
+def _pixel(png, x, y):
+    width, _, rgb = read_png_pixels(png)
+    i = (y * width + x) * 3
+    return tuple(rgb[i:i + 3])
+
+
+def test_plot_is_a_valid_png_of_users_per_stage(tmp_path):
+    # two users: both waiting, then one done and one failed
+    tl = timeline([(1.0, 0, "login"), (2.0, 0, "done"), (1.0, 1, "login"), (2.0, 1, "failed")], users=2, end=4.0)
+    width, height, items = figure(tl, "test")
+    png = png_bytes(width, height, items)
+    w, h, rgb = read_png_pixels(png)
+    assert (w, h) == (900, 420) and len(rgb) == 900 * 420 * 3
+    # plot area: x 60..730, y 40..370; the last column is half failed (bottom), half done
+    assert _pixel(png, 725, 360) == COLORS["failed"]
+    assert _pixel(png, 725, 60) == COLORS["done"]
+    assert _pixel(png, 62, 200) == COLORS["waiting"]  # at t=0 everyone waits
+    path = tmp_path / "t.svg"
+    write_plot(path, tl, "test")
+    svg = path.read_text()
+    assert svg.startswith("<svg") and "rgb(234, 67, 53)" in svg and ">test</text>" in svg
+    assert svg_text(width, height, items) == svg
+
+
+# --- main without a hub ----------------------------------------------------------------------
+
+
+def test_bad_cards_file_and_too_few_cards_exit_2(tmp_path, capsys):
+    assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(tmp_path / "none.csv"), "--users", "1"]) == 2
+    assert "none.csv" in capsys.readouterr().err
+    cards = tmp_path / "cards.csv"
+    cards.write_text(cards_csv([Card("a", "b")]))
+    assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(cards), "--users", "2"]) == 2
+    assert "only 1 cards" in capsys.readouterr().err
+
+
+def test_unreachable_hub_is_reported_per_user_not_a_crash(tmp_path, capsys):
+    cards = tmp_path / "cards.csv"
+    cards.write_text(cards_csv([Card("a", "x"), Card("b", "y")]))
+    out = tmp_path / "r.json"
+    code = main(["loadtest", "--url", f"http://127.0.0.1:{free_port()}", "--cards", str(cards), "--users", "2",
+                          "--ramp", "0", "--json", str(out)])
+    assert code == 1
+    report = json.loads(out.read_text())
+    assert (report["users"], report["succeeded"], report["failed"]) == (2, 0, 2)
+    (group,) = report["errors"]
+    assert group["step"] == "login" and group["kind"].startswith("connection error") and group["count"] == 2
+    assert "failed 2" in capsys.readouterr().err  # the live display's last line
+
+
+# --- the participant against a scripted hub: busy logins, a reasonless spawn failure -----------
+
+
+@contextlib.asynccontextmanager
+async def scripted_hub(passwords: dict[str, str]):
+    """A stand-in hub (aiohttp on 127.0.0.1) for the protocol corners a real hub shows only
+    under load: it answers each user's first login with 503 + Retry-After: 0, and ends the
+    progress stream with a bare "Spawn failed" although the server comes up (as JupyterHub does
+    when a spawn finished but its proxy route is still being added). Yields (url, seen)."""
+    from aiohttp import web
+
+    seen = Counter()
+
+    async def login_page(request):
+        resp = web.Response(text='<form><input type="hidden" name="_xsrf" value="tok"/>'
+                                 '<input name="username"/><input name="password" type="password"/></form>',
+                            content_type="text/html")
+        resp.set_cookie("_xsrf", "tok", path="/hub/")
+        return resp
+
+    async def login(request):
+        form = await request.post()
+        assert form["_xsrf"] == "tok"
+        name = form["username"]
+        seen[f"login {name}"] += 1
+        if seen[f"login {name}"] == 1:
+            return web.Response(status=503, text="<p>busy</p>", headers={"Retry-After": "0"})
+        if passwords.get(name) != form["password"]:
+            return web.Response(status=403, content_type="text/html",
+                                text='<p class="login_error">Invalid username or password</p>')
+        resp = web.HTTPFound("/hub/spawn")
+        resp.set_cookie("user", name, path="/")
+        raise resp
+
+    async def spawn(request):
+        raise web.HTTPFound(f"/hub/spawn-pending/{request.cookies['user']}")
+
+    async def progress(request):
+        assert request.headers["X-XSRFToken"] == "tok"
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b'data: {"progress": 50, "message": "starting"}\n\n')
+        await resp.write(b'data: {"progress": 100, "failed": true, "message": "Spawn failed"}\n\n')
+        return resp
+
+    async def user_model(request):
+        name = request.match_info["name"]
+        seen[f"poll {name}"] += 1
+        return web.json_response({"name": name, "pending": None, "servers": {
+            "": {"ready": True, "url": f"/user/{name}/"}}})
+
+    async def server(request):
+        return web.Response(text="hello")
+
+    async def stop(request):
+        assert request.headers["X-XSRFToken"] == "tok"
+        seen[f"stop {request.match_info['name']}"] += 1
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/hub/login", login_page)
+    app.router.add_post("/hub/login", login)
+    app.router.add_get("/hub/spawn", spawn)
+    app.router.add_get("/hub/api/users/{name}/server/progress", progress)
+    app.router.add_get("/hub/api/users/{name}", user_model)
+    app.router.add_delete("/hub/api/users/{name}/server", stop)
+    app.router.add_get("/user/{name}/", server)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_busy_login_is_retried_and_a_spawn_failed_without_reason_is_rechecked():
+    from jupyterhub_workshop.rehearsal.loadtest.participant import Options
+
+    async with scripted_hub({"ann": "pw"}) as (url, seen):
+        report = await loadtest.run_loadtest(Options(url=url, code="", stop=True), [Card("ann", "pw")],
+                                             stream=io.StringIO())
+    assert report["succeeded"] == 1, report["errors"]
+    assert report["retries"] == {"login_busy": 1, "spawn_failed_without_reason": 1}
+    assert report["retry_wait_seconds"] == {"login_busy": 0.0}
+    assert (seen["login ann"], seen["stop ann"]) == (2, 1) and seen["poll ann"] >= 1
+    assert [report["steps"][s]["count"] for s in ("login", "spawn", "kernel", "code", "stop")] == [1, 1, 0, 0, 1]
+
+
+async def test_a_wrong_card_fails_only_its_participant():
+    from jupyterhub_workshop.rehearsal.loadtest.participant import Options
+
+    cards = [Card("ann", "pw"), Card("bob", "not-bobs"), Card("cy", "pw3")]
+    async with scripted_hub({"ann": "pw", "bob": "pw2", "cy": "pw3"}) as (url, seen):
+        report = await loadtest.run_loadtest(Options(url=url, code="", stop=True), cards, ramp=0.1,
+                                             stream=io.StringIO())
+    assert (report["succeeded"], report["failed"]) == (2, 1)
+    (group,) = report["errors"]
+    assert (group["step"], group["kind"], group["users"]) == ("login", "invalid username or password (HTTP 403)", ["bob"])
+    assert group["example"] == "bob: Invalid username or password"
+    assert report["steps"]["stop"]["count"] == 2 and seen["stop bob"] == 0  # bob never got a server
+    assert [u["ok"] for u in report["per_user"]] == [True, False, True]
+
+
+# --- end to end: the local demo hub --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory):
+    """The local demo hub (`jupyterhub-workshop demo`'s state, cards and configuration) with two
+    changes: it refuses spawns beyond three pending (429, ``Retry-After: 1``), and its spawn
+    timeouts fit a small machine (a JupyterLab server needs ~5 CPU-seconds to start; ten of
+    them together pass the default 30 s ``http_timeout`` on two busy cores)."""
+    from jupyterhub_workshop.rehearsal import demo
+
+    tmp = tmp_path_factory.mktemp("loadtest-demo")
+    port = free_port()
+    state = tmp / "state"
+    log = tmp / "demo.log"
+    config = demo.prepare(state, port=port, out=io.StringIO())
+    config.write_text(config.read_text() + textwrap.dedent("""
+        c.Spawner.http_timeout = 180
+        c.Spawner.start_timeout = 240
+        c.JupyterHub.concurrent_spawn_limit = 3
+        c.JupyterHub.tornado_settings = {"spawn_throttle_retry_range": (1, 2)}
+        """))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=state,
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            return http_status(f"{url}/hub/api/") == 200
+
+        wait_for(ready, 60, message="the demo hub")
+        yield url, state, log
+    finally:
+        stop_process_group(proc)
+
+
+@pytest.mark.e2e
+def test_ten_participants_complete_every_step_and_throttled_spawns_are_retried(demo_hub, tmp_path, capsys):
+    url, state, log = demo_hub
+    users = 10
+    out = tmp_path / "report"
+    mark = len(log.read_text())
+    code = main(["loadtest", 
+        "--url", url + "/", "--cards", str(state / "cards.csv"), "--users", str(users), "--ramp", "10",
+        "--iterations", "2", "--json", f"{out}.json", "--csv", f"{out}.csv", "--plot", f"{out}.png",
+    ])
+    captured = capsys.readouterr()
+    hub_log = log.read_text()[mark:]
+    assert code == 0, captured.out + "\n" + hub_log[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["users"], report["succeeded"], report["failed"]) == (users, users, 0)
+    steps = report["steps"]
+    for step in ("login", "spawn", "kernel", "stop"):
+        assert steps[step]["count"] == users and steps[step]["errors"] == 0, step
+        assert 0 < steps[step]["p50"] <= steps[step]["p95"] <= steps[step]["max"]
+    assert steps["code"]["count"] == 2 * users  # --iterations 2: the kernel answered 42 twice each
+    assert report["settings"]["expect"] == "42"
+    assert "succeeded 10/10, failed 0" in captured.out
+    rows = {r["step"]: r for r in csv.DictReader(open(f"{out}.csv"))}
+    assert rows["kernel"]["count"] == str(users) and rows["code"]["count"] == str(2 * users)
+    assert read_png_pixels((tmp_path / "report.png").read_bytes())[:2] == (900, 420)
+    assert "done 10 | failed 0" in captured.err.splitlines()[-1]  # plain progress lines (not a terminal)
+
+    # JupyterLab starts take seconds each, arrivals come every second: the hub refused spawns
+    # past three pending, and every refusal was waited out (Retry-After) and retried
+    throttled = report["retries"].get("spawn_throttled", 0)
+    assert throttled >= 1
+    assert len(re.findall(r"pending spawns, throttling", hub_log)) == throttled
+    assert report["retry_wait_seconds"]["spawn_throttled"] >= throttled * 1.0
+    assert "spawn throttled" in captured.out
+
+    assert hub_log.count("Kernel started") == users
+    for card in read_cards_csv(state / "cards.csv")[:users]:  # every server was stopped again
+        assert re.search(rf"20[24] DELETE /hub/api/users/{card.username}/server", hub_log), card.username
+
+
+@pytest.mark.e2e
+def test_wrong_card_is_reported_as_a_login_error_not_a_crash(demo_hub, tmp_path, capsys):
+    url, state, log = demo_hub
+    cards = read_cards_csv(state / "cards.csv")
+    wrong = Card(cards[10].username, "wrong-password")
+    path = tmp_path / "cards.csv"
+    path.write_text(cards_csv([wrong]))
+    code = main(["loadtest", "--url", url, "--cards", str(path), "--users", "1", "--ramp", "0",
+                          "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 1  # gates a rehearsal
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["users"], report["succeeded"], report["failed"]) == (1, 0, 1)
+    (group,) = report["errors"]
+    assert (group["step"], group["kind"], group["users"]) == (
+        "login", "invalid username or password (HTTP 403)", [wrong.username])
+    assert "Invalid username or password" in group["example"]  # the hub's own message
+    assert report["steps"]["login"]["errors"] == 1 and report["steps"]["spawn"]["count"] == 0
+    assert f"1 x login: invalid username or password (HTTP 403)  ({wrong.username})" in out

@@ -1,0 +1,158 @@
+"""WorkshopKubeSpawner end to end: real hub + real proxy + workshop cards + the emulated cluster."""
+
+import json
+import os
+import sys
+import urllib.request
+
+import pytest
+
+from jupyterhub_workshop.login.issuing import Batch, generate
+from jupyterhub_workshop.login.printing import read_cards_csv
+
+from ..harness.browser import login, new_session
+from ..harness.hub import HubProcess, poll, wait_for
+from ..harness.kube import KubeHarness
+
+pytestmark = [pytest.mark.e2e, pytest.mark.jh55]
+
+README_V1 = "# Welcome to the hackweek (v1)\n"
+README_V2 = "# Welcome to the hackweek (v2: new data paths)\n"
+
+CONFIG = f"""
+c.JupyterHub.authenticator_class = "workshop"
+c.WorkshopAuthenticator.accounts_file = "ACCOUNTS_FILE"
+c.JupyterHub.spawner_class = "workshop"
+# answer spawn requests at once (202) so progress can be followed from the start
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
+c.KubeSpawner.namespace = "default"
+c.KubeSpawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
+c.KubeSpawner.args = {["--allow-root"] if os.geteuid() == 0 else []!r}
+c.KubeSpawner.start_timeout = 60
+c.KubeSpawner.http_timeout = 60
+c.KubeSpawner.pvc_name_template = "claim-{{username}}"
+c.WorkshopKubeSpawner.home_storage = {{"mode": "dynamic", "storage_class": "fast", "capacity": "1Gi"}}
+c.WorkshopKubeSpawner.home_claim_bind_timeout = 6
+c.WorkshopKubeSpawner.readme_config_map = "workshop-readme"
+c.WorkshopKubeSpawner.shared_data = {{"nfs_server": "nfs.example.org", "nfs_path": "/export/shared"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with KubeHarness(tmp_path_factory.mktemp("kube"), pvc_bind_delay=0.5) as kube:
+        kube.create("configmaps", {"metadata": {"name": "workshop-readme"}, "data": {"README.md": README_V1}})
+        yield kube
+
+
+@pytest.fixture(scope="module")
+def workshop(cluster, tmp_path_factory):
+    cards_dir = tmp_path_factory.mktemp("cards")
+    generate(cards_dir, Batch("ws", 3, 1))
+    cards = {c.username: c for c in read_cards_csv(cards_dir / "cards.csv")}
+    hub = HubProcess(tmp_path_factory.mktemp("hub"), CONFIG.replace("ACCOUNTS_FILE", str(cards_dir / "accounts.yaml")),
+                     env=cluster.env)
+    hub.start()
+    yield hub, cards
+    hub.stop()
+
+
+async def spawn_from_the_home_page(session, hub, name):
+    async with session.get(f"{hub.url}/hub/spawn") as r:  # what the home page's button does
+        assert r.status == 200
+    await open_lab(session, hub, name)
+
+
+async def open_lab(session, hub, name, timeout=60):
+    async def lab_open():
+        async with session.get(f"{hub.url}/user/{name}/lab") as r:
+            return r.status == 200 and r.url.path == f"/user/{name}/lab"
+
+    await poll(lab_open, timeout, message=f"{name}'s JupyterLab through the proxy")
+
+
+def stop_server(hub, cluster, name):
+    hub.api(f"/users/{name}/server", method="DELETE")
+    wait_for(lambda: not hub.api(f"/users/{name}")["servers"], 30, message=f"{name}'s server to stop")
+    wait_for(lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the pod to go")
+
+
+async def test_card_login_spawns_a_ready_home_that_keeps_user_edits(cluster, workshop):
+    hub, cards = workshop
+    name = "ws001"
+    async with new_session() as s:
+        assert (await login(s, hub.url, name, cards[name].password)).ok
+        await spawn_from_the_home_page(s, hub, name)
+
+        pod = cluster.get("pods", f"jupyter-{name}")
+        mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts["/srv/shared"]["readOnly"] is True and "/srv/shared-readwrite" not in mounts
+        assert cluster.post_start(f"jupyter-{name}")["exit_code"] == 0
+        home = cluster.pvc_path(f"claim-{name}")
+        assert cluster.pod_home(f"jupyter-{name}") == home
+        assert (home / "README.md").read_text() == README_V1
+        assert os.readlink(home / "shared") == str(cluster.translate(f"jupyter-{name}", "/srv/shared"))
+        assert "linked ~/shared" in (home / ".workshop" / "setup.log").read_text()
+
+        stop_server(hub, cluster, name)
+        claim = cluster.get("persistentvolumeclaims", f"claim-{name}")
+        assert claim is not None and claim["spec"]["storageClassName"] == "fast"
+
+        (home / "README.md").write_text(README_V1 + "\nmy notes\n")
+        cluster.patch("configmaps", "workshop-readme", {"data": {"README.md": README_V2}})
+        try:
+            await spawn_from_the_home_page(s, hub, name)
+            assert (home / "README.md").read_text() == README_V1 + "\nmy notes\n"
+            assert (home / "README-updated.md").read_text() == README_V2
+        finally:
+            cluster.patch("configmaps", "workshop-readme", {"data": {"README.md": README_V1}})
+            stop_server(hub, cluster, name)
+
+
+async def test_instructors_get_the_shared_data_writable(cluster, workshop):
+    hub, cards = workshop
+    name = "wsinstructor01"
+    async with new_session() as s:
+        assert (await login(s, hub.url, name, cards[name].password)).ok
+        await spawn_from_the_home_page(s, hub, name)
+    try:
+        pod = cluster.get("pods", f"jupyter-{name}")
+        mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts["/srv/shared"]["readOnly"] is True
+        assert not mounts["/srv/shared-readwrite"].get("readOnly", False)
+        home = cluster.pvc_path(f"claim-{name}")
+        assert os.readlink(home / "shared-readwrite") == str(cluster.translate(f"jupyter-{name}", "/srv/shared-readwrite"))
+    finally:
+        stop_server(hub, cluster, name)
+
+
+def progress_events(hub, name, timeout=60):
+    request = urllib.request.Request(f"{hub.url}/hub/api/users/{name}/server/progress",
+                                     headers={"Authorization": f"token {hub.api_token}"})
+    events = []
+    with urllib.request.urlopen(request, timeout=timeout) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1].get("failed") or events[-1].get("ready"):
+                    break
+    return events
+
+
+def test_a_claim_that_never_binds_fails_the_spawn_naming_the_storage_class(cluster, workshop):
+    hub, _ = workshop
+    name = "ws002"
+    cluster.pvc_bind_delay = None
+    try:
+        hub.api(f"/users/{name}", method="POST", data=b"{}")
+        hub.api(f"/users/{name}/server", method="POST", data=b"{}")
+        events = progress_events(hub, name)
+    finally:
+        cluster.pvc_bind_delay = 0.5
+    messages = [e.get("message", "") for e in events]
+    assert any("Waiting for your home volume claim-ws002 (storage class 'fast')" in m for m in messages), messages
+    assert events[-1]["failed"] is True
+    assert "storage class 'fast'" in events[-1]["message"] and "not provisioned within 6 seconds" in events[-1]["message"]
+    wait_for(lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the failed pod to be removed")
+    assert cluster.get("persistentvolumeclaims", f"claim-{name}") is not None  # never deleted

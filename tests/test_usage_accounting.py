@@ -1,0 +1,69 @@
+"""Node-hours and usage totals: one rule for the service, the plan and the benchmarks."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from jupyterhub_workshop.usage_accounting import NodeHours, node_hours_from_samples, read_usage_csv, usage_totals
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def sample(minutes: float, running: int) -> tuple[datetime, int]:
+    return T0 + timedelta(minutes=minutes), running
+
+
+def test_node_hours_step_wise():
+    # 4 users per node, 5 servers running for 2 h: 2 nodes x 2 h
+    assert node_hours_from_samples([sample(0, 5), sample(120, 5)], 4) == 4.0
+    # the last sample holds until `until`; without it, it adds nothing
+    assert node_hours_from_samples([sample(0, 5)], 4, until=T0 + timedelta(hours=2)) == 4.0
+    assert node_hours_from_samples([sample(0, 5)], 4) == 0.0
+    # 1 h at 1 node, 30 min at 0 nodes, 30 min at 3 nodes; input order does not matter
+    samples = [sample(90, 9), sample(0, 1), sample(60, 0), sample(120, 9)]
+    assert node_hours_from_samples(samples, 4) == pytest.approx(1.0 + 0.0 + 1.5)
+    assert node_hours_from_samples(samples, 4, until=T0 + timedelta(hours=3)) == pytest.approx(2.5 + 3.0)
+    # exactly full nodes, and an `until` before the last sample adds nothing
+    assert node_hours_from_samples([sample(0, 8), sample(60, 8)], 4, until=T0) == 2.0
+    assert node_hours_from_samples([], 4, until=T0) == 0.0
+    assert node_hours_from_samples([sample(0, -3), sample(60, 0)], 4) == 0.0  # never below zero nodes
+    with pytest.raises(ValueError):
+        node_hours_from_samples([sample(0, 1)], 0)
+
+
+def test_the_running_meter_adds_what_the_integral_gives():
+    samples = [sample(0, 1), sample(60, 0), sample(90, 9), sample(120, 9)]
+    meter = NodeHours(4)
+    for at, running in samples:
+        meter.add(at, running)
+    assert meter.hours == node_hours_from_samples(samples, 4)
+    with pytest.raises(ValueError):
+        NodeHours(0)
+
+
+USAGE = """user,server,profile,started,stopped,duration_seconds,stop_reason
+a,,,2026-07-14T08:00:00Z,2026-07-14T10:00:00Z,7200.0,idle
+b,,,2026-07-14T08:00:00Z,2026-07-14T09:00:00Z,3600.0,user
+c,,,2026-07-14T08:30:00Z,2026-07-14T09:30:00Z,3600.0,night
+d,,,2026-07-14T09:30:00Z,,,
+"""
+
+
+def test_usage_totals_integrate_nodes_over_time(tmp_path):
+    path = tmp_path / "usage.csv"
+    path.write_text(USAGE)
+    sessions = read_usage_csv(path)
+    totals = usage_totals(sessions, users_per_node=2)
+    # running: 08:00-08:30 two (1 node), 08:30-09:00 three (2), 09:00-09:30 two (1), 09:30-10:00 two (1);
+    # d is still open and counts until the last time in the export (10:00)
+    assert totals["node_hours"] == pytest.approx(0.5 * 1 + 0.5 * 2 + 0.5 * 1 + 0.5 * 1)
+    assert totals["server_hours"] == pytest.approx(2 + 1 + 1 + 0.5)
+    assert (totals["peak_servers"], totals["peak_nodes"], totals["open_sessions"], totals["users"]) == (3, 2, 1, 4)
+    assert totals["peak_at"] == datetime(2026, 7, 14, 8, 30, tzinfo=timezone.utc).isoformat()
+
+
+def test_a_stop_and_a_start_at_the_same_instant_do_not_make_a_peak(tmp_path):
+    path = tmp_path / "usage.csv"
+    path.write_text("user,started,stopped\na,2026-07-14T08:00:00Z,2026-07-14T09:00:00Z\n"
+                    "b,2026-07-14T09:00:00Z,2026-07-14T10:00:00Z\n")
+    assert usage_totals(read_usage_csv(path), users_per_node=1)["peak_servers"] == 1
