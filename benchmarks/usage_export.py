@@ -5,8 +5,8 @@
 Setup (not timed) fills a temporary SQLite usage store in one bulk transaction. Each
 measurement then runs in a fresh child process, so its peak RSS (``ru_maxrss``) is its own:
 
-* export: ``export(url, "csv", sink)`` into /dev/null: keyset pages of 5000 rows read with
-  the driver's cursor, times kept as the stored ISO text, CSV written 1000 rows a chunk;
+* export: ``export(url, "csv", sink)`` into /dev/null: keyset pages of 5000 rows, times as
+  aware datetimes (the same path on SQLite and PostgreSQL), CSV written 1000 rows a chunk;
 * baseline: ``csv.writer`` over a plain ``SELECT *`` ``fetchall()`` with the stdlib ``sqlite3``
   (fast, but holds every row in memory and writes the stored values untouched);
 * optionally export again under tracemalloc (not timed) for the Python heap's peak.

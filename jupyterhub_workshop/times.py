@@ -56,10 +56,5 @@ def parse_machine_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text)
 
 
-def format_utc(moment: datetime) -> str:
-    """``2026-07-14T14:00:00Z``: UTC with a ``Z``, microseconds only when there are any."""
-    return as_utc(moment).isoformat().replace("+00:00", "Z")
-
-
 def now_utc() -> datetime:
     return datetime.now(UTC)

@@ -48,22 +48,22 @@ class NodeHours:
                 self.seconds += nodes_for(before, self.users_per_node) * span
         self.last = (at, running)
 
+    @classmethod
+    def from_samples(cls, samples: Iterable[tuple[datetime, int]], users_per_node: int) -> "NodeHours":
+        """The meter after ``(time, running servers)`` samples given in any order."""
+        meter = cls(users_per_node)
+        for at, running in sorted(samples, key=lambda sample: sample[0]):
+            meter.add(at, running)
+        return meter
+
+    def hold_until(self, until: datetime) -> None:
+        """Count the last count as still running at ``until``."""
+        if self.last is not None:
+            self.add(until, self.last[1])
+
     @property
     def hours(self) -> float:
         return self.seconds / 3600.0
-
-
-def node_hours_from_samples(
-    samples: Iterable[tuple[datetime, int]], users_per_node: int, until: datetime | None = None
-) -> float:
-    """Node-hours of ``(time, running servers)`` samples in any order; the last sample holds
-    until ``until`` (nothing after it when None)."""
-    meter = NodeHours(users_per_node)
-    for at, running in sorted(samples, key=lambda sample: sample[0]):
-        meter.add(at, running)
-    if until is not None and meter.last is not None:
-        meter.add(until, meter.last[1])
-    return meter.hours
 
 
 @dataclass(frozen=True)

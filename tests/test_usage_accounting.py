@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jupyterhub_workshop.usage_accounting import NodeHours, node_hours_from_samples, read_usage_csv, usage_totals
+from jupyterhub_workshop.usage_accounting import NodeHours, read_usage_csv, usage_totals
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -13,30 +13,37 @@ def sample(minutes: float, running: int) -> tuple[datetime, int]:
     return T0 + timedelta(minutes=minutes), running
 
 
+def node_hours(samples, users_per_node, until=None) -> float:
+    meter = NodeHours.from_samples(samples, users_per_node)
+    if until is not None:
+        meter.hold_until(until)
+    return meter.hours
+
+
 def test_node_hours_step_wise():
     # 4 users per node, 5 servers running for 2 h: 2 nodes x 2 h
-    assert node_hours_from_samples([sample(0, 5), sample(120, 5)], 4) == 4.0
+    assert node_hours([sample(0, 5), sample(120, 5)], 4) == 4.0
     # the last sample holds until `until`; without it, it adds nothing
-    assert node_hours_from_samples([sample(0, 5)], 4, until=T0 + timedelta(hours=2)) == 4.0
-    assert node_hours_from_samples([sample(0, 5)], 4) == 0.0
+    assert node_hours([sample(0, 5)], 4, until=T0 + timedelta(hours=2)) == 4.0
+    assert node_hours([sample(0, 5)], 4) == 0.0
     # 1 h at 1 node, 30 min at 0 nodes, 30 min at 3 nodes; input order does not matter
     samples = [sample(90, 9), sample(0, 1), sample(60, 0), sample(120, 9)]
-    assert node_hours_from_samples(samples, 4) == pytest.approx(1.0 + 0.0 + 1.5)
-    assert node_hours_from_samples(samples, 4, until=T0 + timedelta(hours=3)) == pytest.approx(2.5 + 3.0)
+    assert node_hours(samples, 4) == pytest.approx(1.0 + 0.0 + 1.5)
+    assert node_hours(samples, 4, until=T0 + timedelta(hours=3)) == pytest.approx(2.5 + 3.0)
     # exactly full nodes, and an `until` before the last sample adds nothing
-    assert node_hours_from_samples([sample(0, 8), sample(60, 8)], 4, until=T0) == 2.0
-    assert node_hours_from_samples([], 4, until=T0) == 0.0
-    assert node_hours_from_samples([sample(0, -3), sample(60, 0)], 4) == 0.0  # never below zero nodes
+    assert node_hours([sample(0, 8), sample(60, 8)], 4, until=T0) == 2.0
+    assert node_hours([], 4, until=T0) == 0.0
+    assert node_hours([sample(0, -3), sample(60, 0)], 4) == 0.0  # never below zero nodes
     with pytest.raises(ValueError):
-        node_hours_from_samples([sample(0, 1)], 0)
+        node_hours([sample(0, 1)], 0)
 
 
-def test_the_running_meter_adds_what_the_integral_gives():
+def test_the_meter_adds_samples_as_they_come():
     samples = [sample(0, 1), sample(60, 0), sample(90, 9), sample(120, 9)]
     meter = NodeHours(4)
     for at, running in samples:
         meter.add(at, running)
-    assert meter.hours == node_hours_from_samples(samples, 4)
+    assert meter.hours == node_hours(list(reversed(samples)), 4) == pytest.approx(1.0 + 0.0 + 1.5)
     with pytest.raises(ValueError):
         NodeHours(0)
 

@@ -35,7 +35,6 @@ from .passwords import dummy_verify, verify_password
 from .throttle import BackoffPolicy, FailureTracker
 
 TEMPLATES = Path(__file__).parent / "templates"
-GENERIC_FAILURE = "Invalid username or password"
 
 
 @cache

@@ -21,10 +21,6 @@ HASHER = argon2.PasswordHasher(
 )
 
 
-def entropy_bits(length: int = PASSWORD_LENGTH, alphabet: str = ALPHABET) -> float:
-    return length * math.log2(len(alphabet))
-
-
 def generate_password(length: int = PASSWORD_LENGTH) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 

@@ -48,15 +48,13 @@ class Culler:
         self.active_window = active_window
         self.log = log or logging.getLogger(__name__)
         self.servers: list[ServerInfo] = []  # as of the last pass, for the admin page
-        self.last_pass: datetime | None = None
         self._culled: dict[tuple[str, str], str] = {}  # (user, server) -> reason, until the session closes
         self._first_pass = True
         self._node_hours: NodeHours | None = None
         if users_per_node > 0:
             # node-hours so far: from the stored samples once, then added up as samples come
-            self._node_hours = NodeHours(users_per_node)
-            for sample in store.samples():
-                self._node_hours.add(sample.at, sample.running_servers)
+            samples = ((sample.at, sample.running_servers) for sample in store.samples())
+            self._node_hours = NodeHours.from_samples(samples, users_per_node)
         metrics.load(store.culls_by_reason(), store.session_durations(), self.node_hours())
 
     def node_hours(self) -> float:
@@ -138,5 +136,4 @@ class Culler:
         culled = set() if self.policy.dry_run else {(d.server.user, d.server.name) for d in decisions}
         self.servers = [s for s in servers if (s.user, s.name) not in culled]
         self.sample(now)
-        self.last_pass = now
         return decisions

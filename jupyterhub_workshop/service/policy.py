@@ -74,11 +74,6 @@ class NightWindow:
     def describe(self) -> str:
         return f"{self.start:%H:%M}–{self.end:%H:%M} ({self.tz})"
 
-    def containing(self, now: datetime) -> tuple[datetime, datetime] | None:
-        """The window that contains ``now``, or None."""
-        _, start, end = self._upcoming(now)
-        return (start, end) if start <= as_utc(now, "now") else None
-
     def next(self, now: datetime) -> tuple[datetime, datetime]:
         """The window containing ``now``, else the next one to start."""
         _, start, end = self._upcoming(now)

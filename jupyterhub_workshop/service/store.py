@@ -26,7 +26,6 @@ import contextlib
 import importlib.util
 import threading
 from datetime import date, datetime
-from itertools import chain
 from typing import Iterator, NamedTuple
 
 from sqlalchemy import (
@@ -68,10 +67,6 @@ class SessionRow(NamedTuple):
     started: datetime
     stopped: datetime | None
     stop_reason: str | None
-
-    @property
-    def duration_seconds(self) -> float | None:
-        return None if self.stopped is None else (self.stopped - self.started).total_seconds()
 
 
 class SampleRow(NamedTuple):
@@ -116,19 +111,6 @@ class UTCDateTime(TypeDecorator):
             parse = parse_machine_time
             return lambda value: None if value is None else parse(value)
         return super().result_processor(dialect, coltype)
-
-
-def _keyset_pages(fetch, batch: int, before_first) -> Iterator[list]:
-    """Pages of ``fetch(last_key)`` (rows with their key first, at most ``batch``) until a
-    short page; each fetch its own short transaction, nothing fetched before iteration."""
-    last = before_first
-    while True:
-        rows = fetch(last)
-        if rows:
-            yield rows
-        if len(rows) < batch:
-            return
-        last = rows[-1][0]
 
 
 metadata = MetaData()
@@ -188,15 +170,6 @@ opt_outs_table = Table(
     Column("night", Date, primary_key=True),
     Column("created", UTCDateTime, nullable=False),
 )
-
-
-def _iso_tuple(row: SessionRow) -> tuple:
-    fmt = UTCDateTime._SQLITE_FORMAT
-    stopped = row.stopped
-    return (
-        row.id, row.user, row.server, row.profile, row.started.strftime(fmt),
-        None if stopped is None else stopped.strftime(fmt), row.stop_reason,
-    )
 
 
 def _check_reason(reason: str) -> str:
@@ -360,11 +333,15 @@ class UsageStore:
             raise ValueError("batch must be at least 1")
         query = query.order_by(key).limit(batch)
 
-        def fetch(last):
+        last = None
+        while True:
             with self._begin() as conn:
-                return conn.execute(query if last is None else query.where(key > last)).all()
-
-        return _keyset_pages(fetch, batch, None)
+                rows = conn.execute(query if last is None else query.where(key > last)).all()
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def iter_sessions(
         self, start: datetime | None = None, end: datetime | None = None, batch: int = 5000
@@ -377,46 +354,6 @@ class UsageStore:
         query = self._session_select().where(*self._overlapping(start, end))
         for rows in self._pages(query, batch):
             yield from map(SessionRow._make, rows)
-
-    def iter_sessions_iso(
-        self, start: datetime | None = None, end: datetime | None = None, batch: int = 5000
-    ) -> Iterator[tuple]:
-        """``iter_sessions`` with ``started``/``stopped`` as ISO 8601 UTC text.
-
-        Fixed width, always with microseconds: ``2025-03-01T09:00:00.000000Z``. Plain tuples
-        in SessionRow's field order. The fast path of exports: on SQLite that text is what is
-        stored, and the pages are read with the driver's cursor, so no datetime and no
-        SQLAlchemy row is built at all.
-        """
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
-        if self.dialect == "sqlite":
-            return chain.from_iterable(self._sqlite_iso_pages(start, end, batch))
-        return map(_iso_tuple, self.iter_sessions(start, end, batch))
-
-    def _sqlite_iso_pages(self, start, end, batch) -> Iterator[list[tuple]]:
-        fmt = UTCDateTime._SQLITE_FORMAT
-        filters, params = "", []
-        if end is not None:
-            filters += " AND started < ?"
-            params.append(as_utc(end).strftime(fmt))
-        if start is not None:
-            filters += " AND (stopped IS NULL OR stopped > ?)"
-            params.append(as_utc(start).strftime(fmt))
-        sql = (
-            "SELECT id, username, server_name, profile, started, stopped, stop_reason"
-            f" FROM {sessions.name} WHERE id > ?{filters} ORDER BY id LIMIT ?"
-        )
-
-        def fetch(last):
-            with self._begin() as conn:
-                cursor = conn.connection.driver_connection.cursor()
-                try:
-                    return cursor.execute(sql, [last, *params, batch]).fetchall()
-                finally:
-                    cursor.close()
-
-        return _keyset_pages(fetch, batch, -1)
 
     def session_durations(
         self, start: datetime | None = None, end: datetime | None = None, batch: int = 10000
@@ -547,17 +484,6 @@ class UsageStore:
                 select(opt_outs_table.c.username).where(opt_outs_table.c.night == night)
             )
             return {user for (user,) in rows}
-
-    def opt_outs(self, since_night: date) -> list[tuple[str, date, datetime]]:
-        """(user, night, created) for nights from ``since_night`` on, by night then time."""
-        c = opt_outs_table.c
-        query = (
-            select(c.username, c.night, c.created)
-            .where(c.night >= since_night)
-            .order_by(c.night, c.created, c.username)
-        )
-        with self._begin() as conn:
-            return [tuple(row) for row in conn.execute(query)]
 
     def close(self) -> None:
         self.engine.dispose()

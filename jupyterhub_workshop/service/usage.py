@@ -18,7 +18,7 @@ from pathlib import Path
 from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
-from ..times import UTC, as_utc, parse_machine_time
+from ..times import UTC, as_utc
 from ..usage_accounting import USAGE_COLUMNS
 from .store import SessionRow, UsageStore, normalize_url
 
@@ -52,27 +52,6 @@ def _field_chunks(rows: Iterable[SessionRow], counter: list[int]) -> Iterator[li
             append((
                 user, server, profile, started.isoformat()[:-6] + "Z", stopped.isoformat()[:-6] + "Z",
                 (stopped - started).total_seconds(), reason,
-            ))
-        yield fields
-
-
-def _iso_field_chunks(rows: Iterable[tuple], counter: list[int]) -> Iterator[list[tuple]]:
-    """Like _field_chunks, from ``UsageStore.iter_sessions_iso`` rows (times already text).
-
-    Same output: ``.000000`` is dropped as ``isoformat`` does; durations from the same
-    microsecond arithmetic.
-    """
-    parse = parse_machine_time
-    for chunk in _chunks(rows, counter):
-        fields = []
-        append = fields.append
-        for _id, user, server, profile, started, stopped, reason in chunk:
-            if stopped is None:
-                append((user, server, profile, started.replace(".000000Z", "Z"), None, None, reason))
-                continue
-            append((
-                user, server, profile, started.replace(".000000Z", "Z"), stopped.replace(".000000Z", "Z"),
-                (parse(stopped) - parse(started)).total_seconds(), reason,
             ))
         yield fields
 
@@ -139,10 +118,7 @@ def export(
     counter = [0]
     store = UsageStore(parsed)
     try:
-        if store.dialect == "sqlite":  # the fast path: times stay text from file to output
-            fields = _iso_field_chunks(store.iter_sessions_iso(start, end), counter)
-        else:
-            fields = _field_chunks(store.iter_sessions(start, end), counter)
+        fields = _field_chunks(store.iter_sessions(start, end), counter)
         chunks = _sessions_csv(fields) if fmt == "csv" else _sessions_json(fields)
         write = out.write
         for chunk in chunks:

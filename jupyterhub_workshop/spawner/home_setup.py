@@ -11,9 +11,6 @@ user-controlled text is ever interpolated into shell code.
 
 from __future__ import annotations
 
-SETUP_DIR = ".workshop"  # inside the home: the log and the checksums of what we copied
-LOG_NAME = "setup.log"
-
 # Environment variables the script reads (all optional).
 ENV_README_SOURCE = "WORKSHOP_README_SOURCE"  # file to copy, e.g. the mounted ConfigMap
 ENV_README_NAME = "WORKSHOP_README_NAME"  # name in the home, default README.md

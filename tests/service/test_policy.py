@@ -17,6 +17,12 @@ from jupyterhub_workshop.service.policy import (
     warning,
 )
 
+
+def containing(window, now):
+    """The window that holds ``now``, or None (the service needs only ``next``)."""
+    start, end = window.next(now)
+    return (start, end) if start <= now else None
+
 DENVER = ZoneInfo("America/Denver")
 UTC = timezone.utc
 NIGHTS = NightWindow.parse("22:00", "06:00", "America/Denver")
@@ -143,10 +149,10 @@ def test_window_across_midnight_is_one_night_for_opt_outs():
 def test_window_not_crossing_midnight():
     # 01:00-05:00 MDT is 07:00-11:00 UTC.
     night = (datetime(2026, 5, 13, 7, tzinfo=UTC), datetime(2026, 5, 13, 11, tzinfo=UTC))
-    assert EARLY_HOURS.containing(denver(5, 13, 0, 59)) is None
-    assert EARLY_HOURS.containing(denver(5, 13, 1, 0)) == night
-    assert EARLY_HOURS.containing(denver(5, 13, 4, 59)) == night
-    assert EARLY_HOURS.containing(denver(5, 13, 5, 0)) is None
+    assert containing(EARLY_HOURS, denver(5, 13, 0, 59)) is None
+    assert containing(EARLY_HOURS, denver(5, 13, 1, 0)) == night
+    assert containing(EARLY_HOURS, denver(5, 13, 4, 59)) == night
+    assert containing(EARLY_HOURS, denver(5, 13, 5, 0)) is None
     assert EARLY_HOURS.next(denver(5, 12, 23, 0)) == night
     # An opt-out in the afternoon is for the window starting after midnight.
     assert EARLY_HOURS.night_of(AFTERNOON) == EARLY_HOURS.night_of(denver(5, 13, 2, 0)) == date(2026, 5, 13)
@@ -305,7 +311,7 @@ def test_naive_datetimes_are_rejected():
     with pytest.raises(ValueError, match="now must be timezone-aware"):
         decide([server()], set(), CullPolicy(), naive)
     with pytest.raises(ValueError, match="now must be timezone-aware"):
-        NIGHTS.containing(naive)
+        containing(NIGHTS, naive)
     with pytest.raises(ValueError, match="alice/ last_activity must be timezone-aware"):
         unaware = ServerInfo("alice", "", False, frozenset(), AFTERNOON, naive, ready=True)
         decide([unaware], set(), CullPolicy(), AFTERNOON)
@@ -317,8 +323,8 @@ def test_naive_datetimes_are_rejected():
 def test_night_across_spring_forward_is_seven_hours():
     # 22:00 MST (UTC-7) to 06:00 MDT (UTC-6).
     start, end = datetime(2026, 3, 8, 5, tzinfo=UTC), datetime(2026, 3, 8, 12, tzinfo=UTC)
-    assert NIGHTS.containing(denver(3, 8, 5, 30)) == (start, end)
-    assert NIGHTS.containing(denver(3, 8, 6, 30)) is None  # 12:30 UTC: over, by the new offset
+    assert containing(NIGHTS, denver(3, 8, 5, 30)) == (start, end)
+    assert containing(NIGHTS, denver(3, 8, 6, 30)) is None  # 12:30 UTC: over, by the new offset
     assert NIGHTS.night_of(denver(3, 8, 5, 30)) == date(2026, 3, 7)
     now = denver(3, 8, 5, 59)
     assert culled(decide([server(now=now)], set(), NIGHT_ONLY, now)) == {("alice", ""): NIGHT}
@@ -328,7 +334,7 @@ def test_night_across_fall_back_is_nine_hours():
     # 22:00 MDT (UTC-6) to 06:00 MST (UTC-7).
     start, end = datetime(2026, 11, 1, 4, tzinfo=UTC), datetime(2026, 11, 1, 13, tzinfo=UTC)
     assert NIGHTS.next(denver(10, 31, 15, 0)) == (start, end)
-    assert NIGHTS.containing(denver(11, 1, 5, 30)) == (start, end)  # 12:30 UTC: still night
+    assert containing(NIGHTS, denver(11, 1, 5, 30)) == (start, end)  # 12:30 UTC: still night
     assert NIGHTS.night_of(denver(11, 1, 5, 30)) == date(2026, 10, 31)
     assert warning(True, False, False, NIGHT_ONLY, denver(11, 1, 5, 30)) == (
         "Running servers are being stopped for the night, until 06:00 (America/Denver). "
@@ -339,16 +345,16 @@ def test_night_across_fall_back_is_nine_hours():
 def test_window_starting_in_the_repeated_hour_starts_at_its_first_occurrence():
     # 01:00 happens twice on 2026-11-01: first at 07:00 UTC (MDT), then at 08:00 UTC (MST).
     start, end = datetime(2026, 11, 1, 7, tzinfo=UTC), datetime(2026, 11, 1, 12, tzinfo=UTC)
-    assert EARLY_HOURS.containing(denver(11, 1, 1, 30, fold=0)) == (start, end)
-    assert EARLY_HOURS.containing(denver(11, 1, 1, 30, fold=1)) == (start, end)
-    assert EARLY_HOURS.containing(denver(11, 1, 0, 59)) is None
+    assert containing(EARLY_HOURS, denver(11, 1, 1, 30, fold=0)) == (start, end)
+    assert containing(EARLY_HOURS, denver(11, 1, 1, 30, fold=1)) == (start, end)
+    assert containing(EARLY_HOURS, denver(11, 1, 0, 59)) is None
 
 
 def test_window_starting_in_the_skipped_hour_starts_after_the_gap():
     # 02:30 does not exist on 2026-03-08; zoneinfo reads it on the old offset: 09:30 UTC, 03:30 MDT.
     window = NightWindow.parse("02:30", "05:00", "America/Denver")
-    assert window.containing(denver(3, 8, 3, 15)) is None
-    assert window.containing(denver(3, 8, 3, 30)) == (
+    assert containing(window, denver(3, 8, 3, 15)) is None
+    assert containing(window, denver(3, 8, 3, 30)) == (
         datetime(2026, 3, 8, 9, 30, tzinfo=UTC),
         datetime(2026, 3, 8, 11, 0, tzinfo=UTC),
     )

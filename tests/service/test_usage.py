@@ -12,7 +12,7 @@ import pytest
 
 from jupyterhub_workshop.service.store import SessionRow, UsageStore
 from jupyterhub_workshop.service.usage import export, sessions_csv, sessions_json
-from jupyterhub_workshop.usage_accounting import USAGE_COLUMNS, node_hours_from_samples
+from jupyterhub_workshop.usage_accounting import USAGE_COLUMNS, NodeHours
 
 UTC = timezone.utc
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -110,7 +110,7 @@ def test_node_hours_on_store_samples(tmp_path):
         for minute, running in [(0, 5), (60, 12), (120, 0)]:
             store.record_sample(T0 + timedelta(minutes=minute), running, running)
         samples = [(s.at, s.running_servers) for s in store.samples()]
-        assert node_hours_from_samples(samples, 4) == pytest.approx(2 + 3)
+        assert NodeHours.from_samples(samples, 4).hours == pytest.approx(2 + 3)
 
 
 @pytest.fixture
@@ -142,8 +142,8 @@ def test_export_json_window(filled_store):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_export_fast_path_writes_what_the_row_functions_write(tmp_path, fmt):
-    """export() reads times as stored text; its output is byte for byte sessions_csv/json's."""
+def test_export_writes_what_the_row_functions_write(tmp_path, fmt):
+    """export() from a database is byte for byte sessions_csv/json of the same rows."""
     url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
     with UsageStore(url) as store:
         for i in range(1300):  # more than one chunk
