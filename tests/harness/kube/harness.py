@@ -1,0 +1,278 @@
+"""The emulator hosted in a background thread, for sync tests; kubeconfig and KubeSpawner helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import aiohttp.web
+import yaml
+
+from .apiserver import KubeAPIServer
+from .kubelet import Kubelet, PodRecord
+
+
+def write_kubeconfig(path: str | os.PathLike, server: str, *, namespace: str = "default",
+                     name: str = "kube-harness") -> Path:
+    """Write a kubeconfig for ``server`` (e.g. ``http://127.0.0.1:PORT``), no auth; return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "users": [{"name": name, "user": {}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
+        "current-context": name,
+        "preferences": {},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def reset_kubespawner() -> None:
+    """For in-process KubeSpawner tests: stop its class-level reflectors and drop its cached
+    config and clients, so the next spawner talks to the current emulator.  (Set ``KUBECONFIG``
+    before ``kubernetes_asyncio`` is first imported, or ``c.KubeSpawner.k8s_api_host = kube.url``
+    with some kubeconfig present; stop the hub before the harness.)"""
+    from kubespawner import KubeSpawner, clients
+
+    await KubeSpawner._stop_all_reflectors()
+    clients.load_config.cache_clear()
+    clients._client_cache.clear()
+
+
+class KubeHarness:
+    """Emulated API server + kubelet on a loopback port, served from a background thread.
+
+    ``KubeHarness(root, pvc_bind_delay=1.0, mocksu=True).start()`` … ``.stop()``, or use it as a
+    context manager.  ``env`` is what the hub process needs (``{"KUBECONFIG": path}``).
+    All sync methods are thread-safe (they run in the harness's loop and return copies).
+    """
+
+    def __init__(self, root: str | os.PathLike, *, namespace: str = "default", host: str = "127.0.0.1",
+                 port: int = 0, kubelet: bool = True, pvc_bind_delay: float | None = 0.0,
+                 mocksu: bool = False, post_start_timeout: float = 30.0, **kubelet_options):
+        self.root = Path(root)
+        self.namespace = namespace
+        self.host, self._port = host, port
+        self._with_kubelet = kubelet
+        self._kubelet_options = dict(pvc_bind_delay=pvc_bind_delay, mocksu=mocksu,
+                                     post_start_timeout=post_start_timeout, **kubelet_options)
+        self.api: KubeAPIServer | None = None
+        self.kubelet: Kubelet | None = None
+        self.kubeconfig: Path | None = None
+        self.port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: aiohttp.web.BaseRunner | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def start(self) -> "KubeHarness":
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kube-harness", daemon=True)
+        self._thread.start()
+        try:
+            self.run(self._astart(), timeout=30)
+        except BaseException:
+            self.stop()
+            raise
+        self.kubeconfig = write_kubeconfig(self.root / "kubeconfig.yaml", self.url, namespace=self.namespace)
+        return self
+
+    async def _astart(self) -> None:
+        self.api = KubeAPIServer(default_namespace=self.namespace)
+        await self.api.__aenter__()
+        server = aiohttp.web.Server(self.api, handler_cancellation=True)
+        self._runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = aiohttp.web.TCPSite(self._runner, self.host, self._port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        if self._with_kubelet:
+            self.kubelet = Kubelet(self.api, self.root, **self._kubelet_options)
+            self.kubelet.attach()
+
+    async def _astop(self) -> None:
+        if self.kubelet is not None:
+            await self.kubelet.shutdown()
+        if self.api is not None:
+            self.api.close_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.api is not None and self.api.active:
+            await self.api.__aexit__(None, None, None)
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        if self._loop.is_running():
+            try:
+                self.run(self._astop(), timeout=60)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(10)
+        self._loop.close()
+        self._loop = None
+        self._thread = None
+
+    def __enter__(self) -> "KubeHarness":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- running things in the harness loop ------------------------------------------------
+
+    def run(self, coro, timeout: float | None = 30):
+        """Run a coroutine in the harness loop and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the harness is not started")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def call(self, fn: Callable, *args, **kwargs):
+        """Run a plain function in the harness loop (where all state lives); return its result."""
+        async def _call():
+            return fn(*args, **kwargs)
+        return self.run(_call())
+
+    @contextlib.asynccontextmanager
+    async def api_client(self):
+        """A ``kubernetes_asyncio`` ``ApiClient`` for the caller's loop, configured from our kubeconfig."""
+        from kubernetes_asyncio import client, config
+
+        configuration = client.Configuration()
+        await config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration)
+        async with client.ApiClient(configuration) as api:
+            yield api
+
+    # ---- objects (copies) ---------------------------------------------------------------
+
+    def _ns(self, namespace: str | None) -> str:
+        return self.namespace if namespace is None else namespace
+
+    def get(self, res: Any, name: str, namespace: str | None = None) -> dict | None:
+        ns = self._ns(namespace)
+        return copy.deepcopy(self.call(lambda: self.api.find(res, name, ns)))
+
+    def list(self, res: Any, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[dict]:
+        return copy.deepcopy(self.call(self.api.list, res, namespace, label_selector, field_selector))
+
+    def create(self, res: Any, obj: dict, namespace: str | None = None) -> dict:
+        return copy.deepcopy(self.call(self.api.create, res, obj, self._ns(namespace)))
+
+    def patch(self, res: Any, name: str, patch: Any, namespace: str | None = None, **kw) -> dict:
+        return copy.deepcopy(self.call(self.api.patch, res, name, patch, self._ns(namespace), **kw))
+
+    def delete(self, res: Any, name: str, namespace: str | None = None,
+               grace_period_seconds: int | None = None) -> dict:
+        return copy.deepcopy(self.call(self.api.delete, res, name, self._ns(namespace),
+                                       grace_period_seconds=grace_period_seconds))
+
+    # ---- kubelet views ------------------------------------------------------------------
+
+    def _rec(self, name: str, namespace: str | None) -> PodRecord:
+        if self.kubelet is None:
+            raise RuntimeError("started without a kubelet")
+        return self.kubelet.record(name, self._ns(namespace))
+
+    def pod(self, name: str, namespace: str | None = None) -> dict:
+        """The kubelet's view of a pod: state, ip, port, pid, argv, env, cwd, home, mounts, post_start…"""
+        return self.call(lambda: self._rec(name, namespace).snapshot())
+
+    def pod_paths(self, name: str, namespace: str | None = None) -> dict[str, Path]:
+        """``{mountPath: local directory}`` for the pod's first container, plus its HOME path."""
+        def paths():
+            rec = self._rec(name, namespace)
+            result = dict(rec.mounts)
+            if rec.home is not None:
+                result.setdefault(rec.pod_home, rec.home)
+            return result
+        return self.call(paths)
+
+    def translate(self, name: str, pod_path: str, namespace: str | None = None) -> Path:
+        """The local directory/file that plays ``pod_path`` inside the pod."""
+        return self.call(lambda: self._rec(name, namespace).translate(pod_path))
+
+    def pod_home(self, name: str, namespace: str | None = None) -> Path:
+        return self.call(lambda: self._rec(name, namespace).home)
+
+    def pod_ip(self, name: str, namespace: str | None = None) -> str | None:
+        return self.call(lambda: self._rec(name, namespace).ip)
+
+    def pod_pid(self, name: str, namespace: str | None = None) -> int | None:
+        return self.call(lambda: self._rec(name, namespace).pid)
+
+    def pod_alive(self, name: str, namespace: str | None = None) -> bool:
+        return self.call(lambda: self._rec(name, namespace).alive())
+
+    def pod_log(self, name: str, namespace: str | None = None) -> str:
+        path = self.call(lambda: self._rec(name, namespace).log_path)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def post_start(self, name: str, namespace: str | None = None) -> dict | None:
+        """``{"command", "exit_code", "output", "timed_out", "seconds"}`` or ``None`` (no hook / not yet)."""
+        return self.call(lambda: copy.deepcopy(self._rec(name, namespace).post_start))
+
+    def events(self, pod_name: str | None = None, namespace: str | None = None) -> list[dict]:
+        selector = f"involvedObject.name={pod_name}" if pod_name else None
+        return self.list("events", self._ns(namespace), field_selector=selector)
+
+    # ---- PVCs / settings ------------------------------------------------------------------
+
+    def pvc_path(self, claim_name: str, sub_path: str | None = None) -> Path:
+        return self.root / "volumes" / claim_name / (sub_path or "")
+
+    def bind_pvc(self, name: str, namespace: str | None = None) -> dict:
+        return copy.deepcopy(self.call(self.kubelet.bind_pvc, name, self._ns(namespace)))
+
+    @property
+    def pvc_bind_delay(self) -> float | None:
+        return self.kubelet.pvc_bind_delay if self.kubelet else self._kubelet_options["pvc_bind_delay"]
+
+    @pvc_bind_delay.setter
+    def pvc_bind_delay(self, value: float | None) -> None:
+        self._kubelet_options["pvc_bind_delay"] = value
+        if self.kubelet is not None:
+            self.call(setattr, self.kubelet, "pvc_bind_delay", value)
+
+    @property
+    def mocksu(self) -> bool:
+        return self.kubelet.mocksu if self.kubelet else self._kubelet_options["mocksu"]
+
+    @mocksu.setter
+    def mocksu(self, value: bool) -> None:
+        self._kubelet_options["mocksu"] = value
+        if self.kubelet is not None:
+            self.call(setattr, self.kubelet, "mocksu", value)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+                 message: str = "condition"):
+        """Poll ``predicate`` (called in the test thread) until truthy."""
+        from ..hub import wait_for
+
+        return wait_for(predicate, timeout, interval, message)
+
+    def wait_pod_phase(self, name: str, phase: str, timeout: float = 30.0, namespace: str | None = None) -> dict:
+        def check():
+            pod = self.get("pods", name, namespace)
+            return pod if pod and (pod.get("status") or {}).get("phase") == phase else None
+        return self.wait_for(check, timeout, message=f"pod {name} to be {phase}")

@@ -1,0 +1,99 @@
+"""The emulated kubelet (tests/harness/kube/kubelet.py): pods as local processes on loopback
+addresses, PVC gating, volumes as directories, postStart hooks and deletion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness.hub import http_status, wait_for
+from tests.harness.kube import IPPool, KubeHarness, expand_vars
+from tests.harness.kube.testing import pod_manifest, process_gone
+
+
+def test_ip_pool_hands_out_loopback_addresses_in_order_and_reuses_after_wrap_around():
+    pool = IPPool()
+    first, second = pool.allocate(), pool.allocate()
+    assert (first, second) == ("127.0.1.1", "127.0.1.2")
+    pool.release(first)
+    assert pool.allocate() == "127.0.1.3"  # not reused before the pool wraps around
+    assert pool.in_use == {"127.0.1.2", "127.0.1.3"}
+    assert IPPool.address(253) == "127.0.1.254" and IPPool.address(254) == "127.0.2.1"
+
+
+def test_expand_vars_follows_kubernetes_rules():
+    env = {"A": "1", "B": "x"}
+    assert expand_vars("$(A)-$(B)", env) == "1-x"
+    assert expand_vars("$(UNKNOWN)", env) == "$(UNKNOWN)"
+    assert expand_vars("$$(A)", env) == "$(A)"
+
+
+@pytest.fixture
+def kube(tmp_path):
+    with KubeHarness(tmp_path / "kube", mocksu=True, pvc_bind_delay=None) as kube:
+        yield kube
+
+
+@pytest.mark.e2e
+def test_kubelet_pvc_gating_mounts_and_failed_post_start(kube):
+    kube.create("persistentvolumeclaims", {
+        "metadata": {"name": "claim-ana"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    kube.create("pods", pod_manifest(
+        "jupyter-ana",
+        volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}},
+                 {"name": "scratch", "emptyDir": {}}],
+        mounts=[{"name": "home", "mountPath": "/home/jovyan"},
+                {"name": "scratch", "mountPath": "/tmp/scratch"}],
+        env=[{"name": "GREETING", "value": "hi"}, {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {}}}],
+        post_start=["sh", "-c", 'echo "$GREETING" > "$HOME/hook-ran"']))
+
+    # the PVC never binds by itself (pvc_bind_delay=None): the pod stays Pending, no process
+    wait_for(lambda: any(e["reason"] == "FailedScheduling" for e in kube.events("jupyter-ana")),
+             10, message="FailedScheduling")
+    record = kube.pod("jupyter-ana")
+    assert record["state"] == "waiting-for-volumes" and record["pid"] is None
+    assert kube.get("pods", "jupyter-ana")["status"]["phase"] == "Pending"
+
+    kube.bind_pvc("claim-ana")
+    pod = kube.wait_pod_phase("jupyter-ana", "Running", timeout=20)
+    ip = pod["status"]["podIP"]
+    assert ip.startswith("127.0.") and not ip.startswith("127.0.0.")
+    assert pod["status"]["containerStatuses"][0]["ready"] is True
+    assert kube.get("persistentvolumeclaims", "claim-ana")["status"]["phase"] == "Bound"
+
+    paths = kube.pod_paths("jupyter-ana")
+    home = kube.pvc_path("claim-ana")
+    assert paths["/home/jovyan"] == home
+    assert paths["/tmp/scratch"] == kube.root / "volumes" / "emptydir-jupyter-ana-scratch"
+    record = kube.pod("jupyter-ana")
+    assert record["env"]["HOME"] == str(home) and record["cwd"] == home
+    assert record["env"]["JUPYTERHUB_SERVICE_URL"] == f"http://{ip}:8888"
+    assert record["ignored_env"] == ["FROM_SECRET"]
+    assert json.loads(record["env"]["KUBE_HARNESS_MOUNTS"])["/home/jovyan"] == str(home)
+    assert kube.post_start("jupyter-ana")["exit_code"] == 0
+    assert (home / "hook-ran").read_text() == "hi\n"
+    annotation = json.loads(pod["metadata"]["annotations"]["kube-harness/post-start"])
+    assert annotation["exitCode"] == 0
+    # the stand-in really listens on the pod address
+    wait_for(lambda: http_status(f"http://{ip}:8888/anything") == 200, 20, message="mocksu to answer")
+
+    # a failing postStart kills the container, visibly
+    kube.create("pods", pod_manifest("jupyter-bad", post_start=["sh", "-c", "echo broken; exit 3"]))
+    bad = kube.wait_pod_phase("jupyter-bad", "Failed", timeout=20)
+    terminated = bad["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["reason"] == "PostStartHookError" and bad["status"]["containerStatuses"][0]["ready"] is False
+    result = kube.post_start("jupyter-bad")
+    assert result["exit_code"] == 3 and "broken" in result["output"]
+    assert not kube.pod_alive("jupyter-bad") and process_gone(kube.pod_pid("jupyter-bad"))
+    assert any(e["reason"] == "FailedPostStartHook" for e in kube.events("jupyter-bad"))
+
+    # deletion kills the process group and frees the address; the PVC and its data stay
+    pid = kube.pod_pid("jupyter-ana")
+    kube.delete("pods", "jupyter-ana", grace_period_seconds=1)
+    wait_for(lambda: kube.get("pods", "jupyter-ana") is None, 15, message="pod removal")
+    assert process_gone(pid) and kube.pod("jupyter-ana")["state"] == "terminated"
+    assert ip not in kube.call(lambda: kube.kubelet.ips.in_use)
+    assert kube.get("persistentvolumeclaims", "claim-ana") is not None
+    assert (home / "hook-ran").exists()
