@@ -1,27 +1,45 @@
-"""Small server-side SVG charts a person can read at a glance (no JavaScript, prints fine)."""
+"""Small server-side SVG charts a person can read at a glance (no JavaScript, prints fine).
+
+The workshop service's admin page draws its line and bar charts here; the load test's
+``--plot`` draws its users-per-stage timeline with :func:`stacked_area_chart`.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Sequence
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 28, 36
+LEGEND_WIDTH = 96  # room on the right for a legend's swatches and names
+LEGEND_ROW = 18
+
+
+# axis tops whose quarters (the grid lines) are round numbers; 40, 60 and 80 so that, say,
+# 60 users fill the chart rather than 60 % of it
+_AXIS_TOPS = (1, 2, 5, 10, 20, 25, 40, 50, 60, 80, 100, 200, 250, 400, 500, 600, 800, 1000,
+              2000, 4000, 5000, 6000, 8000, 10000)
 
 
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
-        if value <= step:
-            return step
+    for top in _AXIS_TOPS:
+        if value <= top:
+            return top
     return value
 
 
-def _frame(title: str, y_max: float, x_labels: Sequence[tuple[float, str]], body: str) -> str:
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+def _plot_size(right: float = RIGHT) -> tuple[float, float]:
+    return WIDTH - LEFT - right, HEIGHT - TOP - BOTTOM
+
+
+def _frame(title: str, y_max: float, x_labels: Sequence[tuple[float, str]], body: str,
+           right: float = RIGHT) -> str:
+    plot_w, plot_h = _plot_size(right)
     parts = [
         f'<svg class="workshop-chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="100%" preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
@@ -42,6 +60,11 @@ def _frame(title: str, y_max: float, x_labels: Sequence[tuple[float, str]], body
     return "".join(parts)
 
 
+def _no_data(title: str, right: float = RIGHT) -> str:
+    return _frame(title, 1, [], f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
+                                f'font-size="12" fill="currentColor">no data yet</text>', right)
+
+
 def time_format_for(span_seconds: float) -> str:
     """Axis labels that tell the ticks apart: seconds for minutes, days for weeks."""
     if span_seconds < 600:
@@ -56,12 +79,11 @@ def time_format_for(span_seconds: float) -> str:
 def line_chart(title: str, points: Sequence[tuple[datetime, float]], time_format: str | None = None) -> str:
     """A step line of a value over time (e.g. running servers per sample)."""
     if not points:
-        return _frame(title, 1, [], f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
-                                    f'font-size="12" fill="currentColor">no data yet</text>')
+        return _no_data(title)
     t0, t1 = points[0][0], points[-1][0]
     span = max((t1 - t0).total_seconds(), 1.0)
     y_max = _nice_max(max(v for _, v in points))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = _plot_size()
 
     def xy(t, v):
         return LEFT + plot_w * (t - t0).total_seconds() / span, TOP + plot_h - plot_h * v / y_max
@@ -82,7 +104,7 @@ def line_chart(title: str, points: Sequence[tuple[datetime, float]], time_format
 def bar_chart(title: str, bars: Sequence[tuple[str, float]]) -> str:
     """Labelled bars (e.g. sessions per duration bucket)."""
     y_max = _nice_max(max((v for _, v in bars), default=0))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = _plot_size()
     n = max(len(bars), 1)
     slot = plot_w / n
     body, labels = [], []
@@ -114,3 +136,78 @@ def duration_bars(counts: Sequence[tuple[float, int]]) -> list[tuple[str, float]
             label = f"<{_short_duration(bound)}"
         bars.append((label, count))
     return bars
+
+
+@dataclass(frozen=True)
+class Series:
+    """One layer of a stacked chart: its name in the legend, its colour, a value per time."""
+
+    label: str
+    color: str
+    values: Sequence[float]
+
+
+def elapsed_label(seconds: float, span: float) -> str:
+    """Seconds since the start, as precise as a span of ``span`` seconds needs: 2.5s, 45s, 3m05s, 1h20m."""
+    if span < 10:
+        return f"{seconds:.1f}s"
+    if span < 120:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if span < 7200:
+        return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _legend(series: Sequence[Series], x: float) -> str:
+    # top layer first, so the legend reads in the order the layers are stacked
+    rows = []
+    for i, s in enumerate(reversed(series)):
+        y = TOP + i * LEGEND_ROW
+        rows.append(f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{escape(s.color)}"/>'
+                    f'<text x="{x + 18:.1f}" y="{y + 10}" font-size="11" fill="currentColor">{escape(s.label)}</text>')
+    return f'<g class="legend">{"".join(rows)}</g>'
+
+
+def stacked_area_chart(title: str, times: Sequence[float], series: Sequence[Series],
+                       end: float | None = None) -> str:
+    """Values stacked over time (seconds from the start), the first series at the bottom, with a legend.
+
+    Each value holds from its time until the next one (steps, as in :func:`line_chart`), the
+    last one until ``end`` (default: one more of the last interval). Each layer is drawn as
+    rectangles, one per run of times where it neither moves nor changes, so long runs stay small.
+    """
+    right = RIGHT + LEGEND_WIDTH
+    if not times or not series:
+        return _no_data(title, right)
+    if end is None:
+        end = times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1.0)
+    t0, span = times[0], max(end - times[0], 1e-9)
+    edges = [*times, end]
+    plot_w, plot_h = _plot_size(right)
+    y_max = _nice_max(max(sum(s.values[i] for s in series) for i in range(len(times))))
+
+    def x(t: float) -> float:
+        return LEFT + plot_w * (t - t0) / span
+
+    base = [0.0] * len(times)
+    rects = []
+    for s in series:
+        i = 0
+        while i < len(times):
+            j = i + 1
+            while j < len(times) and (base[j], s.values[j]) == (base[i], s.values[i]):
+                j += 1
+            value = s.values[i]
+            if value > 0:
+                top = TOP + plot_h - plot_h * (base[i] + value) / y_max
+                rects.append(
+                    f'<rect x="{x(edges[i]):.2f}" y="{top:.2f}" width="{x(edges[j]) - x(edges[i]):.2f}" '
+                    f'height="{plot_h * value / y_max:.2f}" fill="{escape(s.color)}"><title>{escape(s.label)}: '
+                    f'{value:g} ({elapsed_label(edges[i], span)} to {elapsed_label(edges[j], span)})</title></rect>')
+            i = j
+        base = [b + v for b, v in zip(base, s.values)]
+    ticks = [(i / 4, elapsed_label(t0 + span * i / 4, span)) for i in range(5)]
+    body = f'<g shape-rendering="crispEdges">{"".join(rects)}</g>' + _legend(series, WIDTH - LEGEND_WIDTH)
+    return _frame(title, y_max, ticks, body, right)

@@ -16,7 +16,7 @@ from . import __version__
 from .login import issuing
 from .rehearsal import demo
 from .rehearsal.loadtest import run as loadtest
-from .rehearsal.plan import sizing as plan
+from .rehearsal.plan import cli as plan
 from .service import usage
 from .times import parse_typed_time
 

@@ -7,18 +7,22 @@ leaves the hub with accounts whose passwords nobody has.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..files import write_atomically
 from .accounts import Account, AccountBook, load_accounts, save_accounts, username_problem
 from .printing import Card, cards_csv, cards_html, read_cards_csv
 from .passwords import generate_password, hash_many
+
+if TYPE_CHECKING:
+    from ..progress import Progress
 
 ACCOUNTS_NAME = "accounts.yaml"
 CARDS_CSV_NAME = "cards.csv"
@@ -66,9 +70,12 @@ def issue(
     batch: Batch,
     existing: AccountBook = AccountBook(),
     workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], Progress] | None = None,
 ) -> tuple[list[Account], list[Card]]:
-    """New accounts and their cards. Participants are PREFIX001..., instructors PREFIXinstructor01..."""
+    """New accounts and their cards. Participants are PREFIX001..., instructors PREFIXinstructor01...
+
+    ``progress(n)`` opens a display for the ``n`` password hashes (e.g. a ``Progress``).
+    """
     batch.check()
     width = max(3, len(str(batch.participants)))
     plan = [(name, "participant") for name in new_usernames(existing, batch.prefix, batch.participants, width)]
@@ -77,7 +84,12 @@ def issue(
         for name in new_usernames(existing, f"{batch.prefix}instructor", batch.instructors, 2)
     ]
     passwords = [generate_password() for _ in plan]
-    hashes = hash_many(passwords, workers or os.cpu_count() or 1, progress)
+    workers = workers or os.cpu_count() or 1
+    if progress is None:
+        hashes = hash_many(passwords, workers)
+    else:
+        with progress(len(passwords)) as bar:  # shown only while hashing: not before a refusal
+            hashes = hash_many(passwords, workers, bar.update)
     accounts = [
         Account(name, digest, role, batch.valid_from, batch.valid_until)
         for (name, role), digest in zip(plan, hashes)
@@ -87,7 +99,7 @@ def issue(
 
 
 def generate(out: Path, batch: Batch, title: str = "", hub_url: str = "", force: bool = False,
-             progress: Callable[[int], None] | None = None) -> list[Card]:
+             progress: Callable[[int], Progress] | None = None) -> list[Card]:
     """Create ``out/accounts.yaml``, ``out/cards.csv`` and ``out/cards.html``."""
     out = Path(out)
     if (out / ACCOUNTS_NAME).exists() and not force:
@@ -104,7 +116,7 @@ def generate(out: Path, batch: Batch, title: str = "", hub_url: str = "", force:
 
 
 def add(out: Path, batch: Batch, title: str = "", hub_url: str = "",
-        progress: Callable[[int], None] | None = None) -> tuple[list[Card], Path]:
+        progress: Callable[[int], Progress] | None = None) -> tuple[list[Card], Path]:
     """Append accounts for late attendees; returns their cards and the HTML file to print.
 
     Existing accounts are kept byte for byte in meaning; if no window is given, the new
@@ -187,7 +199,7 @@ def run(args) -> int:
 
     batch = Batch(args.prefix, args.count, args.instructors, args.valid_from, args.valid_until)
     batch.check()
-    progress = Progress(args.count + args.instructors, "Hashing passwords")
+    progress = functools.partial(Progress, desc="Hashing passwords")
     if args.action == "generate":
         cards = generate(args.out, batch, args.title, args.hub_url, args.force, progress)
         print(f"Wrote {len(cards)} accounts to {args.out / ACCOUNTS_NAME} (hashes only, for the hub)")

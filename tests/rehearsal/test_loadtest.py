@@ -15,15 +15,19 @@ from email.utils import format_datetime
 import pytest
 
 from jupyterhub_workshop.cli import main
-from jupyterhub_workshop.rehearsal.loadtest import run as loadtest
 from jupyterhub_workshop.login.printing import Card, cards_csv, read_cards_csv
+from jupyterhub_workshop.rehearsal.loadtest import run as loadtest
 from jupyterhub_workshop.rehearsal.loadtest.participant import (
     collect_output,
     jupyter_message,
     page_message,
     retry_after,
 )
-from jupyterhub_workshop.rehearsal.loadtest.plot import COLORS, figure, png_bytes, read_png_pixels, svg_text, write_plot
+from jupyterhub_workshop.rehearsal.loadtest.plot import (
+    STACK_ORDER,
+    timeline_chart,
+    write_plot,
+)
 from jupyterhub_workshop.rehearsal.loadtest.report import (
     STAGES,
     StepError,
@@ -34,10 +38,12 @@ from jupyterhub_workshop.rehearsal.loadtest.report import (
     percentile,
     render_csv,
     render_text,
+    stage_status,
     timeline,
 )
 
 from ..harness.hub import free_port, http_status, stop_process_group, wait_for
+from ..test_charts import read_stacks
 
 # --- percentiles, arrivals, grouping -----------------------------------------------------
 
@@ -173,61 +179,60 @@ def test_url_and_card_selection():
         loadtest.pick_cards(cards, 4)
 
 
-class FakeStream(io.StringIO):
-    def __init__(self, tty):
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self):
-        return self.tty
-
-
-def test_live_display_redraws_on_a_terminal_and_prints_plain_lines_otherwise():
-    plain = FakeStream(False)
-    d = loadtest.LiveDisplay(plain)
-    d.show(1.0, Counter(waiting=2, login=1), 0)
-    d.show(2.0, Counter(waiting=2, login=1), 0)  # nothing changed: no new line
-    d.show(3.0, Counter(waiting=1, spawn=1, failed=1), 2)
-    d.show(3.5, Counter(waiting=1, spawn=1, failed=1), 2, final=True)
-    lines = plain.getvalue().splitlines()
-    assert len(lines) == 3 and "\r" not in plain.getvalue() and "\x1b" not in plain.getvalue()
-    assert "waiting 1 | login 0 | spawn 1" in lines[1] and "failed 1" in lines[1] and "retries 2" in lines[1]
-    tty = FakeStream(True)
-    t = loadtest.LiveDisplay(tty)
-    t.show(1.0, Counter(login=3), 0)
-    t.show(1.5, Counter(login=3), 0, final=True)
-    assert tty.getvalue().count("\r\x1b[K") == 2 and tty.getvalue().endswith("\n")
-    assert t.interval == 0.5 and d.interval == 5.0
+def test_stage_status_counts_every_stage_and_retries():
+    status = stage_status(Counter(waiting=1, spawn=1, failed=1), retries=2)
+    assert status == "waiting 1 | login 0 | spawn 1 | kernel 0 | code 0 | stop 0 | done 0 | failed 1 | retries 2"
+    assert "retries" not in stage_status(Counter(done=3))
 
 
 # --- the plot ------------------------------------------------------------------------------
 
 
-def _pixel(png, x, y):
-    width, _, rgb = read_png_pixels(png)
-    i = (y * width + x) * 3
-    return tuple(rgb[i:i + 3])
+def test_plot_stacks_the_users_of_each_stage_over_time():
+    # three users: one done, one failed, one still waiting at the end
+    tl = timeline([(1.0, 0, "login"), (2.0, 0, "spawn"), (3.0, 0, "done"), (1.0, 1, "login"), (2.5, 1, "failed")],
+                  users=3, end=4.0)
+    svg = timeline_chart(tl, "users per stage")
+    n = len(tl["samples"])  # one column per sample: what the drawing shows there is what was counted
+    drawn = [dict(read_stacks(svg, (k + 0.5) / n)) for k in range(n)]
+    assert drawn == [{st: c for st, c in zip(tl["stages"], row[1:]) if c} for row in tl["samples"]]
+    assert drawn[0] == {"waiting": 3} and drawn[-1] == {"failed": 1, "done": 1, "waiting": 1}
+    # finished users at the bottom, those still to come on top
+    order = [stage for stage, _ in read_stacks(svg, 0.99)]
+    assert order == ["failed", "done", "waiting"] == [s for s in STACK_ORDER if s in order]
+    assert "<title>users per stage</title>" in svg
 
 
-def test_plot_is_a_valid_png_of_users_per_stage(tmp_path):
-    # two users: both waiting, then one done and one failed
-    tl = timeline([(1.0, 0, "login"), (2.0, 0, "done"), (1.0, 1, "login"), (2.0, 1, "failed")], users=2, end=4.0)
-    width, height, items = figure(tl, "test")
-    png = png_bytes(width, height, items)
-    w, h, rgb = read_png_pixels(png)
-    assert (w, h) == (900, 420) and len(rgb) == 900 * 420 * 3
-    # plot area: x 60..730, y 40..370; the last column is half failed (bottom), half done
-    assert _pixel(png, 725, 360) == COLORS["failed"]
-    assert _pixel(png, 725, 60) == COLORS["done"]
-    assert _pixel(png, 62, 200) == COLORS["waiting"]  # at t=0 everyone waits
-    path = tmp_path / "t.svg"
-    write_plot(path, tl, "test")
-    svg = path.read_text()
-    assert svg.startswith("<svg") and "rgb(234, 67, 53)" in svg and ">test</text>" in svg
-    assert svg_text(width, height, items) == svg
+def test_plot_is_svg_or_an_html_page_holding_it(tmp_path):
+    tl = timeline([(0.5, 0, "login"), (1.0, 0, "done")], users=1, end=2.0)
+    write_plot(tmp_path / "t.svg", tl, "one user")
+    svg = (tmp_path / "t.svg").read_text()
+    assert svg.startswith("<svg") and svg.strip() == timeline_chart(tl, "one user")
+    write_plot(tmp_path / "t.HTML", tl, "one & only")
+    page = (tmp_path / "t.HTML").read_text()
+    assert page.startswith("<!doctype html>") and "<title>one &amp; only</title>" in page
+    inner = page[page.index("<svg"):page.index("</svg>") + len("</svg>")]
+    assert read_stacks(inner, 0.99) == [("done", 1)]
+    with pytest.raises(ValueError, match="PNG is no longer written"):
+        write_plot(tmp_path / "t.png", tl, "x")
+    assert not (tmp_path / "t.png").exists()
 
 
 # --- main without a hub ----------------------------------------------------------------------
+
+
+def test_a_plot_name_other_than_svg_or_html_is_refused_before_the_test(tmp_path, capsys):
+    cards = tmp_path / "cards.csv"
+    cards.write_text(cards_csv([Card("a", "b")]))
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    assert main(["loadtest", "--url", unreachable, "--cards", str(cards), "--users", "1",
+                 "--plot", str(tmp_path / "timeline.png")]) == 2
+    captured = capsys.readouterr()
+    assert "timeline.png" in captured.err and ".svg" in captured.err and ".html" in captured.err
+    assert captured.out == ""  # refused before any participant ran
+    with pytest.raises(SystemExit):
+        main(["loadtest", "--help"])
+    assert "no PNG" in " ".join(capsys.readouterr().out.split())
 
 
 def test_bad_cards_file_and_too_few_cards_exit_2(tmp_path, capsys):
@@ -237,6 +242,9 @@ def test_bad_cards_file_and_too_few_cards_exit_2(tmp_path, capsys):
     cards.write_text(cards_csv([Card("a", "b")]))
     assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(cards), "--users", "2"]) == 2
     assert "only 1 cards" in capsys.readouterr().err
+    assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(cards), "--users", "1",
+                 "--progress-interval", "0"]) == 2
+    assert "--progress-interval must be more than 0" in capsys.readouterr().err
 
 
 def test_unreachable_hub_is_reported_per_user_not_a_crash(tmp_path, capsys):
@@ -244,13 +252,16 @@ def test_unreachable_hub_is_reported_per_user_not_a_crash(tmp_path, capsys):
     cards.write_text(cards_csv([Card("a", "x"), Card("b", "y")]))
     out = tmp_path / "r.json"
     code = main(["loadtest", "--url", f"http://127.0.0.1:{free_port()}", "--cards", str(cards), "--users", "2",
-                          "--ramp", "0", "--json", str(out)])
+                 "--ramp", "0", "--json", str(out), "--plot", str(tmp_path / "r.html")])
     assert code == 1
     report = json.loads(out.read_text())
     assert (report["users"], report["succeeded"], report["failed"]) == (2, 0, 2)
     (group,) = report["errors"]
     assert group["step"] == "login" and group["kind"].startswith("connection error") and group["count"] == 2
-    assert "failed 2" in capsys.readouterr().err  # the live display's last line
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("users finished: 2/2") and "failed 2" in err  # the live display's last line
+    page = (tmp_path / "r.html").read_text()
+    assert read_stacks(page[page.index("<svg"):page.index("</svg>") + 6], 0.99) == [("failed", 2)]
 
 
 # --- the participant against a scripted hub: busy logins, a reasonless spawn failure -----------
@@ -343,6 +354,34 @@ async def test_busy_login_is_retried_and_a_spawn_failed_without_reason_is_rechec
     assert [report["steps"][s]["count"] for s in ("login", "spawn", "kernel", "code", "stop")] == [1, 1, 0, 0, 1]
 
 
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["log", "terminal"])
+async def test_the_live_display_shows_users_per_stage(terminal, monkeypatch):
+    from jupyterhub_workshop.rehearsal.loadtest.participant import Options
+
+    monkeypatch.setenv("COLUMNS", "400")  # a wide terminal: nothing cut off
+    stream = Terminal() if terminal else io.StringIO()
+    async with scripted_hub({"ann": "pw", "bob": "pw2"}) as (url, seen):
+        await loadtest.run_loadtest(Options(url=url, code="", stop=True), [Card("ann", "pw"), Card("bob", "nope")],
+                                    stream=stream, interval=0.01)
+    text = stream.getvalue()
+    if terminal:  # one line, redrawn in place
+        assert text.count("\n") == 1 and text.endswith("\n") and text.count("\r") >= 2
+        first, final = text.split("\r")[1], text.split("\r")[-1]
+    else:  # plain lines, and only when something changed
+        assert "\r" not in text and "\x1b" not in text
+        lines = text.splitlines()
+        without_clock = [re.sub(r" \[[^]]*\]", "", line) for line in lines]
+        assert all(a != b for a, b in zip(without_clock, without_clock[1:]))
+        first, final = lines[0], lines[-1]
+    assert first.startswith("users finished:") and "0/2" in first and "waiting 2 | login 0" in first
+    assert final.startswith("users finished:") and "2/2" in final and "done 1 | failed 1 | retries 3" in final
+
+
 async def test_a_wrong_card_fails_only_its_participant():
     from jupyterhub_workshop.rehearsal.loadtest.participant import Options
 
@@ -404,7 +443,7 @@ def test_ten_participants_complete_every_step_and_throttled_spawns_are_retried(d
     mark = len(log.read_text())
     code = main(["loadtest", 
         "--url", url + "/", "--cards", str(state / "cards.csv"), "--users", str(users), "--ramp", "10",
-        "--iterations", "2", "--json", f"{out}.json", "--csv", f"{out}.csv", "--plot", f"{out}.png",
+        "--iterations", "2", "--json", f"{out}.json", "--csv", f"{out}.csv", "--plot", f"{out}.svg",
     ])
     captured = capsys.readouterr()
     hub_log = log.read_text()[mark:]
@@ -420,7 +459,7 @@ def test_ten_participants_complete_every_step_and_throttled_spawns_are_retried(d
     assert "succeeded 10/10, failed 0" in captured.out
     rows = {r["step"]: r for r in csv.DictReader(open(f"{out}.csv"))}
     assert rows["kernel"]["count"] == str(users) and rows["code"]["count"] == str(2 * users)
-    assert read_png_pixels((tmp_path / "report.png").read_bytes())[:2] == (900, 420)
+    assert read_stacks((tmp_path / "report.svg").read_text(), 0.999) == [("done", users)]
     assert "done 10 | failed 0" in captured.err.splitlines()[-1]  # plain progress lines (not a terminal)
 
     # JupyterLab starts take seconds each, arrivals come every second: the hub refused spawns

@@ -209,8 +209,7 @@ def render_csv(report: dict) -> str:
     return out.getvalue()
 
 
-def progress_line(elapsed: float, counts: dict[str, int], retries: int = 0) -> str:
-    """One line of the live display: users per stage, failures, 429/503 answers so far."""
-    parts = [f"{st} {counts.get(st, 0)}" for st in STAGES]
+def stage_status(counts: dict[str, int], retries: int = 0) -> str:
+    """The live display's status: users per stage, failures, 429/503 answers so far."""
     tail = f" | retries {retries}" if retries else ""
-    return f"[{elapsed:7.1f}s] " + " | ".join(parts) + tail
+    return " | ".join(f"{st} {counts.get(st, 0)}" for st in STAGES) + tail

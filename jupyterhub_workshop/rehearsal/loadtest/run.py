@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sys
 import time
 from collections import Counter
@@ -25,14 +24,15 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from ...progress import Progress
+from .plot import check_plot_path, write_plot
 from .report import (
-    STAGES,
     UserResult,
     arrival_offsets,
     build_report,
-    progress_line,
     render_csv,
     render_text,
+    stage_status,
 )
 
 DEFAULT_CODE = "print(6 * 7)"
@@ -61,37 +61,13 @@ def pick_cards(cards: list, users: int) -> list:
     return ordered[:users]
 
 
-class LiveDisplay:
-    """Users per stage while the test runs: one line redrawn in place on a terminal, a plain
-    line every ``interval`` seconds (when something changed) otherwise."""
-
-    def __init__(self, stream: TextIO, interval: float | None = None):
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.interval = interval if interval is not None else (0.5 if self.tty else 5.0)
-        self._last_state = None
-
-    def show(self, elapsed: float, counts: dict, retries: int, final: bool = False) -> None:
-        line = progress_line(elapsed, counts, retries)
-        if self.tty:
-            width = shutil.get_terminal_size((120, 24)).columns
-            self.stream.write("\r\x1b[K" + line[: max(20, width - 1)] + ("\n" if final else ""))
-        else:
-            state = (tuple(counts.get(s, 0) for s in STAGES), retries)
-            if state == self._last_state and not final:
-                return
-            self._last_state = state
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    async def run(self, snapshot, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
-            if not stop.is_set():
-                self.show(*snapshot())
+async def show_every(interval: float, show, stop: asyncio.Event) -> None:
+    """Call ``show()`` every ``interval`` seconds until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except asyncio.TimeoutError:
+            show()
 
 
 async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | None = 0,
@@ -102,7 +78,6 @@ async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | N
 
     from .participant import Participant
 
-    stream = stream if stream is not None else sys.stderr
     n = len(cards)
     results = [UserResult(c.username) for c in cards]
     stage_of = ["waiting"] * n
@@ -110,9 +85,11 @@ async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | N
     offsets = arrival_offsets(n, ramp, seed)
     began = time.monotonic()
 
-    def snapshot():
+    def snapshot() -> tuple[int, str]:
+        """Users finished, and the status line: users per stage and retries."""
+        counts = Counter(stage_of)
         retries = sum(sum(r.retries.values()) for r in results)
-        return time.monotonic() - began, Counter(stage_of), retries
+        return counts["done"] + counts["failed"], stage_status(counts, retries)
 
     # idle connections are dropped before the proxy drops them: reusing a connection the
     # proxy has just closed fails the request
@@ -135,16 +112,16 @@ async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | N
         if r.error is None:
             r.finished = time.monotonic() - began
 
-    display = LiveDisplay(stream, interval)
-    stop = asyncio.Event()
-    shown = asyncio.create_task(display.run(snapshot, stop))
-    try:
-        await asyncio.gather(*(participant(i) for i in range(n)))
-    finally:
-        stop.set()
-        await shown
-        await connector.close()
-    display.show(*snapshot(), final=True)
+    with Progress(n, "users finished", file=stream, interval=interval, status=snapshot()[1]) as bar:
+        stop = asyncio.Event()
+        shown = asyncio.create_task(show_every(bar.mininterval, lambda: bar.show(*snapshot()), stop))
+        try:
+            await asyncio.gather(*(participant(i) for i in range(n)))
+        finally:
+            stop.set()
+            await shown
+            await connector.close()
+        bar.show(*snapshot())
     return build_report(results, url=options.url, duration=time.monotonic() - began,
                         settings=settings or {}, transitions=transitions)
 
@@ -177,8 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", default=None, metavar="NAME", help="kernel name (default: the server's default)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="write per-step statistics as CSV")
-    parser.add_argument("--plot", type=Path, metavar="OUT.png",
-                        help="write a timeline of users per stage (PNG; SVG if the name ends in .svg)")
+    parser.add_argument("--plot", type=Path, metavar="OUT.svg",
+                        help="write a timeline of users per stage, stacked: SVG (OUT.svg) or an HTML page "
+                             "holding it (OUT.html); no PNG")
     parser.add_argument("--spawn-timeout", type=float, default=300.0, metavar="SECONDS",
                         help="per participant, from pressing start to the server answering, waits for "
                              "Retry-After included (default: 300)")
@@ -187,7 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "run, stop (default: 120)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the arrival times (default: 0)")
     parser.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
-                        help="how often the live display updates (default: 0.5 on a terminal, 5 otherwise)")
+                        help="how often the live display updates (default: 0.5 on a terminal; otherwise 5, "
+                             "a line only when something changed)")
 
 
 def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -203,6 +182,10 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
             raise ValueError("--iterations must be at least 1")
         if args.ramp < 0:
             raise ValueError("--ramp cannot be negative")
+        if args.progress_interval is not None and args.progress_interval <= 0:
+            raise ValueError("--progress-interval must be more than 0")
+        if args.plot:
+            check_plot_path(args.plot)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=err)
         return 2
@@ -227,8 +210,6 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
     if args.csv:
         args.csv.write_text(render_csv(report), encoding="utf-8")
     if args.plot:
-        from .plot import write_plot
-
         write_plot(args.plot, report["timeline"],
                    f"users per stage: {report['users']} users, {report['failed']} failed, {report['duration']:.1f}s")
     return 0 if report["failed"] == 0 else 1

@@ -1,0 +1,2 @@
+class PlanError(ValueError):
+    """A request that cannot be planned; the message says why and what would fit."""

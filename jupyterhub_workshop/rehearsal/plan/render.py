@@ -1,0 +1,129 @@
+"""A plan, a usage report and the catalogue as text tables, and a plan as JSON."""
+
+from __future__ import annotations
+
+from .catalogue import Catalogue
+from .quantities import GIB, format_cpu, format_memory
+from .sizing import Plan
+
+
+def _r(x: float) -> float:
+    return round(x, 4)
+
+
+def _cpu_memory(cpu: float, memory: int) -> dict:
+    return {"cpu": _r(cpu), "memory_gib": _r(memory / GIB)}
+
+
+def plan_json(plan: Plan) -> dict:
+    """What ``--format json`` prints."""
+    node, ov, fit = plan.node, plan.overheads, plan.fit
+    return {
+        "users": plan.users,
+        "node": {"name": node.name, "provider": node.provider, "cpu": node.cpu, "memory_gib": node.memory / GIB,
+                 "price": node.price, "currency": node.currency, "prices_read": node.prices_read or None,
+                 "source": node.source or None},
+        "guarantee": {"cpu": plan.cpu, "memory_gib": _r(plan.memory / GIB)},
+        "limit": {"cpu": plan.cpu_limit,
+                  "memory_gib": None if plan.memory_limit is None else _r(plan.memory_limit / GIB)},
+        "overheads_per_node": {
+            "system": _cpu_memory(ov.system_cpu, ov.system_memory),
+            "daemonsets": _cpu_memory(ov.daemonset_cpu, ov.daemonset_memory),
+            "hub": _cpu_memory(ov.hub_cpu, ov.hub_memory),
+        },
+        "allocatable_per_node": _cpu_memory(fit.allocatable_cpu, fit.allocatable_memory),
+        "users_per_node": plan.users_per_node,
+        "users_per_node_by": {"cpu": fit.by_cpu, "memory": fit.by_memory},
+        "limited_by": fit.limited_by,
+        "unused_per_full_node": _cpu_memory(plan.unused_cpu_per_full_node, plan.unused_memory_per_full_node),
+        "headroom_percent": plan.headroom_percent,
+        "placeholders": plan.placeholders,
+        "nodes_for_users": plan.nodes_for_users,
+        "nodes": plan.nodes,
+        "hours": _r(plan.hours),
+        "schedule": None if plan.schedule is None else [
+            {"start": b.block.start.isoformat(), "end": b.block.end.isoformat(), "users": b.block.users,
+             "placeholders": b.placeholders, "nodes": b.nodes, "hours": _r(b.block.hours),
+             "node_hours": _r(b.node_hours)}
+            for b in plan.schedule],
+        "node_hours": _r(plan.node_hours),
+        "cost": None if plan.cost is None else round(plan.cost, 2),
+        "currency": node.currency,
+        "warnings": list(plan.warnings),
+    }
+
+
+def _table(rows: list[tuple], header: tuple | None = None, left: tuple = (0,)) -> list[str]:
+    rows = ([header] if header else []) + rows
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def _money(amount: float | None, currency: str) -> str:
+    return "-" if amount is None else f"{amount:,.2f} {currency}"
+
+
+def plan_table(plan: Plan) -> str:
+    n, ov, fit = plan.node, plan.overheads, plan.fit
+    price = f"{n.price:g} {n.currency}/node-hour" if n.price is not None else "no price"
+    read = f", prices read {n.prices_read}" if n.prices_read and n.price is not None else ""
+    lines = [f"Plan: {plan.users} users on {n.name} ({n.cpu:g} CPU, {n.memory / GIB:.1f} GiB, {price}{read})", ""]
+    lines += _table([
+        ("node", format_cpu(n.cpu), f"{n.memory / GIB:.1f} GiB", ""),
+        ("- system (kubelet, OS)", format_cpu(ov.system_cpu), format_memory(ov.system_memory),
+         "--system-cpu/--system-memory"),
+        ("- daemonsets", format_cpu(ov.daemonset_cpu), format_memory(ov.daemonset_memory),
+         "--daemonset-cpu/--daemonset-memory"),
+        ("- hub and proxy", format_cpu(ov.hub_cpu), format_memory(ov.hub_memory), "--hub-cpu/--hub-memory"),
+        ("= left for users", format_cpu(fit.allocatable_cpu), format_memory(fit.allocatable_memory), ""),
+        ("per user (guarantee)", format_cpu(plan.cpu), format_memory(plan.memory), ""),
+        ("users that fit", "-" if fit.by_cpu is None else str(fit.by_cpu), str(fit.by_memory), ""),
+    ], ("per node", "CPU", "memory", "change with"), left=(0, 3))
+    lines.append("")
+    headroom = f"{plan.headroom_percent:g}% headroom" if plan.headroom_percent is not None else "--placeholders"
+    lines += _table([
+        ("users per node", f"{plan.users_per_node} (limited by {fit.limited_by})"),
+        ("nodes for the users", str(plan.nodes_for_users)),
+        ("placeholders for arrivals", f"{plan.placeholders} ({headroom})"),
+        ("nodes", str(plan.nodes)),
+        ("hours", f"{_r(plan.hours):g}" + (" (schedule)" if plan.schedule else "")),
+        ("node-hours", f"{_r(plan.node_hours):g}"),
+        ("cost", _money(plan.cost, n.currency)),
+    ], left=(0, 1))
+    if plan.schedule:
+        lines.append("")
+        lines += _table([(b.block.start.isoformat(), b.block.end.isoformat(), b.block.users, b.placeholders, b.nodes,
+                          f"{_r(b.block.hours):g}", f"{_r(b.node_hours):g}") for b in plan.schedule],
+                        ("start", "end", "users", "placeholders", "nodes", "hours", "node-hours"), left=(0, 1))
+    for w in plan.warnings:
+        lines.append(f"note: {w}")
+    return "\n".join(lines) + "\n"
+
+
+def usage_table(report: dict) -> str:
+    """``plan --from-usage``: the report the command line puts together (see :mod:`.cli`)."""
+    lines = [f"Usage from {report['file']}: {report['first'] or '-'} to {report['last'] or '-'}", ""]
+    lines += _table([
+        ("sessions", f"{report['sessions']} ({report['open_sessions']} still open, counted to the end)"),
+        ("users", str(report["users"])),
+        ("server-hours", f"{report['server_hours']:g}"),
+        ("peak servers", f"{report['peak_servers']}" + (f" at {report['peak_at']}" if report["peak_at"] else "")),
+        ("users per node", f"{report['users_per_node']}" + (f" ({report['node']})" if report.get("node") else "")),
+        ("peak nodes", str(report["peak_nodes"])),
+        ("node-hours", f"{report['node_hours']:g}"),
+        ("cost", _money(report["cost"], report["currency"])),
+    ], left=(0, 1))
+    lines.append("note: node-hours assume nodes packed full and removed when empty; add your core/hub nodes.")
+    return "\n".join(lines) + "\n"
+
+
+def nodes_table(catalogue: Catalogue) -> str:
+    rows = [(n.name, n.provider, f"{n.cpu:g}", format_memory(n.memory),
+             "-" if n.price is None else f"{n.price:g} {n.currency}") for n in catalogue.nodes.values()]
+    lines = _table(rows, ("node", "provider", "CPU", "memory", "per hour"))
+    lines.append(f"prices read {catalogue.prices_read}. {catalogue.note}")
+    return "\n".join(lines) + "\n"
