@@ -136,8 +136,9 @@ release: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- /*
-  Checks across `workshop:` and `jupyterhub:` that a JSON schema cannot express. Each failure
-  says which value to change.
+  Checks that `workshop:` and `jupyterhub:` meet (names and ports in both halves), which a JSON
+  schema cannot express. Each failure says which value to change. Single settings are checked
+  by values.schema.json and by the package's own parsers in the hub, nowhere else.
 */}}
 {{- define "workshop.checks" -}}
 {{- $jh := .Values.jupyterhub | default dict }}
@@ -146,11 +147,11 @@ release: {{ .Release.Name | quote }}
 
 {{- $storageType := dig "singleuser" "storage" "type" "none" $jh }}
 {{- if ne $storageType "none" }}
-{{- fail (printf "jupyterhub.singleuser.storage.type is %q: it must be \"none\", because the workshop spawner mounts homes itself (set workshop.homeStorage instead); otherwise every server gets two home volumes" $storageType) }}
+{{- fail (printf "jupyterhub.singleuser.storage.type is %q: it must be \"none\", because the workshop spawner mounts homes itself (set workshop.storage instead); otherwise every server gets two home volumes" $storageType) }}
 {{- end }}
 
 {{- if dig "cull" "enabled" false $jh }}
-{{- fail "jupyterhub.cull.enabled must be false: the workshop service culls servers (workshop.culling), with night windows and opt-outs; two cullers would fight" }}
+{{- fail "jupyterhub.cull.enabled must be false: the workshop service culls servers (workshop.cull), with night windows and opt-outs; two cullers would fight" }}
 {{- end }}
 
 {{- if not $hub.existingSecret }}
@@ -209,8 +210,4 @@ release: {{ .Release.Name | quote }}
 {{- fail (printf "jupyterhub.hub.db.type is %q, so the hub has no persistent /srv/jupyterhub for the workshop service's SQLite usage records: set workshop.service.database (url or existingSecret)" $hubDb) }}
 {{- end }}
 
-{{- $night := $ws.culling.night }}
-{{- if and $night.start (eq $night.start $night.end) }}
-{{- fail (printf "workshop.culling.night: start and end are both %q; give a window (e.g. start 22:00, end 06:00) or leave both empty" $night.start) }}
-{{- end }}
 {{- end }}

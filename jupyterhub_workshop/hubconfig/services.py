@@ -1,14 +1,28 @@
-"""Hub-side configuration for the workshop service: the managed-service entry and its roles.
+"""Hub-side configuration for the workshop service: its configuration file, the managed-service
+entry that runs it, its roles, and the night warning banner.
 
     from jupyterhub_workshop.hubconfig.services import workshop_roles, workshop_service
-    c.JupyterHub.services = [workshop_service(args=["--night-start=22:00", "--night-end=06:00",
-                                                    "--timezone=America/Denver"])]
+    c.JupyterHub.services = [workshop_service(
+        {"night_start": "22:00", "night_end": "06:00", "timezone": "America/Denver"},
+        "/srv/jupyterhub/workshop-service.json",
+    )]
     c.JupyterHub.load_roles = workshop_roles()
+
+The settings are ``WorkshopService`` traits (``jupyterhub-workshop-service --help-all``). They
+reach the service as a JSON configuration file (``--config``), not as a command line: a command
+line is visible to every local user (``ps``), and one file keeps lists and numbers typed.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..files import write_atomically
 
 # Least privilege: list users and their servers, read names/admin flag, groups and activity,
 # stop servers. Nothing that deletes users, volumes or data; no token or admin scopes.
@@ -21,14 +35,59 @@ ROLE_SCOPES = [
     "delete:servers",
 ]
 
+SERVICE_MODULE = "jupyterhub_workshop.service"
+SERVICE_CLASS = "WorkshopService"  # the section of the configuration file
 
-def workshop_service(name: str = "workshop", port: int = 10101, args: list[str] = (),
-                     environment: dict | None = None, host: str = "127.0.0.1") -> dict:
-    """A ``c.JupyterHub.services`` entry that runs the service as a managed service."""
+
+def service_config(settings: Mapping) -> dict:
+    """The service's configuration document, ``{"WorkshopService": settings}``.
+
+    The service's own traits and night-window parser check it here, so a bad setting stops the
+    hub at start with the service's message rather than a service that dies at every restart.
+    Secrets are refused: the hub hands those over in the service's environment.
+    """
+    from traitlets.config import Config
+
+    from ..service.app import WorkshopService
+
+    settings = json.loads(json.dumps(dict(settings)))  # exactly what the service will read back
+    known = set(WorkshopService.class_trait_names(config=True))
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown workshop service setting(s) {unknown}; known: {sorted(known)}")
+    if "api_token" in settings:
+        raise ValueError("the service's api_token comes from the hub (JUPYTERHUB_API_TOKEN), never from a file")
+    if urlsplit(str(settings.get("db_url", ""))).password:
+        raise ValueError(
+            "db_url holds a password: give it in the service's environment as WORKSHOP_DB_URL, "
+            "never in a file or on a command line"
+        )
+    document = {SERVICE_CLASS: settings}
+    WorkshopService(config=Config(document)).build_policy()
+    return document
+
+
+def write_service_config(path: str | os.PathLike, settings: Mapping) -> Path:
+    """Write the checked configuration document to ``path`` (owner-only, atomically)."""
+    path = Path(path)
+    write_atomically(path, json.dumps(service_config(settings), indent=2, sort_keys=True) + "\n", mode=0o600)
+    return path
+
+
+def workshop_service(settings: Mapping, config_file: str | os.PathLike, *, name: str = "workshop",
+                     url: str = "http://127.0.0.1:10101", environment: Mapping | None = None) -> dict:
+    """Write ``settings`` to ``config_file`` and return the ``c.JupyterHub.services`` entry
+    that runs the service as a managed service with ``--config config_file``.
+
+    ``url`` is where the hub and the proxy reach the service; the service listens there too
+    unless ``settings`` give ``service_url``. ``environment`` is for secrets such as
+    ``WORKSHOP_DB_URL``: a managed service does not inherit the hub's environment.
+    """
+    config_file = write_service_config(config_file, settings)
     return {
         "name": name,
-        "url": f"http://{host}:{port}",
-        "command": [sys.executable, "-m", "jupyterhub_workshop.service", *args],
+        "url": url,
+        "command": [sys.executable, "-m", SERVICE_MODULE, "--config", str(config_file)],
         "environment": dict(environment or {}),
         "display": True,  # in the hub's Services menu, for those with access
         "oauth_no_confirm": True,  # our own service: no "authorize" page
@@ -56,7 +115,8 @@ def night_warning(night_start: str, night_end: str, timezone: str, warn_before: 
     It is evaluated per request in the hub, so it needs no service round-trip; it does not
     know who opted out (the opt-out page does).
     """
-    from datetime import datetime, timedelta, timezone as tz
+    from datetime import datetime, timedelta
+    from datetime import timezone as tz
     from html import escape
 
     from ..service.policy import CullPolicy, NightWindow, warning

@@ -14,7 +14,7 @@ import signal
 from datetime import timedelta
 from urllib.parse import urlparse
 
-from traitlets import Bool, Float, Integer, List, Unicode, default
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from .culler import Culler
@@ -75,44 +75,52 @@ class WorkshopService(Application):
 
     idle_timeout = Integer(
         3600,
+        min=0,
         help="Stop servers idle this many seconds (0: never). Under ~6 min is meaningless: "
         "activity is reported every 5 min.",
     ).tag(config=True)
     max_age = Integer(
-        0, help="Stop servers running longer than this many seconds regardless of activity (0: never)."
+        0, min=0, help="Stop servers running longer than this many seconds regardless of activity (0: never)."
     ).tag(config=True)
     night_start = Unicode(
         "", help="Local time the night window starts, e.g. 22:00 (empty: no night culling)."
     ).tag(config=True)
     night_end = Unicode("", help="Local time the night window ends, e.g. 06:00.").tag(config=True)
     timezone = Unicode("UTC", help="IANA time zone of the night window, e.g. America/Denver.").tag(config=True)
-    warn_before = Integer(1800, help="Seconds before the night window that users are warned.").tag(config=True)
+    warn_before = Integer(1800, min=0, help="Seconds before the night window that users are warned.").tag(config=True)
     exempt_groups = List(
         Unicode(), ["instructors"], help="Groups whose servers are not stopped at night."
     ).tag(config=True)
     exempt_admins = Bool(True, help="Do not stop admins' servers at night.").tag(config=True)
     dry_run = Bool(False, help="Decide and record culls, but stop nothing.").tag(config=True)
     cull_every = Float(
-        60, help="Seconds between passes (list servers, reconcile, cull, sample)."
+        60, help="Seconds between passes (list servers, reconcile, cull, sample); more than 0."
     ).tag(config=True)
+
+    @validate("cull_every")
+    def _positive_cull_every(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"cull_every must be more than 0 seconds, not {proposal.value}")
+        return proposal.value
+
     concurrency = Integer(
-        10, help="Hub API requests in flight at once (stops are bounded by it)."
+        10, min=1, help="Hub API requests in flight at once (stops are bounded by it)."
     ).tag(config=True)
     api_retries = Integer(
-        5, help="Retries of a hub API call that failed with 5xx, 429 or a timeout."
+        5, min=0, help="Retries of a hub API call that failed with 5xx, 429 or a timeout."
     ).tag(config=True)
     api_timeout = Float(20, help="Seconds before a hub API call times out (and is retried).").tag(config=True)
     active_window = Integer(
-        600, help="A user counts as active with server activity within this many seconds."
+        600, min=1, help="A user counts as active with server activity within this many seconds."
     ).tag(config=True)
     staff_groups = List(
         Unicode(), ["instructors"], help="Groups who see the admin page (admins always do)."
     ).tag(config=True)
     users_per_node = Integer(
-        0, help="Users that fit on one node, for node-hours and cost (0: not computed)."
+        0, min=0, help="Users that fit on one node, for node-hours and cost (0: not computed)."
     ).tag(config=True)
     price_per_node_hour = Float(
-        0.0, help="Price of one node-hour, for the cost metric and admin page."
+        0.0, min=0, help="Price of one node-hour, for the cost metric and admin page."
     ).tag(config=True)
     currency = Unicode("USD", help="Currency shown with costs.").tag(config=True)
     metrics_token = Unicode(
@@ -140,6 +148,11 @@ class WorkshopService(Application):
     def initialize(self, argv=None):
         super().initialize(argv)
         if self.config_file:
+            # traitlets skips a missing file and only logs one that fails to load: either would
+            # leave the service culling on its defaults (no dry run, the default idle timeout)
+            if not os.path.isfile(self.config_file):
+                raise FileNotFoundError(f"workshop service config file not found: {self.config_file}")
+            self.raise_config_file_errors = True
             self.load_config_file(self.config_file)
         self.policy = self.build_policy()
         self.store = UsageStore(self.db_url)

@@ -29,14 +29,34 @@ MAX_AGE = "max-age"
 # reason a user can act on (opt out), whereas idleness would have been forgiven by a click.
 _PRECEDENCE = (NIGHT, MAX_AGE, IDLE)
 
-_CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+# The same rules as the chart's values.schema.json (tests/chart/test_settings_agree.py holds
+# them together): ASCII H:MM or HH:MM, and a zone as Area/Location or UTC. Abbreviations such as
+# MST and offsets such as Etc/GMT+7 are refused: they have no summer time, and a night window set
+# in one would start an hour off for half the year.
+CLOCK_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+ZONE_NAME = re.compile(
+    r"UTC|Etc/UTC|(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific)"
+    r"/[A-Z][A-Za-z0-9_+-]*(/[A-Z][A-Za-z0-9_+-]*)?"
+)
 
 
 def _parse_clock_time(value: str, what: str) -> time:
-    match = _CLOCK_TIME.fullmatch(value.strip())
+    match = CLOCK_TIME.fullmatch(value)
     if match is None:
         raise ValueError(f"night window {what} {value!r} is not a 24-hour HH:MM time such as '22:00'")
     return time(int(match[1]), int(match[2]))
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (Area/Location or UTC); ValueError saying what to write."""
+    try:
+        if ZONE_NAME.fullmatch(name) is None:
+            raise ValueError
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA Area/Location name such as 'America/Denver' (or UTC)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -51,12 +71,7 @@ class NightWindow:
     tz: str  # IANA time zone name
 
     def __post_init__(self):
-        try:
-            ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"unknown time zone {self.tz!r} for the night window; use an IANA name such as 'America/Denver'"
-            ) from None
+        time_zone(self.tz)
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise ValueError("night window start and end are wall-clock times; give the zone as tz")
         if self.start == self.end:

@@ -9,6 +9,7 @@ than piling up copies, and leaves everything else (z2jh's or the operator's) in 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field, fields
 from typing import Iterable
 
@@ -16,6 +17,8 @@ from . import home_setup
 from .common import in_any
 
 STORAGE_MODES = ("dynamic", "static", "none")
+# a Kubernetes quantity, as the chart's values.schema.json has it (tests/chart/test_settings_agree.py)
+CAPACITY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
 PREFIX = "workshop-"
 HOME_VOLUME = PREFIX + "home"
 SHARED_VOLUME = PREFIX + "shared"
@@ -51,6 +54,8 @@ class HomeStorage:
         storage = _from_settings(cls, config, "home storage")
         if storage.mode not in STORAGE_MODES:
             raise ValueError(f"home storage mode {storage.mode!r} must be one of {', '.join(STORAGE_MODES)}")
+        if storage.mode == "dynamic" and CAPACITY.fullmatch(str(storage.capacity)) is None:
+            raise ValueError(f"home storage capacity {storage.capacity!r} is not a size such as 10Gi")
         if storage.mode == "static" and not storage.claim:
             raise ValueError("home storage mode 'static' needs 'claim': an existing ReadWriteMany PVC")
         return storage

@@ -1,37 +1,87 @@
-"""Helpers for the Helm chart tests: render with the embedded Helm engine, and run the hub-side
-configuration (helm-chart/files/workshop_config.py) the way Zero to JupyterHub's hub does.
+"""Helpers for the Helm chart tests: render the whole chart (ours and Zero to JupyterHub 4.4.0's
+templates) with the embedded Helm engine, and run the hub's configuration the way z2jh's hub
+container does, from the rendered objects.
 
 No helm binary and no cluster: `helm_python` (helm-python-sdk) embeds Helm's engine. The z2jh
-dependency is not downloaded here, so a render holds this chart's own templates only; what we
-hand to z2jh is checked as values.
+chart comes from helm-chart/charts/ when `helm dependency update helm-chart` fetched it, else
+from the copy beside the repository (../shared/charts/); it is copied into a temporary copy of
+our chart for loading, never into the repository.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
+import builtins
+import fnmatch
 import functools
+import glob
+import io
+import os
+import shutil
 import sys
+import tempfile
 import types
 from collections.abc import Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from unittest import mock
 
 import helm_python
-
-from tests.harness.users import User
+import pytest
 import yaml
 from traitlets.config import Config
+
+from tests.harness.users import User
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm-chart"
 CI_DIR = CHART / "ci"
 GLUE = CHART / "files" / "workshop_config.py"
 RELEASE, NAMESPACE = "workshop", "hackweek"
+Z2JH_VERSION = "4.4.0"
+SHARED_Z2JH = ROOT.parent / "shared" / "charts" / f"jupyterhub-{Z2JH_VERSION}.tgz"
+HUB_ETC = "/usr/local/etc/jupyterhub"
+DB_URL = "postgresql+psycopg://workshop:pw@db:5432/workshop"
+# Secrets the organizer makes with kubectl, for the values files that name them
+ORGANIZER_SECRETS = {
+    "workshop-accounts": {"accounts.yaml": "version: 1\naccounts: []\n"},
+    "workshop-db": {"url": DB_URL},
+}
+
+
+def z2jh_source() -> Path | None:
+    """helm-chart/charts/ if it holds z2jh (after `helm dependency update`), else the shared
+    copy of its chart archive, else None."""
+    [dep] = helm_python.dependency_list(str(CHART))
+    if dep["status"] in {"ok", "unpacked"}:
+        return CHART / "charts"
+    return SHARED_Z2JH if SHARED_Z2JH.is_file() else None
+
+
+def chart_copy(where: Path) -> Path:
+    """A copy of helm-chart/ under ``where`` with z2jh in its charts/ (symlinked files copied)."""
+    source = z2jh_source()
+    if source is None:
+        pytest.skip(f"z2jh {Z2JH_VERSION} is neither in helm-chart/charts/ (helm dependency update "
+                    f"helm-chart) nor at {SHARED_Z2JH}")
+    target = where / "jupyterhub-workshop"
+    fetched = source == CHART / "charts"
+    shutil.copytree(CHART, target, ignore=None if fetched else shutil.ignore_patterns("charts"))
+    if not fetched:
+        (target / "charts").mkdir()
+        shutil.copy(source, target / "charts")
+    [dep] = helm_python.dependency_list(str(target))
+    assert dep["status"] in {"ok", "unpacked"}, dep
+    return target
 
 
 @functools.cache
 def chart() -> helm_python.Chart:
-    return helm_python.Chart.load(str(CHART))
+    """The whole chart, loaded into memory (the temporary copy is gone afterwards)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        full = helm_python.Chart.load(str(chart_copy(Path(tmp))))
+    assert [(d["name"], d["version"]) for d in full.dependencies] == [("jupyterhub", Z2JH_VERSION)]
+    return full
 
 
 def ci_values(name: str) -> dict:
@@ -39,17 +89,17 @@ def ci_values(name: str) -> dict:
 
 
 def deep_merge(base: Mapping, override: Mapping) -> dict:
-    merged = dict(copy.deepcopy(base))
+    merged = {key: value for key, value in base.items()}
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = value
     return merged
 
 
 def render(values: dict | None = None) -> dict[str, str]:
-    """Template path → rendered text (Helm validates values.schema.json first)."""
+    """Template path → rendered text (Helm validates both charts' values.schema.json first)."""
     return chart().render(values or {}, name=RELEASE, namespace=NAMESPACE)
 
 
@@ -79,96 +129,159 @@ def named(items: list[dict], name: str) -> dict:
     return matches[0]
 
 
-# --- the hub side ------------------------------------------------------------------------
+# --- the hub container, from the rendered objects -------------------------------------------
 
-def hub_values(values: dict | None = None) -> dict:
-    """What z2jh's hub reads with get_config(): the jupyterhub subchart's values (as z2jh's own
-    Secret `hub` carries them, with Chart and Release), merged with the values.yaml key of the
-    Secret named by hub.existingSecret — here the one this chart renders."""
-    merged = chart().merge_values(values or {})
-    subchart = copy.deepcopy(merged["jupyterhub"])
-    subchart["Chart"] = {"Name": "jupyterhub", "Version": "4.4.0"}
-    subchart["Release"] = {"Name": RELEASE, "Namespace": NAMESPACE, "Service": "Helm"}
-    objects = manifests(render(values))
-    settings = find(objects, "Secret", subchart["hub"]["existingSecret"])
-    return deep_merge(subchart, yaml.safe_load(secret_data(settings)["values.yaml"]))
+class HubFiles:
+    """The files the hub Deployment mounts, read from the rendered ConfigMaps and Secrets (and
+    ``secrets``: Secrets the organizer makes, by name and key)."""
 
+    def __init__(self, objects: list[dict], secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS):
+        secrets = dict(secrets)
+        hub = find(objects, "Deployment", "hub")["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in hub["volumes"]}
+        self.files: dict[str, str] = {}
+        for mount in hub["containers"][0]["volumeMounts"]:
+            volume = volumes[mount["name"]]
+            if "configMap" in volume:
+                data = find(objects, "ConfigMap", volume["configMap"]["name"]).get("data") or {}
+            elif "secret" in volume:
+                name = volume["secret"]["secretName"]
+                rendered = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == name]
+                if rendered:
+                    data = secret_data(rendered[0])
+                elif name in secrets:
+                    data = secrets[name]
+                else:
+                    assert volume["secret"].get("optional"), f"the hub pod would wait for Secret {name}"
+                    continue
+            else:
+                continue  # the database volume, empty at first start
+            assert "items" not in (volume.get("configMap") or volume.get("secret")), volume
+            if mount.get("subPath"):
+                self.files[mount["mountPath"]] = data[mount["subPath"]]
+            else:
+                for key, text in data.items():
+                    self.files[f"{mount['mountPath'].rstrip('/')}/{key}"] = text
 
-def fake_z2jh(config: dict, names: dict | None = None) -> types.ModuleType:
-    """A stand-in for z2jh.py, the module z2jh's hub imports its helpers from."""
-    module = types.ModuleType("z2jh")
-    names = {"hub": "hub", "proxy-public": "proxy-public", **(names or {})}
+    def exists(self, path) -> bool:
+        return os.fspath(path) in self.files
 
-    def get_config(key, default=None):
-        value = config
-        for level in key.split("."):
-            if not isinstance(value, dict) or level not in value:
-                return default
-            value = value[level]
-        return value
+    def isdir(self, path) -> bool:
+        prefix = os.fspath(path).rstrip("/") + "/"
+        return any(name.startswith(prefix) for name in self.files)
 
-    def get_name(name):
-        return names[name]
+    def glob(self, pattern) -> list[str]:
+        return sorted(name for name in self.files if fnmatch.fnmatch(name, pattern))
 
-    module.get_config, module.get_name = get_config, get_name
-    return module
-
-
-def z2jh_like_config(config: dict) -> Config:
-    """The parts of the hub configuration z2jh sets up *before* it loads jupyterhub_config.d/
-    that the workshop configuration builds on (a small stand-in written for these tests, not
-    z2jh's code): the KubeSpawner default, volumes and mounts as dicts keyed by name (from
-    singleuser.storage.extraVolumes/extraVolumeMounts; its own home volume only with
-    storage.type dynamic/static), services from hub.services with their API tokens, roles from
-    hub.loadRoles, and the hub.config pass-through."""
-    c = Config()
-    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-    single = config.get("singleuser") or {}
-    storage = single.get("storage") or {}
-    assert storage.get("type") == "none", "the stand-in only knows z2jh without a home volume"
-    volumes, mounts = storage.get("extraVolumes") or {}, storage.get("extraVolumeMounts") or {}
-    if isinstance(volumes, list):
-        volumes = {volume["name"]: volume for volume in volumes}
-    if isinstance(mounts, list):
-        mounts = {f"{i}-{mount['name']}": mount for i, mount in enumerate(mounts)}
-    c.KubeSpawner.volumes, c.KubeSpawner.volume_mounts = volumes, mounts
-    if single.get("cmd"):
-        c.Spawner.cmd = single["cmd"]
-    c.JupyterHub.services = []
-    c.JupyterHub.load_roles = []
-    hub = config.get("hub") or {}
-    for key, service in (hub.get("services") or {}).items():
-        service = dict(service or {})
-        service.setdefault("name", key)
-        service.pop("apiToken", None)
-        service["api_token"] = f"token-of-{key}"  # z2jh: from its Secret `hub`
-        c.JupyterHub.services.append(service)
-    for key, role in (hub.get("loadRoles") or {}).items():
-        role = dict(role)
-        role.setdefault("name", key)
-        c.JupyterHub.load_roles.append(role)
-    if hub.get("templateVars"):
-        c.JupyterHub.template_vars = dict(hub["templateVars"])
-    for section, settings in (hub.get("config") or {}).items():
-        c[section].update(copy.deepcopy(settings))
-    return c
+    def open(self, path, *args, **kwargs):
+        if os.fspath(path) in self.files:
+            return io.StringIO(self.files[os.fspath(path)])
+        return builtins.open(path, *args, **kwargs)
 
 
-def run_glue(config: dict, c: Config | None = None, names: dict | None = None) -> Config:
-    """Execute helm-chart/files/workshop_config.py as z2jh does with jupyterhub_config.d files:
-    exec() of the file's source in a namespace holding the config object `c`."""
-    c = z2jh_like_config(config) if c is None else c
-    saved = sys.modules.get("z2jh")
-    sys.modules["z2jh"] = fake_z2jh(config, names)
+class _Overlay:
+    """A module seen through some replaced attributes."""
+
+    def __init__(self, real, **replaced):
+        self._real, self._replaced = real, replaced
+
+    def __getattr__(self, name):
+        return self._replaced[name] if name in self._replaced else getattr(self._real, name)
+
+
+def hub_builtins(files: HubFiles) -> dict:
+    """Builtins for code compiled as the hub container's files: `open`, and `os`/`glob` when
+    imported, see ``files`` at their paths (everything else is this machine's)."""
+    overlays = {
+        "os": _Overlay(os, path=_Overlay(os.path, exists=files.exists, isdir=files.isdir)),
+        "glob": _Overlay(glob, glob=files.glob),
+    }
+
+    def importer(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and name in overlays:
+            return overlays[name]
+        return builtins.__import__(name, globals, locals, fromlist, level)
+
+    return {**vars(builtins), "open": files.open, "__import__": importer}
+
+
+def hub_environment(objects: list[dict],
+                    secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS) -> dict[str, str | None]:
+    """The hub container's environment: its env entries (None: an optional Secret that is
+    missing, so the variable is unset), and Kubernetes' service links."""
+    secrets = dict(secrets)
+    env = {}
+    for service in (o for o in objects if o["kind"] == "Service"):
+        prefix = service["metadata"]["name"].upper().replace("-", "_")
+        env[f"{prefix}_SERVICE_HOST"] = "10.96.0.10"
+        env[f"{prefix}_SERVICE_PORT"] = str(service["spec"]["ports"][0]["port"])
+    container = find(objects, "Deployment", "hub")["spec"]["template"]["spec"]["containers"][0]
+    for entry in container.get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+            continue
+        source = entry["valueFrom"]
+        if "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace", source
+            env[entry["name"]] = NAMESPACE
+            continue
+        ref = source["secretKeyRef"]
+        rendered = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == ref["name"]]
+        data = secret_data(rendered[0]) if rendered else secrets.get(ref["name"])
+        if data is None and ref.get("optional"):
+            env[entry["name"]] = None
+            continue
+        env[entry["name"]] = data[ref["key"]]
+    return env
+
+
+@contextmanager
+def _module(name: str, module: types.ModuleType):
+    saved = sys.modules.get(name)
+    sys.modules[name] = module
     try:
-        namespace = {"c": c, "__name__": "workshop_config"}
-        exec(compile(GLUE.read_text(), GLUE.name, "exec"), namespace)
+        yield module
     finally:
         if saved is None:
-            sys.modules.pop("z2jh", None)
+            sys.modules.pop(name, None)
         else:
-            sys.modules["z2jh"] = saved
-    assert set(namespace) <= {"c", "__name__", "__builtins__"}, f"names leaked into z2jh's globals: {set(namespace)}"
+            sys.modules[name] = saved
+
+
+def run_hub_configuration(objects: list[dict], tmp: Path,
+                          secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS) -> Config:
+    """The hub's configuration as z2jh 4.4.0's hub container loads it: z2jh's own
+    jupyterhub_config.py and z2jh.py, unmodified from the rendered ConfigMap `hub`, over the
+    files the hub Deployment mounts (the values in Secret `hub`, ours in the existing Secret,
+    jupyterhub_config.d/) and its environment. What z2jh's hub would do process-wide (select
+    the curl HTTP client, put its directory on sys.path) is undone afterwards, and temporary
+    files (the workshop service's configuration) go under ``tmp``."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    files = HubFiles(objects, secrets)
+    hub_builtins_ = hub_builtins(files)
+    z2jh = types.ModuleType("z2jh")
+    z2jh.__file__ = f"{HUB_ETC}/z2jh.py"
+    z2jh.__dict__["__builtins__"] = hub_builtins_
+    exec(compile(files.files[z2jh.__file__], z2jh.__file__, "exec"), z2jh.__dict__)
+
+    c = Config()
+    config_file = f"{HUB_ETC}/jupyterhub_config.py"
+    namespace = {"c": c, "get_config": lambda: c, "__file__": config_file, "__builtins__": hub_builtins_}
+    with ExitStack() as stack:
+        environment = hub_environment(objects, secrets)
+        stack.enter_context(mock.patch.dict(os.environ, {k: v for k, v in environment.items() if v is not None}))
+        for name in (k for k, v in environment.items() if v is None):  # e.g. this shell's WORKSHOP_DB_URL
+            if name in os.environ:
+                stack.callback(os.environ.__setitem__, name, os.environ.pop(name))
+        # only this key: patch.dict would also drop every module first imported meanwhile
+        stack.enter_context(_module("z2jh", z2jh))
+        stack.enter_context(mock.patch.object(sys, "path", list(sys.path)))
+        stack.enter_context(mock.patch.object(tempfile, "tempdir", str(tmp)))
+        # the hub image has pycurl; z2jh makes every AsyncHTTPClient a curl client
+        curl = stack.enter_context(mock.patch.object(AsyncHTTPClient, "configure"))
+        exec(compile(files.files[config_file], config_file, "exec"), namespace)
+    curl.assert_called_once_with("tornado.curl_httpclient.CurlAsyncHTTPClient")
     return c
 
 

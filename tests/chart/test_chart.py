@@ -1,17 +1,18 @@
-"""The Helm chart (helm-chart/) and the images (images/).
+"""The Helm chart (helm-chart/) and the hub image (images/hub/).
 
-Offline, without a helm binary: helm-python-sdk embeds Helm's engine (lint, render, schema),
-kubernetes-validate checks every rendered object against Kubernetes 1.32's schemas. The
-Zero to JupyterHub dependency is not downloaded here, so a render holds this chart's own
-objects; what the chart hands to z2jh (its `jupyterhub:` values, the settings Secret, the hub
-configuration) is checked as values and by executing the hub configuration.
+Offline, without a helm binary: helm-python-sdk embeds Helm's engine (lint, render, both
+charts' schemas), kubernetes-validate checks every rendered object against Kubernetes 1.32's
+schemas. Renders hold our templates and Zero to JupyterHub 4.4.0's; the hub configuration is
+run as z2jh's hub container runs it, from the rendered objects (tests/chart/helpers.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tempfile
 import zoneinfo
+from pathlib import Path
 
 import helm_python
 import kubernetes_validate
@@ -21,18 +22,21 @@ import yaml
 from .helpers import (
     CHART,
     CI_DIR,
+    DB_URL,
     GLUE,
+    HUB_ETC,
     NAMESPACE,
+    ORGANIZER_SECRETS,
     ROOT,
+    _module,
     chart,
+    chart_copy,
     ci_values,
     deep_merge,
     find,
-    hub_values,
     manifests,
-    named,
     render,
-    run_glue,
+    run_hub_configuration,
     secret_data,
     user_pod,
 )
@@ -41,6 +45,7 @@ CI_FILES = ["minimal-values.yaml", "nfs-shared-values.yaml", "dynamic-homes-valu
             "postgres-db-values.yaml", "night-culling-values.yaml"]
 K8S_VERSION = "1.32"
 PORT = 10101  # the workshop service's port in values.yaml (hub.service.extraPorts "workshop")
+CONFIG_D = f"{HUB_ETC}/jupyterhub_config.d"
 
 
 @pytest.fixture(scope="module", params=CI_FILES)
@@ -48,6 +53,12 @@ def ci(request):
     """(file name, values, rendered objects) for each shipped values file."""
     values = ci_values(request.param)
     return request.param, values, manifests(render(values))
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory):
+    """A copy of the chart with z2jh in charts/, for what needs a directory (lint)."""
+    return chart_copy(tmp_path_factory.mktemp("chart"))
 
 
 def values_for(*overrides: dict) -> dict:
@@ -63,9 +74,13 @@ def settings(objects) -> dict:
     return yaml.safe_load(secret_data(secret)["values.yaml"])["custom"]["workshop"]
 
 
+def hub_pod(objects) -> dict:
+    return find(objects, "Deployment", "hub")["spec"]["template"]["spec"]
+
+
 # --- the chart itself ----------------------------------------------------------------------
 
-def test_chart_declares_z2jh_440_and_matches_the_package():
+def test_chart_declares_z2jh_440():
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert meta["apiVersion"] == "v2" and meta["name"] == "jupyterhub-workshop"
     assert meta["dependencies"] == [
@@ -74,10 +89,22 @@ def test_chart_declares_z2jh_440_and_matches_the_package():
     [dep] = helm_python.dependency_list(str(CHART))
     assert (dep["name"], dep["version"]) == ("jupyterhub", "4.4.0")
     assert dep["status"] in {"missing", "ok", "unpacked"}
-    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
-    assert meta["appVersion"] == version
-    defaults = chart().values["jupyterhub"]
-    assert defaults["hub"]["image"]["tag"] == defaults["singleuser"]["image"]["tag"] == version
+    # a dependency, like a package from PyPI: never committed (tests copy it into a temporary chart)
+    assert "charts/*.tgz" in (CHART / ".gitignore").read_text().split()
+
+
+def test_chart_package_and_images_carry_one_version():
+    """The chart's appVersion is the package the hub image installs (its build fails otherwise)
+    and the tag of both images."""
+    import jupyterhub_workshop
+
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert app_version == jupyterhub_workshop.__version__
+    assert re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1) == app_version
+    images = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]
+    assert images["hub"]["image"]["tag"] == images["singleuser"]["image"]["tag"] == app_version
+    dockerfile = (ROOT / "images" / "hub" / "Dockerfile").read_text()
+    assert re.findall(r"^ARG WORKSHOP_VERSION=(\S+)$", dockerfile, re.M) == [app_version]
 
 
 def test_ci_values_files_are_the_tested_ones():
@@ -85,64 +112,100 @@ def test_ci_values_files_are_the_tested_ones():
 
 
 @pytest.mark.parametrize("name", CI_FILES)
-def test_lint(name):
-    report = helm_python.lint(str(CHART), ci_values(name), namespace=NAMESPACE)
+def test_lint(chart_dir, name):
+    report = helm_python.lint(str(chart_dir), ci_values(name), namespace=NAMESPACE)
     assert report["errors"] == []
-    missing_dependency = "chart directory is missing these dependencies: jupyterhub"
-    problems = [m for m in report["messages"] if m["severity"] >= 2 and m["error"] != missing_dependency]
-    assert problems == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
 def test_every_rendered_object_validates_strictly(ci):
     name, values, objects = ci
-    assert objects, name
     for obj in objects:
-        assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True), (obj["kind"], obj["metadata"]["name"])
     keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(keys) == len(set(keys)), keys
-    kinds = {o["kind"] for o in objects}
-    assert {"Secret", "ConfigMap", "Service"} <= kinds
+    # ours and z2jh's
+    assert {("Deployment", "hub"), ("Deployment", "proxy"), ("Secret", "workshop-hub-settings"),
+            ("ConfigMap", "workshop-hub-config"), ("Service", "workshop-metrics")} <= set(keys)
 
 
-# --- the wiring, on the rendered objects ----------------------------------------------------
+def test_z2jh_schema_applies_to_the_jupyterhub_values():
+    with pytest.raises(helm_python.HelmValuesError) as refused:
+        render(values_for({"jupyterhub": {"hub": {"extraPort": []}, "singleuser": {"storage": {"typ": "none"}}}}))
+    assert "jupyterhub:" in str(refused.value) and "'extraPort' not allowed" in str(refused.value)
+    assert "'typ' not allowed" in str(refused.value)
 
-def test_the_hub_gets_the_settings_and_its_configuration(ci):
+
+# --- the wiring: what the hub's pod mounts is what its configuration expects ----------------
+
+def test_the_hub_deployment_mounts_what_the_configuration_expects(ci):
     name, values, objects = ci
-    jh = chart().merge_values(values)["jupyterhub"]
-    hub = jh["hub"]
-    # the settings reach the hub: z2jh merges the values.yaml of hub.existingSecret into get_config()
-    secret = find(objects, "Secret", hub["existingSecret"])
-    ws = yaml.safe_load(secret_data(secret)["values.yaml"])["custom"]["workshop"]
+    pod = hub_pod(objects)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    container = pod["containers"][0]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    ws = settings(objects)
+
+    # our settings, as the Secret z2jh merges into what get_config() sees
+    assert volumes["existing-secret"]["secret"]["secretName"] == "workshop-hub-settings"
+    assert mounts["existing-secret"]["mountPath"] == f"{HUB_ETC}/existing-secret/"
+    # the hub configuration, where z2jh loads jupyterhub_config.d/*.py
+    config = mounts["workshop-hub-config"]
+    assert config["mountPath"] == f"{CONFIG_D}/workshop.py" and config["subPath"] == "workshop_config.py"
+    config_map = find(objects, "ConfigMap", volumes["workshop-hub-config"]["configMap"]["name"])
+    assert config_map["data"]["workshop_config.py"] == GLUE.read_text()
+    # the accounts file, as a directory (Secret updates reach a running hub), where the
+    # authenticator is told to look
+    accounts = mounts["workshop-accounts"]
+    assert "subPath" not in accounts and accounts["readOnly"] is True
+    assert ws["wiring"]["accountsFile"] == f"{accounts['mountPath']}/accounts.yaml"
+    secret_name = volumes["workshop-accounts"]["secret"]["secretName"]
+    if values["workshop"]["accounts"].get("existingSecret"):
+        assert values["workshop"]["accounts"]["existingSecret"] == secret_name
+    else:
+        assert "accounts.yaml" in secret_data(find(objects, "Secret", secret_name))
+    # the database URL by environment, from the Secret the chart names
+    env = {e["name"]: e for e in container["env"]}
+    assert env["WORKSHOP_DB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "workshop-db", "key": "url", "optional": True}
+    assert ws["wiring"]["databaseSecret"] == "workshop-db"
+    # the hub's volume for SQLite usage records
+    assert mounts["pvc"]["mountPath"] == "/srv/jupyterhub"
+    assert ws["wiring"]["sqliteUrl"] == "sqlite:////srv/jupyterhub/workshop-usage.sqlite"
+    # the hub image is ours, at the chart's appVersion
+    assert container["image"] == f"ghcr.io/jupyterhub-workshop/hub:{chart().metadata['appVersion']}"
+
+
+def test_the_proxy_and_prometheus_reach_the_service(ci):
+    name, values, objects = ci
+    ports = find(objects, "Service", "hub")["spec"]["ports"]
+    assert {"name": "workshop", "port": PORT, "targetPort": PORT, "protocol": "TCP"} in ports
+    ingress = find(objects, "NetworkPolicy", "hub")["spec"]["ingress"]
+    from_proxy = [r for r in ingress if {"port": PORT} in r["ports"]
+                  and {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "proxy"}}} in r["from"]]
+    assert from_proxy, "the proxy must reach the service for the Services-menu link"
+    scrapers = [r for r in ingress if {"port": PORT} in r["ports"] and {"port": 8081} in r["ports"]
+                and any(p.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "prometheus"}
+                        for p in r["from"])]
+    assert scrapers
+
+
+def test_z2jh_is_told_to_leave_homes_and_culling_to_the_workshop(ci):
+    name, values, objects = ci
+    z2jh_values = yaml.safe_load(secret_data(find(objects, "Secret", "hub"))["values.yaml"])
+    assert z2jh_values["singleuser"]["storage"]["type"] == "none"  # the workshop spawner mounts homes
+    assert z2jh_values["cull"]["enabled"] is False  # the workshop service culls
+    assert z2jh_values["hub"]["config"]["JupyterHub"]["spawner_class"] == "workshop"
+    assert z2jh_values["hub"]["services"]["workshop"] == {}
+    assert "hub.services.workshop.apiToken" in secret_data(find(objects, "Secret", "hub"))
+
+
+def test_settings_secret_holds_no_contents_with_secrets_of_their_own(ci):
+    name, values, objects = ci
+    ws = settings(objects)
     assert ws["title"] == values["workshop"]["title"]
     assert "file" not in ws["accounts"] and "url" not in ws["service"]["database"]
+    assert "content" not in ws["readme"] and "grafanaDashboard" not in ws
     assert ws["wiring"]["servicePort"] == PORT
-    assert ws["wiring"]["accountsFile"] == named(hub["extraVolumeMounts"], "workshop-accounts")["mountPath"] + "/accounts.yaml"
-    # the hub configuration is mounted where z2jh loads extra configuration, from this ConfigMap
-    volume = named(hub["extraVolumes"], "workshop-hub-config")
-    mount = named(hub["extraVolumeMounts"], "workshop-hub-config")
-    assert mount["mountPath"] == "/usr/local/etc/jupyterhub/jupyterhub_config.d/workshop.py"
-    config_map = find(objects, "ConfigMap", volume["configMap"]["name"])
-    assert config_map["data"][mount["subPath"]] == GLUE.read_text()
-
-
-def test_accounts_secret_mounted_in_the_hub(ci, tmp_path):
-    name, values, objects = ci
-    hub = chart().merge_values(values)["jupyterhub"]["hub"]
-    secret_name = named(hub["extraVolumes"], "workshop-accounts")["secret"]["secretName"]
-    mount = named(hub["extraVolumeMounts"], "workshop-accounts")
-    assert "subPath" not in mount and mount["readOnly"] is True  # Secret updates reach the hub
-    accounts = values["workshop"]["accounts"]
-    rendered = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == secret_name]
-    if accounts.get("file"):
-        from jupyterhub_workshop.login.accounts import load_accounts
-
-        [secret] = rendered
-        content = secret_data(secret)["accounts.yaml"]
-        assert content == accounts["file"]
-        (tmp_path / "accounts.yaml").write_text(content)
-        assert len(load_accounts(str(tmp_path / "accounts.yaml"))) == 3  # a valid accounts file
-    else:
-        assert accounts["existingSecret"] == secret_name and rendered == []
 
 
 def test_readme_config_map(ci):
@@ -162,26 +225,6 @@ def test_no_readme_when_disabled():
     assert settings(objects)["wiring"]["readmeConfigMap"] == ""
 
 
-def test_z2jh_values_wire_spawner_service_port_network_policy_and_culler(ci):
-    name, values, objects = ci
-    jh = chart().merge_values(values)["jupyterhub"]
-    hub = jh["hub"]
-    assert jh["singleuser"]["storage"]["type"] == "none"  # the workshop spawner mounts homes
-    assert jh["cull"]["enabled"] is False  # the workshop service culls
-    assert hub["config"]["JupyterHub"]["authenticator_class"] == "workshop"
-    assert hub["config"]["JupyterHub"]["spawner_class"] == "workshop"
-    assert hub["services"]["workshop"] == {}  # z2jh makes and keeps its API token
-    assert named(hub["service"]["extraPorts"], "workshop") == {
-        "name": "workshop", "port": PORT, "targetPort": PORT, "protocol": "TCP"}
-    from_proxy = [rule for rule in hub["networkPolicy"]["ingress"]
-                  if {"port": PORT} in rule["ports"]
-                  and {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "proxy"}}} in rule["from"]]
-    assert from_proxy, "the proxy must reach the service for the Services-menu link"
-    env = hub["extraEnv"]["WORKSHOP_DB_URL"]["valueFrom"]["secretKeyRef"]
-    assert env == {"name": "workshop-db", "key": "url", "optional": True}
-    assert hub["image"]["name"].endswith("/hub")
-
-
 def test_metrics_service_for_prometheus(ci):
     name, values, objects = ci
     service = find(objects, "Service", "workshop-metrics")
@@ -189,13 +232,12 @@ def test_metrics_service_for_prometheus(ci):
     assert service["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT),
         "prometheus.io/path": f"{base_url}/services/workshop/metrics"}
-    assert service["spec"]["selector"] == {"component": "hub", "app": "jupyterhub", "release": "workshop"}
+    # it selects z2jh's hub pod
+    selector = service["spec"]["selector"]
+    labels = find(objects, "Deployment", "hub")["spec"]["template"]["metadata"]["labels"]
+    assert selector == {"component": "hub", "app": "jupyterhub", "release": "workshop"}
+    assert selector.items() <= labels.items()
     assert service["spec"]["ports"] == [{"name": "metrics", "port": PORT, "targetPort": PORT, "protocol": "TCP"}]
-    hub = chart().merge_values(values)["jupyterhub"]["hub"]
-    scrapers = [rule for rule in hub["networkPolicy"]["ingress"] if {"port": PORT} in rule["ports"]
-                and any(peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "prometheus"}
-                        for peer in rule["from"])]
-    assert scrapers and {"port": 8081} in scrapers[0]["ports"]
 
 
 def test_grafana_dashboard_config_map_only_when_enabled(ci):
@@ -217,6 +259,7 @@ def test_database_url_goes_to_a_secret_not_to_the_hub_values():
     objects = manifests(render(values_for({"workshop": {"service": {"database": {"url": url}}}})))
     assert secret_data(find(objects, "Secret", "workshop-db")) == {"url": url}
     assert "s3cret" not in json.dumps(settings(objects))
+    assert "s3cret" not in secret_data(find(objects, "Secret", "hub"))["values.yaml"]
     assert settings(objects)["wiring"]["databaseFromSecret"] is True
     # with a Secret of your own, the chart makes none
     objects = manifests(render(ci_values("postgres-db-values.yaml")))
@@ -239,38 +282,33 @@ def test_notes_give_the_url_and_the_cards():
     notes = notes_of(ci_values("nfs-shared-values.yaml"))
     assert "--set-file workshop.accounts.file=cards/accounts.yaml" in notes
     notes = notes_of(ci_values("night-culling-values.yaml"))
-    assert "https://hub.example.org/workshop/" in notes and "America/Denver" in notes
+    assert "https://hub.example.org/workshop/" in notes
+    assert "stopped from 22:00 to 06:00 (America/Denver)" in notes
 
 
-# --- the hub configuration, executed as z2jh's hub runs it ---------------------------------
+# --- the hub configuration, run as z2jh's hub container runs it -----------------------------
 
 def service_entry(c):
     [entry] = [s for s in c.JupyterHub.services if s["name"] == "workshop"]
     return entry
 
 
-def parsed_service(entry):
-    """The service's own command line parser, on the arguments the hub will start it with."""
+def service_of(entry):
+    """The service's own parser, on the command and the configuration file the hub runs it with."""
     from jupyterhub_workshop.service.app import WorkshopService
 
-    assert entry["command"][1:3] == ["-m", "jupyterhub_workshop.service"]
+    assert entry["command"][1:4] == ["-m", "jupyterhub_workshop.service", "--config"] and len(entry["command"]) == 5
     service = WorkshopService()
     service.parse_command_line(entry["command"][3:])
+    service.load_config_file(service.config_file)
     service.build_policy()
     return service
 
 
-@pytest.fixture
-def db_url(monkeypatch):
-    monkeypatch.setenv("WORKSHOP_DB_URL", "postgresql+psycopg://workshop:pw@db:5432/workshop")
-
-
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
-@pytest.mark.usefixtures("db_url")
-async def test_hub_configuration_from_every_values_file(ci):
+async def test_hub_configuration_from_every_values_file(ci, tmp_path):
     name, values, objects = ci
-    config = hub_values(values)
-    c = run_glue(config)
+    c = run_hub_configuration(objects, tmp_path)
     ws = values["workshop"]
 
     assert c.JupyterHub.authenticator_class == "workshop"
@@ -281,16 +319,20 @@ async def test_hub_configuration_from_every_values_file(ci):
 
     entry = service_entry(c)
     assert entry["url"] == f"http://hub:{PORT}"  # the proxy reaches it through the hub Service
-    assert entry["api_token"] == "token-of-workshop"  # z2jh's, kept
+    token = secret_data(find(objects, "Secret", "hub"))["hub.services.workshop.apiToken"]
+    assert entry["api_token"] == token  # z2jh's, kept
     assert entry["display"] is True and entry["oauth_no_confirm"] is True
     from jupyterhub.services.service import Service
 
     assert set(entry) <= set(Service.class_traits(input=True))  # else the hub: "No such service field"
-    service = parsed_service(entry)
+    config_file = Path(entry["command"][4])
+    assert config_file.parent.parent == tmp_path  # a private temporary directory
+    service = service_of(entry)
     assert service.service_url == f"http://0.0.0.0:{PORT}"  # listens on the pod's interfaces
-    culling = ws.get("culling", {})
-    assert service.idle_timeout == culling.get("idleTimeout", 3600)
-    assert service.exempt_groups == culling.get("exemptGroups", ["instructors"])
+    cull = ws.get("cull", {})
+    assert service.idle_timeout == cull.get("timeout", 3600)
+    assert service.cull_every == cull.get("every", 60) and service.concurrency == cull.get("concurrency", 10)
+    assert service.exempt_groups == cull.get("exemptGroups", ["instructors"])
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     from jupyterhub_workshop.hubconfig.services import ROLE_SCOPES
 
@@ -300,8 +342,8 @@ async def test_hub_configuration_from_every_values_file(ci):
     assert "access:services!service=workshop" in roles["user"]["scopes"]
 
     if ws.get("service", {}).get("database"):
-        assert entry["environment"] == {"WORKSHOP_DB_URL": "postgresql+psycopg://workshop:pw@db:5432/workshop"}
-        assert not any(a.startswith("--db-url") for a in entry["command"])
+        assert entry["environment"] == {"WORKSHOP_DB_URL": DB_URL}
+        assert "pw@" not in config_file.read_text()
         assert service.users_per_node == 4 and service.price_per_node_hour == 0.384
     else:
         assert entry["environment"] == {}
@@ -311,7 +353,9 @@ async def test_hub_configuration_from_every_values_file(ci):
     for username, groups in (("ws001", ["participants"]), ("wsinstructor01", ["instructors"])):
         spawner, pod, pvc = await user_pod(c, username, groups)
         assert kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        assert spawner.namespace == NAMESPACE  # z2jh's, from the pod's POD_NAMESPACE
         container = pod["spec"]["containers"][0]
+        assert container["image"] == f"ghcr.io/jupyterhub-workshop/singleuser:{chart().metadata['appVersion']}"
         hook = container["lifecycle"]["postStart"]["exec"]["command"]
         assert hook[:2] == ["sh", "-c"] and username not in hook[2]  # constant text, env inputs
         env = {e["name"]: e.get("value") for e in container["env"]}
@@ -321,8 +365,7 @@ async def test_hub_configuration_from_every_values_file(ci):
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         homes = [m for m in container["volumeMounts"] if m["mountPath"] == "/home/jovyan"]
         assert len(homes) == 1, "exactly one home volume"
-        kernel_timeout = culling.get("kernelIdleTimeout", 3600)
-        assert f"--MappingKernelManager.cull_idle_timeout={kernel_timeout}" in container["args"]
+        assert f"--MappingKernelManager.cull_idle_timeout={cull.get('kernelIdleTimeout', 3600)}" in container["args"]
         if pvc is not None:
             assert kubernetes_validate.validate(pvc, K8S_VERSION, strict=True)
         check = CHECKS.get(name)
@@ -346,147 +389,171 @@ def check_dynamic(c, username, groups, pod, pvc, volumes, mounts):
     assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
     assert volumes["workshop-home"]["persistentVolumeClaim"]["claimName"] == f"claim-{username}"
     assert c.WorkshopKubeSpawner.home_claim_bind_timeout == 90
+    # z2jh's own singleuser.cpu/memory, set by z2jh's configuration
     resources = pod["spec"]["containers"][0]["resources"]
     assert resources["requests"] == {"cpu": 1.75, "memory": 7 * 2**30}
     assert resources["limits"] == {"cpu": 4, "memory": 8 * 2**30}
     assert "workshop-shared" not in volumes
 
 
+def check_postgres(c, username, groups, pod, pvc, volumes, mounts):
+    assert volumes["workshop-shared"]["persistentVolumeClaim"] == {"claimName": "hackweek-shared"}
+    assert mounts["/srv/shared"]["readOnly"] is True
+
+
 def check_night(c, username, groups, pod, pvc, volumes, mounts):
-    service = parsed_service(service_entry(c))
+    service = service_of(service_entry(c))
     assert (service.night_start, service.night_end, service.timezone) == ("22:00", "06:00", "America/Denver")
     assert service.max_age == 43200 and service.staff_groups == ["instructors", "staff"]
     assert callable(c.JupyterHub.template_vars["announcement"])  # the night warning banner
 
 
 CHECKS = {"nfs-shared-values.yaml": check_nfs, "dynamic-homes-values.yaml": check_dynamic,
-          "night-culling-values.yaml": check_night}
+          "postgres-db-values.yaml": check_postgres, "night-culling-values.yaml": check_night}
 
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
-async def test_high_performance_profile_and_extra_profiles():
-    c = run_glue(hub_values(ci_values("dynamic-homes-values.yaml")))
+async def test_profiles_from_z2jh_profile_list_with_allowed_groups_and_high_performance(tmp_path):
+    c = run_hub_configuration(manifests(render(ci_values("dynamic-homes-values.yaml"))), tmp_path)
     participant, _, _ = await user_pod(c, "ws001", ["participants"])
     instructor, _, _ = await user_pod(c, "wsinstructor01", ["instructors"])
     assert [p["slug"] for p in participant.profile_list(participant)] == ["standard", "r"]
-    assert [p["slug"] for p in instructor.profile_list(instructor)] == ["standard", "high-performance", "r"]
+    assert [p["slug"] for p in instructor.profile_list(instructor)] == ["standard", "high-performance", "r", "preview"]
     _, pod, _ = await user_pod(c, "wsinstructor01", ["instructors"], profile="high-performance")
     assert kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     assert pod["spec"]["nodeSelector"] == {"node.kubernetes.io/instance-type": "m5.4xlarge"}
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["spec"]["tolerations"][-1]["key"] == "hub.jupyter.org/dedicated"
+    _, pod, _ = await user_pod(c, "wsinstructor01", ["instructors"], profile="preview")
+    assert pod["spec"]["containers"][0]["image"] == "ghcr.io/jupyterhub-workshop/singleuser:0.2.0.dev0"
 
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
-async def test_z2jh_volumes_given_as_dicts_still_work():
+async def test_z2jh_volumes_given_as_dicts_still_work(tmp_path):
     """z2jh hands KubeSpawner its volumes keyed by name; the workshop spawner adds list entries."""
     values = values_for({"jupyterhub": {"singleuser": {"storage": {
         "extraVolumes": {"scratch": {"name": "scratch", "emptyDir": {}}},
         "extraVolumeMounts": {"scratch": {"name": "scratch", "mountPath": "/scratch"}}}}}})
-    assert z2jh_rejects(values["jupyterhub"]) == []
-    c = run_glue(hub_values(values))
+    c = run_hub_configuration(manifests(render(values)), tmp_path)
     _, pod, _ = await user_pod(c, "ws001", ["participants"])
     assert {"scratch", "workshop-home", "workshop-readme"} <= {v["name"] for v in pod["spec"]["volumes"]}
 
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
-def test_existing_roles_and_template_vars_are_extended_not_replaced():
+def test_existing_roles_and_template_vars_are_extended_and_extra_config_runs_after_us(tmp_path):
     values = values_for({"jupyterhub": {"hub": {
         "loadRoles": {"user": {"scopes": ["self", "read:users:name"]}},
-        "templateVars": {"org": "ESIP"}}}},
-        ci_values("night-culling-values.yaml"))
-    config = hub_values(values)
-    c = run_glue(config)
+        "templateVars": {"org": "ESIP"},
+        "extraConfig": {"late": "c.WorkshopKubeSpawner.home_mount_path = '/home/' + c.WorkshopAuthenticator.workshop_title"},
+    }}}, ci_values("night-culling-values.yaml"))
+    c = run_hub_configuration(manifests(render(values)), tmp_path)
     user = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
     assert len(user) == 1 and user[0]["scopes"] == ["self", "read:users:name", "access:services!service=workshop"]
     assert c.JupyterHub.template_vars["org"] == "ESIP" and callable(c.JupyterHub.template_vars["announcement"])
-
-
-@pytest.mark.jh55
-@pytest.mark.parametrize("change, message", [
-    ({"culling": {"night": {"timeZone": "America/Denvr"}}}, "'America/Denvr' is not an IANA time zone"),
-    ({"culling": {"night": {"start": "22:00", "end": ""}}}, "needs both start and end"),
-])
-def test_hub_configuration_checks_the_night_window_itself(change, message):
-    config = hub_values(ci_values("night-culling-values.yaml"))
-    config["custom"]["workshop"] = deep_merge(config["custom"]["workshop"], change)
-    with pytest.raises(ValueError, match=re.escape(message)):
-        run_glue(config)
+    assert c.WorkshopKubeSpawner.home_mount_path == "/home/Night owls"  # hub.extraConfig saw ours, and won
 
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
-def test_hub_configuration_needs_the_settings_and_the_database_url(monkeypatch):
-    config = hub_values(ci_values("minimal-values.yaml"))
-    del config["custom"]
+def test_hub_configuration_needs_the_settings_and_the_database_url(tmp_path):
+    objects = [o for o in manifests(render(ci_values("minimal-values.yaml")))
+               if o["metadata"]["name"] != "workshop-hub-settings"]
+    wrong_secret = {"workshop-hub-settings": {"values.yaml": "custom: {}\n"}}  # someone else's Secret
     with pytest.raises(ValueError, match="did not receive the chart's workshop settings"):
-        run_glue(config)
-    monkeypatch.delenv("WORKSHOP_DB_URL", raising=False)
+        run_hub_configuration(objects, tmp_path, {**ORGANIZER_SECRETS, **wrong_secret})
+    objects = manifests(render(ci_values("postgres-db-values.yaml")))
+    no_database = {k: v for k, v in ORGANIZER_SECRETS.items() if k != "workshop-db"}  # not made yet
     with pytest.raises(ValueError, match="WORKSHOP_DB_URL is empty in the hub.*'workshop-db'"):
-        run_glue(hub_values(ci_values("postgres-db-values.yaml")))
+        run_hub_configuration(objects, tmp_path, no_database)
+
+
+@pytest.mark.jh55
+def test_a_bad_setting_past_the_schema_stops_the_hub_with_the_parser_message(tmp_path):
+    # the schema cannot compare two values; the service's night-window parser can
+    objects = manifests(render(values_for({"workshop": {"cull": {"night": {"start": "22:00", "end": "22:00"}}}})))
+    with pytest.raises(ValueError, match="night window starts and ends at 22:00; it needs a duration"):
+        run_hub_configuration(objects, tmp_path)
+
+
+def test_the_hub_configuration_leaks_no_names_into_z2jh_globals(tmp_path):
+    import types
+    from unittest import mock
+
+    from traitlets.config import Config
+
+    ws = settings(manifests(render(ci_values("minimal-values.yaml"))))
+    z2jh = types.ModuleType("z2jh")
+    z2jh.get_config = lambda key, default=None: {"custom.workshop": ws}.get(key, default)
+    z2jh.get_name = {"hub": "hub"}.__getitem__
+    namespace = {"c": Config(), "__name__": "__main__"}
+    with _module("z2jh", z2jh), mock.patch.object(tempfile, "tempdir", str(tmp_path)):
+        exec(compile(GLUE.read_text(), "workshop.py", "exec"), namespace)
+    assert set(namespace) == {"c", "__name__", "__builtins__"}
+    assert namespace["c"].JupyterHub.spawner_class == "workshop"
 
 
 # --- the schema and the render-time checks refuse bad settings -----------------------------
 
 @pytest.mark.parametrize("change, messages", [
     ({"bogus": 1}, ["at '/workshop'", "additional properties 'bogus' not allowed"]),
-    ({"culling": {"nightWindow": {}}}, ["at '/workshop/culling'", "'nightWindow' not allowed"]),
-    ({"culling": {"night": {"start": "22:00", "end": "06:00", "timeZone": "Mountain Time"}}},
-     ["at '/workshop/culling/night/timeZone'", "'Mountain Time' does not match pattern"]),
-    ({"culling": {"night": {"start": "22:00", "end": "06:00", "timeZone": "MST"}}},
-     ["at '/workshop/culling/night/timeZone'", "'MST' does not match"]),
-    ({"culling": {"night": {"start": "22:00", "end": "06:00", "timeZone": "america/denver"}}},
-     ["at '/workshop/culling/night/timeZone'", "'america/denver' does not match"]),
-    ({"culling": {"night": {"start": "22:00", "end": "06:00", "timeZone": "GMT-7"}}},
-     ["at '/workshop/culling/night/timeZone'", "'GMT-7' does not match"]),
-    ({"culling": {"night": {"start": "25:00", "end": "06:00"}}},
-     ["at '/workshop/culling/night/start'", "'25:00' does not match pattern"]),
-    ({"culling": {"night": {"start": "10pm", "end": "6am"}}},
-     ["at '/workshop/culling/night/start'", "'10pm' does not match", "at '/workshop/culling/night/end'"]),
-    ({"culling": {"night": {"start": "22:00"}}}, ["at '/workshop/culling/night/end'", "minLength: got 0, want 1"]),
-    ({"culling": {"idleTimeout": -1}}, ["at '/workshop/culling/idleTimeout'", "minimum: got -1, want 0"]),
-    ({"culling": {"maxAge": -60}}, ["at '/workshop/culling/maxAge'", "minimum: got -60, want 0"]),
-    ({"culling": {"kernelIdleTimeout": -1}}, ["at '/workshop/culling/kernelIdleTimeout'", "minimum"]),
-    ({"homeStorage": {"claimBindTimeout": -5}}, ["at '/workshop/homeStorage/claimBindTimeout'", "exclusiveMinimum"]),
-    ({"homeStorage": {"mode": "nfs"}},
-     ["at '/workshop/homeStorage/mode'", "value must be one of 'dynamic', 'static', 'none'"]),
-    ({"homeStorage": {"mode": "static"}}, ["at '/workshop/homeStorage/existingClaim'", "minLength"]),
-    ({"homeStorage": {"capacity": "10 GB"}}, ["at '/workshop/homeStorage/capacity'", "'10 GB' does not match"]),
+    ({"cull": {"nightWindow": {}}}, ["at '/workshop/cull'", "'nightWindow' not allowed"]),
+    ({"cull": {"night": {"start": "22:00", "end": "06:00", "timeZone": "Mountain Time"}}},
+     ["at '/workshop/cull/night/timeZone'", "'Mountain Time' does not match pattern"]),
+    ({"cull": {"night": {"start": "25:00", "end": "06:00"}}},
+     ["at '/workshop/cull/night/start'", "'25:00' does not match pattern"]),
+    ({"cull": {"night": {"start": "22:00"}}}, ["at '/workshop/cull/night/end'", "minLength: got 0, want 1"]),
+    ({"cull": {"timeout": -1}}, ["at '/workshop/cull/timeout'", "minimum: got -1, want 0"]),
+    ({"cull": {"maxAge": -60}}, ["at '/workshop/cull/maxAge'", "minimum: got -60, want 0"]),
+    ({"cull": {"every": 0}}, ["at '/workshop/cull/every'", "exclusiveMinimum"]),
+    ({"cull": {"concurrency": 0}}, ["at '/workshop/cull/concurrency'", "minimum: got 0, want 1"]),
+    ({"cull": {"kernelIdleTimeout": -1}}, ["at '/workshop/cull/kernelIdleTimeout'", "minimum"]),
+    ({"culling": {"idleTimeout": 60}}, ["at '/workshop'", "additional properties 'culling' not allowed"]),
+    ({"storage": {"claimBindTimeout": -5}}, ["at '/workshop/storage/claimBindTimeout'", "exclusiveMinimum"]),
+    ({"storage": {"type": "nfs"}},
+     ["at '/workshop/storage/type'", "value must be one of 'dynamic', 'static', 'none'"]),
+    ({"storage": {"type": "static"}}, ["at '/workshop/storage/static/pvcName'", "minLength"]),
+    ({"storage": {"capacity": "10 GB"}}, ["at '/workshop/storage/capacity'", "'10 GB' does not match"]),
+    ({"storage": {"forGroups": {"instructors": {"storageClass": "fast"}}}},
+     ["at '/workshop/storage/forGroups/instructors'", "'storageClass' not allowed"]),
+    ({"homeStorage": {"mode": "dynamic"}}, ["at '/workshop'", "additional properties 'homeStorage' not allowed"]),
+    ({"resources": {"cpu": {"limit": 4}}}, ["at '/workshop'", "additional properties 'resources' not allowed"]),
+    ({"profiles": []}, ["at '/workshop'", "additional properties 'profiles' not allowed"]),
     ({"accounts": {"existingSecret": ""}},
      ["at '/workshop/accounts'", "oneOf", "at '/workshop/accounts/file'", "at '/workshop/accounts/existingSecret'"]),
     ({"accounts": {"file": "version: 1"}}, ["at '/workshop/accounts'", "oneOf"]),
-    ({"sharedData": {"nfs": {"server": "10.0.0.5"}, "existingClaim": "shared"}},
-     ["at '/workshop/sharedData/existingClaim'", "maxLength: got 6, want 0"]),
+    ({"sharedData": {"nfs": {"server": "10.0.0.5"}, "pvcName": "shared"}},
+     ["at '/workshop/sharedData/pvcName'", "maxLength: got 6, want 0"]),
+    ({"sharedData": {"existingClaim": "shared"}}, ["'existingClaim' not allowed"]),
     ({"service": {"database": {"url": "postgresql://x", "existingSecret": "workshop-db"}}},
      ["at '/workshop/service/database/existingSecret'", "maxLength: got 11, want 0"]),
-    ({"resources": {"memory": {"limit": "8GB"}}}, ["at '/workshop/resources/memory/limit'", "'8GB' does not match"]),
+    ({"highPerformance": {"memory": {"limit": "8GB"}}},
+     ["at '/workshop/highPerformance/memory/limit'", "'8GB' does not match"]),
     ({"title": 42}, ["at '/workshop/title'", "got number, want string"]),
     ({"accounts": {"existingSecret": "Workshop_Accounts"}},
      ["at '/workshop/accounts/existingSecret'", "'Workshop_Accounts' does not match"]),
 ], ids=[
-    "unknown-key", "unknown-nested-key", "tz-words", "tz-abbreviation", "tz-lowercase",
-    "tz-offset", "night-hour-25", "night-am-pm", "night-start-without-end",
-    "negative-idle-timeout", "negative-max-age", "negative-kernel-timeout",
-    "negative-claim-timeout", "unknown-storage-mode", "static-without-claim", "bad-capacity",
-    "missing-accounts-source", "two-accounts-sources", "two-shared-sources",
+    "unknown-key", "unknown-nested-key", "tz-words", "night-hour-25", "night-start-without-end",
+    "negative-timeout", "negative-max-age", "zero-every", "zero-concurrency", "negative-kernel-timeout",
+    "old-culling-name", "negative-claim-timeout", "unknown-storage-type", "static-without-pvc",
+    "bad-capacity", "group-storage-flat-class", "old-home-storage-name", "old-resources", "old-profiles",
+    "missing-accounts-source", "two-accounts-sources", "two-shared-sources", "old-shared-claim-name",
     "two-database-sources", "bad-memory", "title-not-text", "bad-secret-name",
 ])
 def test_schema_refuses_with_a_clear_message(change, messages):
-    values = values_for({"workshop": change})
     with pytest.raises(helm_python.HelmValuesError) as refused:
-        render(values)
+        render(values_for({"workshop": change}))
     text = str(refused.value)
     for message in messages:
         assert message in text, text
 
 
-def test_schema_refuses_a_missing_workshop_block_key():
+def test_schema_refuses_a_misspelt_top_level_key():
     with pytest.raises(helm_python.HelmValuesError, match="additional properties 'workshp' not allowed"):
         render(deep_merge(ci_values("minimal-values.yaml"), {"workshp": {}}))
 
 
 def test_time_zone_pattern_takes_every_canonical_zone():
     pattern = re.compile(json.loads((CHART / "values.schema.json").read_text())
-                         ["properties"]["workshop"]["properties"]["culling"]["properties"]
+                         ["properties"]["workshop"]["properties"]["cull"]["properties"]
                          ["night"]["properties"]["timeZone"]["pattern"])
     areas = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/",
              "Europe/", "Indian/", "Pacific/")
@@ -504,15 +571,13 @@ def test_time_zone_pattern_takes_every_canonical_zone():
      'workshop.accounts.existingSecret is "my-cards" but the hub mounts the Secret "workshop-accounts"'),
     ({"workshop": {"service": {"database": {"existingSecret": "pg"}}}},
      'workshop.service.database.existingSecret is "pg" but the hub reads WORKSHOP_DB_URL from the Secret "workshop-db"'),
-    ({"workshop": {"culling": {"night": {"start": "22:00", "end": "22:00"}}}},
-     'workshop.culling.night: start and end are both "22:00"'),
     ({"jupyterhub": {"hub": {"service": {"extraPorts": []}}}},
      "jupyterhub.hub.service.extraPorts needs an entry named `workshop`"),
     ({"jupyterhub": {"hub": {"networkPolicy": {"ingress": []}}}},
      "jupyterhub.hub.networkPolicy.ingress has no rule for port 10101"),
     ({"jupyterhub": {"hub": {"existingSecret": ""}}}, "jupyterhub.hub.existingSecret must name the Secret"),
-    ({"jupyterhub": {"hub": {"db": {"type": "postgres"}}}},
-     'jupyterhub.hub.db.type is "postgres", so the hub has no persistent /srv/jupyterhub'),
+    ({"jupyterhub": {"hub": {"db": {"type": "sqlite-memory"}}}},
+     'jupyterhub.hub.db.type is "sqlite-memory", so the hub has no persistent /srv/jupyterhub'),
 ])
 def test_render_refuses_halves_that_would_not_meet(change, message):
     with pytest.raises(helm_python.HelmRenderError) as refused:
@@ -541,77 +606,6 @@ def test_every_workshop_setting_is_described():
                 leaves(value, props[key], f"{path}.{key}")
 
     leaves(chart().values["workshop"], schema, "workshop")
-
-
-# --- z2jh 4.4.0 would accept our `jupyterhub:` values ---------------------------------------
-
-# The key paths of z2jh 4.4.0's strict values schema (jupyterhub/values.schema.yaml in
-# https://github.com/jupyterhub/zero-to-jupyterhub-k8s at tag 4.4.0) that our values.yaml and
-# helm-chart/ci/*.yaml use, read off that schema: each exact path is a property there, and a
-# path ending in ".*" is one of its open maps (additionalProperties or patternProperties ".*").
-# `hub.config.<Class>.*` stands for its patternProperties "^[A-Z].*$". Lists are leaves.
-Z2JH_440_KEYS = {
-    "fullnameOverride", "nameOverride", "custom.*",
-    "hub.image.name", "hub.image.tag", "hub.image.pullPolicy", "hub.image.pullSecrets",
-    "hub.existingSecret", "hub.baseUrl", "hub.authenticatePrometheus",
-    "hub.config.<Class>.*", "hub.services.*", "hub.loadRoles.*", "hub.templateVars.*",
-    "hub.extraConfig.*", "hub.extraEnv.*", "hub.extraVolumes", "hub.extraVolumeMounts",
-    "hub.service.extraPorts", "hub.networkPolicy.ingress", "hub.db.type",
-    "singleuser.image.name", "singleuser.image.tag", "singleuser.defaultUrl",
-    "singleuser.storage.type", "singleuser.storage.extraVolumes", "singleuser.storage.extraVolumeMounts",
-    "cull.enabled",
-    "proxy.https.enabled", "proxy.https.hosts", "proxy.https.letsencrypt.contactEmail",
-    "scheduling.userPlaceholder.enabled", "scheduling.userPlaceholder.replicas",
-}
-
-
-def z2jh_rejects(values: dict, path: str = "") -> list[str]:
-    """Key paths under `values` that are not in Z2JH_440_KEYS."""
-    bad = []
-    for key, value in values.items():
-        here = f"{path}{key}"
-        generic = re.sub(r"^hub\.config\.[A-Z][A-Za-z0-9_]*", "hub.config.<Class>", here)
-        if any(generic == allowed[:-2] or generic.startswith(allowed[:-1])
-               for allowed in Z2JH_440_KEYS if allowed.endswith(".*")):
-            continue  # inside an open map
-        if isinstance(value, dict) and value and here not in Z2JH_440_KEYS:
-            bad += z2jh_rejects(value, here + ".")
-        elif here not in Z2JH_440_KEYS:
-            bad.append(here)
-    return bad
-
-
-@pytest.mark.parametrize("source", ["values.yaml", *CI_FILES])
-def test_jupyterhub_values_use_only_keys_z2jh_440_allows(source):
-    values = yaml.safe_load((CHART / source if source == "values.yaml" else CI_DIR / source).read_text())
-    assert z2jh_rejects(values.get("jupyterhub") or {}) == []
-
-
-def test_the_allow_list_check_catches_mistakes():
-    assert z2jh_rejects({"hub": {"extraPort": []}, "cull": {"enable": False},
-                         "hub.config": {}, "singleuser": {"storage": {"typ": "none"}}}) == [
-        "hub.extraPort", "cull.enable", "hub.config", "singleuser.storage.typ"]
-    assert z2jh_rejects({"hub": {"config": {"loadRoles": {}}}}) == ["hub.config.loadRoles"]
-    assert z2jh_rejects({"hub": {"config": {"WorkshopAuthenticator": {"x": 1}}}, "custom": {"a": {"b": 1}}}) == []
-
-
-def test_the_whole_chart_when_the_dependency_is_present():
-    """After `helm dependency update helm-chart` (not possible offline here), Helm checks our
-    `jupyterhub:` values with z2jh's real schema and renders z2jh's objects too."""
-    [dep] = helm_python.dependency_list(str(CHART))
-    if dep["status"] not in {"ok", "unpacked"}:
-        pytest.skip("z2jh 4.4.0 not in helm-chart/charts/ (run `helm dependency update helm-chart`)")
-    full = helm_python.Chart.load(str(CHART))
-    assert [d["version"] for d in full.dependencies] == ["4.4.0"]
-    for name in CI_FILES:
-        objects = manifests(full.render(ci_values(name), name="workshop", namespace=NAMESPACE))
-        for obj in objects:
-            assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-        hub = find(objects, "Deployment", "hub")
-        volumes = {v["name"] for v in hub["spec"]["template"]["spec"]["volumes"]}
-        assert {"workshop-hub-config", "workshop-accounts", "existing-secret"} <= volumes
-        ports = find(objects, "Service", "hub")["spec"]["ports"]
-        assert {"name": "workshop", "port": PORT, "targetPort": PORT, "protocol": "TCP"} in ports
 
 
 # --- the Grafana dashboard ------------------------------------------------------------------
@@ -662,6 +656,26 @@ def test_hub_image_is_z2jh_hub_plus_this_package():
     assert "[postgres]" in install  # the service's PostgreSQL driver
     assert "tzdata" in install  # zoneinfo's time zones for the night window
     assert "jupyterhub==" in install or "constraint" in install  # never changes the hub's JupyterHub
+    # the build stops unless the installed package is WORKSHOP_VERSION (the chart's appVersion)
+    assert '__version__' in install and '"$WORKSHOP_VERSION"' in install and "sys.exit(" in install
+    assert "import zoneinfo, jupyterhub_workshop.hubconfig.chart" in install  # what files/workshop_config.py imports
+
+
+def test_hub_image_version_check_refuses_another_version(tmp_path):
+    """The build's version check, run here against the installed package."""
+    import subprocess
+    import sys
+
+    import jupyterhub_workshop
+
+    steps = instructions((ROOT / "images" / "hub" / "Dockerfile").read_text())
+    [run] = [arg for op, arg in steps if op == "RUN" and "pip install" in arg]
+    [check] = [part.strip() for part in run.split(" && ") if "$WORKSHOP_VERSION" in part]
+    check = check.replace("python3 -c", f"{sys.executable} -c", 1)
+    for version, ok in ((jupyterhub_workshop.__version__, True), ("9.9.9", False)):
+        done = subprocess.run(["sh", "-c", check], env={"WORKSHOP_VERSION": version}, capture_output=True, text=True)
+        assert (done.returncode == 0) is ok, done.stderr
+    assert "WORKSHOP_VERSION is 9.9.9" in done.stderr
 
 
 def test_singleuser_image_installs_the_locked_environment():

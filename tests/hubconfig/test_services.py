@@ -1,16 +1,89 @@
+import json
+import stat
+import sys
 from datetime import datetime, timezone
 
-from jupyterhub_workshop.hubconfig.services import ROLE_SCOPES, night_warning, workshop_roles, workshop_service
+import pytest
+from traitlets import TraitError
+
+from jupyterhub_workshop.hubconfig.services import (
+    ROLE_SCOPES,
+    night_warning,
+    service_config,
+    workshop_roles,
+    workshop_service,
+)
+from jupyterhub_workshop.service.app import WorkshopService
+
+pytestmark = pytest.mark.jh55  # the hub image runs JupyterHub 5.5: this runs there
 
 
-def test_service_entry_is_managed_displayed_and_least_privilege():
-    entry = workshop_service(port=10123, args=["--dry-run"])
+def test_service_entry_runs_the_service_on_its_config_file(tmp_path):
+    path = tmp_path / "workshop-service.json"
+    entry = workshop_service({"idle_timeout": 1800, "exempt_groups": []}, path, url="http://127.0.0.1:10123",
+                             environment={"WORKSHOP_DB_URL": "postgresql://u:pw@db/w"})
     assert entry["url"] == "http://127.0.0.1:10123" and entry["display"] is True
-    assert entry["command"][-2:] == ["jupyterhub_workshop.service", "--dry-run"]
+    assert entry["command"] == [sys.executable, "-m", "jupyterhub_workshop.service", "--config", str(path)]
+    assert entry["environment"] == {"WORKSHOP_DB_URL": "postgresql://u:pw@db/w"}  # secrets by environment
+    assert json.loads(path.read_text()) == {"WorkshopService": {"idle_timeout": 1800, "exempt_groups": []}}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "pw" not in path.read_text()
+
+
+def test_roles_are_least_privilege():
     roles = {r["name"]: r for r in workshop_roles()}
     assert roles["workshop-service"]["scopes"] == ROLE_SCOPES
     assert not any(s.startswith(("admin", "delete:users", "tokens")) for s in ROLE_SCOPES)
     assert "access:services!service=workshop" in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]
+
+
+async def test_the_service_reads_its_file_and_the_command_line_still_wins(tmp_path):
+    path = tmp_path / "workshop-service.json"
+    settings = {"db_url": f"sqlite:///{tmp_path / 'usage.sqlite'}", "idle_timeout": 1800, "exempt_groups": [],
+                "staff_groups": ["instructors", "staff"], "night_start": "7:00", "night_end": "9:30",
+                "timezone": "Europe/Berlin", "dry_run": True, "price_per_node_hour": 0.384}
+    entry = workshop_service(settings, path)
+    service = WorkshopService()
+    service.initialize([*entry["command"][3:], "--timeout=60"])
+    try:
+        assert service.idle_timeout == 60  # the command line over the file, as with any traitlets app
+        assert service.exempt_groups == [] and service.staff_groups == ["instructors", "staff"]
+        assert service.dry_run is True and service.price_per_node_hour == 0.384
+        assert service.policy.night.describe() == "07:00–09:30 (Europe/Berlin)"
+        assert service.store.safe_url.endswith("usage.sqlite")
+    finally:
+        service.hub.close()
+        service.store.close()
+
+
+def test_the_service_refuses_a_missing_or_broken_config_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        WorkshopService().initialize(["--config", str(tmp_path / "nowhere.json")])
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"WorkshopService": {"idle_timeout": 60,}}')
+    with pytest.raises(ValueError):
+        WorkshopService().initialize(["--config", str(broken)])
+
+
+@pytest.mark.parametrize("settings, error, message", [
+    ({"idle_timout": 60}, ValueError, "unknown workshop service setting(s) ['idle_timout']"),
+    ({"idle_timeout": "an hour"}, TraitError, "'idle_timeout' trait of a WorkshopService instance expected an int"),
+    ({"night_start": "22:00", "night_end": "22:00"}, ValueError, "it needs a duration"),
+    ({"night_start": "22:00", "night_end": "06:00", "timezone": "America/Denvr"}, ValueError, "unknown time zone"),
+    ({"db_url": "postgresql+psycopg://workshop:s3cret@db/workshop"}, ValueError, "WORKSHOP_DB_URL"),
+    ({"api_token": "abc"}, ValueError, "JUPYTERHUB_API_TOKEN"),
+], ids=["unknown-key", "wrong-type", "empty-night", "unknown-zone", "db-password", "api-token"])
+def test_settings_are_checked_by_the_service_itself_before_anything_is_written(tmp_path, settings, error, message):
+    with pytest.raises(error) as refused:
+        workshop_service(settings, tmp_path / "workshop-service.json")
+    assert message in str(refused.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_config_document_is_what_the_service_reads_back():
+    # tuples become lists, as the service will see them after JSON
+    assert service_config({"exempt_groups": ("instructors",), "db_url": "sqlite:///x.sqlite"}) == {
+        "WorkshopService": {"exempt_groups": ["instructors"], "db_url": "sqlite:///x.sqlite"}}
 
 
 class Spawner:

@@ -1,5 +1,6 @@
 """`jupyterhub-workshop demo`: the README's first command, end to end."""
 
+import json
 import os
 import re
 import subprocess
@@ -7,8 +8,8 @@ import sys
 
 import pytest
 
-from jupyterhub_workshop.rehearsal import demo
 from jupyterhub_workshop.login.printing import read_cards_csv
+from jupyterhub_workshop.rehearsal import demo
 
 from ..harness.browser import login, new_session
 from ..harness.hub import free_port, http_status, poll, stop_process_group, wait_for
@@ -73,3 +74,24 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
         assert os.readlink(home / "shared") == str(state / "shared")
     finally:
         stop_process_group(proc)
+
+
+def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):
+    from traitlets.config import Config
+
+    c = Config()
+    exec(demo.demo_config(tmp_path, "127.0.0.1", 8000, "/usr/bin/chp"), {"get_config": lambda: c})
+    [service] = c.JupyterHub.services
+    path = tmp_path / "workshop-service.json"
+    assert service["command"][-2:] == ["--config", str(path)]  # nothing else on its command line
+    assert (path.stat().st_mode & 0o777) == 0o600
+    settings = json.loads(path.read_text())["WorkshopService"]
+    assert settings["db_url"] == f"sqlite:///{tmp_path / 'workshop-usage.sqlite'}"
+    assert (settings["night_start"], settings["night_end"]) == ("22:00", "06:00")
+
+
+@pytest.mark.parametrize("tz, zone", [("America/Denver", "America/Denver"), (":Europe/Berlin", "Europe/Berlin"),
+                                      ("US/Mountain", "UTC"), ("MST", "UTC"), ("Nowhere/Atlantis", "UTC")])
+def test_the_demo_night_window_uses_a_zone_the_service_accepts(monkeypatch, tz, zone):
+    monkeypatch.setenv("TZ", tz)
+    assert demo.local_timezone() == zone

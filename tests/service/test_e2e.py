@@ -36,7 +36,7 @@ ARTIFACTS = Path(os.environ.get("WORKSHOP_TEST_ARTIFACTS", Path(__file__).resolv
 class ServiceHub:
     """A hub with workshop cards, mock single-user servers and the workshop service."""
 
-    def __init__(self, root: Path, service_args: list[str], via_proxy: bool = False):
+    def __init__(self, root: Path, service_settings: dict, via_proxy: bool = False):
         self.root = root
         cards_dir = root / "cards"
         generate(cards_dir, Batch("ws", 4, 1))
@@ -45,10 +45,12 @@ class ServiceHub:
         self.service_port = free_port()
         self.proxy: FaultyProxy | None = None
         hub = HubProcess(root / "hub", "")
-        args = [f"--db-url=sqlite:///{self.db}", "--cull-every=0.5", "--WorkshopService.api_retries=6", *service_args]
+        # WorkshopService traits: the hub configuration writes them to the service's config file
+        settings = {"db_url": f"sqlite:///{self.db}", "cull_every": 0.5, "api_retries": 6, **service_settings}
+        self.service_config = root / "workshop-service.json"
         if via_proxy:
             self.proxy = FaultyProxy(f"http://127.0.0.1:{hub.hub_port}").start()
-            args.append(f"--WorkshopService.api_url={self.proxy.url}/hub/api")
+            settings["api_url"] = f"{self.proxy.url}/hub/api"
         hub.config_text += f"""
 import sys
 from jupyterhub_workshop.hubconfig.services import workshop_roles, workshop_service
@@ -60,7 +62,8 @@ c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {str(root / "homes" / "{username}")!r}
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.tests.mocksu"]
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
-c.JupyterHub.services.append(workshop_service(port={self.service_port}, args={args!r}))
+c.JupyterHub.services.append(workshop_service({settings!r}, {str(self.service_config)!r},
+                                              url="http://127.0.0.1:{self.service_port}"))
 c.JupyterHub.load_roles.extend(workshop_roles())
 """
         self.hub = hub
@@ -78,7 +81,8 @@ c.JupyterHub.load_roles.extend(workshop_roles())
             self.proxy.stop()
 
     def service_pid(self) -> int | None:
-        out = subprocess.run(["pgrep", "-f", f"sqlite:///{self.db}"], capture_output=True, text=True).stdout.split()
+        # the service's command line names its config file, unique to this hub
+        out = subprocess.run(["pgrep", "-f", f"service --config {self.service_config}"], capture_output=True, text=True).stdout.split()
         return int(out[0]) if out else None
 
     def store(self) -> UsageStore:
@@ -119,12 +123,12 @@ async def open_service(session, hub: ServiceHub, path: str = "") -> tuple[int, s
         return r.status, await r.text()
 
 
-def night_args(active: bool) -> list[str]:
+def night_settings(active: bool) -> dict:
     zone = "America/Denver"
     now = datetime.now(ZoneInfo(zone))
     start = now - timedelta(hours=2) if active else now + timedelta(hours=3)
     end = now + timedelta(hours=2) if active else now + timedelta(hours=5)
-    return [f"--night-start={start:%H:%M}", f"--night-end={end:%H:%M}", f"--timezone={zone}", "--timeout=0"]
+    return {"night_start": f"{start:%H:%M}", "night_end": f"{end:%H:%M}", "timezone": zone, "idle_timeout": 0}
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +137,7 @@ def night_args(active: bool) -> list[str]:
 
 @pytest.fixture(scope="module")
 def night_hub(tmp_path_factory):
-    hub = ServiceHub(tmp_path_factory.mktemp("night"), night_args(active=True)).start()
+    hub = ServiceHub(tmp_path_factory.mktemp("night"), night_settings(active=True)).start()
     yield hub
     hub.stop()
 
@@ -249,7 +253,7 @@ async def test_admin_page_renders_in_headless_chromium(night_hub):
 
 
 def test_idle_culls_survive_hub_errors_and_spare_active_servers(tmp_path):
-    hub = ServiceHub(tmp_path, ["--timeout=3", "--WorkshopService.api_timeout=2"], via_proxy=True)
+    hub = ServiceHub(tmp_path, {"idle_timeout": 3, "api_timeout": 2}, via_proxy=True)
     hub.proxy.fail_next = 4  # the service's first requests get 503s
     hub.start()
     try:
@@ -284,7 +288,7 @@ def test_idle_culls_survive_hub_errors_and_spare_active_servers(tmp_path):
 
 
 def test_dry_run_stops_nothing_and_a_killed_service_loses_no_session(tmp_path):
-    hub = ServiceHub(tmp_path, ["--timeout=2", "--dry-run"], via_proxy=True)
+    hub = ServiceHub(tmp_path, {"idle_timeout": 2, "dry_run": True}, via_proxy=True)
     hub.start()
     try:
         for name in ("ws001", "ws002", "ws003"):

@@ -69,6 +69,8 @@ def test_bad_storage_and_shared_config_is_refused_clearly():
         HomeStorage.from_config({"mode": "static"})
     with pytest.raises(ValueError, match="unknown home storage setting"):
         HomeStorage.from_config({"size": "1Gi"})
+    with pytest.raises(ValueError, match="capacity '10 GB' is not a size"):
+        HomeStorage.from_config({"mode": "dynamic", "capacity": "10 GB"})
     with pytest.raises(ValueError, match="exactly one of"):
         SharedData.from_config({"nfs_server": "a", "claim": "b"})
     assert SharedData.from_config({}) is None

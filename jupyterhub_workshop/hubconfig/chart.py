@@ -1,0 +1,242 @@
+"""The hub configuration the Helm chart runs: the chart's ``workshop:`` settings onto a
+traitlets ``Config``.
+
+The chart hands the hub its ``workshop:`` values as ``custom.workshop`` (through the Secret named
+by ``jupyterhub.hub.existingSecret``), without the contents that have Secrets of their own and
+with ``wiring``: the names and paths the chart resolved from its ``jupyterhub:`` values.
+``helm-chart/files/workshop_config.py``, which Zero to JupyterHub runs from
+``jupyterhub_config.d/``, only calls :func:`configure_from_z2jh`.
+
+Settings are not checked here: ``values.schema.json`` checks them when Helm renders, and the
+package's own parsers (the service's traits and night window, the spawner's storage and shared
+data) when this runs, so the hub refuses to start with their message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from .services import night_warning, workshop_roles, workshop_service
+
+SERVICE_NAME = "workshop"
+SERVICE_CONFIG_NAME = "workshop-service.json"
+
+
+class WorkshopConfigError(ValueError):
+    """The hub did not receive what the chart should have handed it."""
+
+
+def configure_from_z2jh(c, z2jh=None) -> None:
+    """:func:`configure` with what Zero to JupyterHub's hub offers: its ``z2jh`` helper module
+    (values, resource names) and the hub's environment."""
+    if z2jh is None:
+        import z2jh  # z2jh's hub puts its helper module beside jupyterhub_config.py
+    configure(c, z2jh.get_config("custom.workshop"), hub_host=z2jh.get_name("hub"),
+              base_url=z2jh.get_config("hub.baseUrl") or "/", environ=os.environ)
+
+
+def configure(c, settings: Mapping, *, hub_host: str = "hub", base_url: str = "/",
+              environ: Mapping[str, str] | None = None, service_config_dir: str | os.PathLike | None = None) -> None:
+    """Apply the chart's ``workshop:`` settings (with their ``wiring``) to the config ``c``.
+
+    ``hub_host`` is the hub's Service name (the proxy reaches the workshop service through it),
+    ``base_url`` the hub's base URL, ``environ`` the hub's environment (for ``WORKSHOP_DB_URL``).
+    The service's configuration file goes to ``service_config_dir``; by default a new private
+    temporary directory, because the file is rebuilt from the settings at every hub start and
+    must outlive nothing but this hub process (which restarts the service from it).
+    """
+    if not isinstance(settings, Mapping) or not isinstance(settings.get("wiring"), Mapping):
+        raise WorkshopConfigError(
+            "custom.workshop (with its wiring) is missing: the hub did not receive the chart's "
+            "workshop settings. Is jupyterhub.hub.existingSecret the Secret the jupyterhub-workshop "
+            "chart writes (default workshop-hub-settings)?"
+        )
+    environ = os.environ if environ is None else environ
+    wiring = settings["wiring"]
+    _configure_login(c, settings, wiring)
+    _configure_spawner(c, settings, wiring)
+    if service_config_dir is None:
+        service_config_dir = tempfile.mkdtemp(prefix="workshop-service-")  # mode 0700
+    _configure_service(c, settings, wiring, hub_host=hub_host, base_url=base_url, environ=environ,
+                       config_file=Path(service_config_dir) / SERVICE_CONFIG_NAME)
+
+
+def _section(settings: Mapping, *keys: str) -> Mapping:
+    value = settings
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _given(mapping: Mapping) -> dict:
+    """``mapping`` without unset values (None; "" where the chart means "not set")."""
+    return {key: value for key, value in mapping.items() if value is not None and value != ""}
+
+
+def _configure_login(c, settings: Mapping, wiring: Mapping) -> None:
+    c.JupyterHub.authenticator_class = "workshop"
+    c.WorkshopAuthenticator.accounts_file = wiring["accountsFile"]
+    if settings.get("title"):
+        c.WorkshopAuthenticator.workshop_title = settings["title"]
+    if settings.get("loginHint"):
+        c.WorkshopAuthenticator.login_hint = settings["loginHint"]
+
+
+def home_storage(storage: Mapping) -> dict:
+    """``workshop.storage`` (z2jh's shape) as the spawner's ``home_storage`` keys; only the
+    keys given, so a group's settings merge over everyone's."""
+    dynamic, static = _section(storage, "dynamic"), _section(storage, "static")
+    return _given({
+        "mode": storage.get("type"),
+        "capacity": storage.get("capacity"),
+        "storage_class": dynamic.get("storageClass"),  # null or "": the cluster's default class
+        "claim": static.get("pvcName"),
+        "sub_path": static.get("subPath"),
+    })
+
+
+def shared_data(shared: Mapping) -> dict:
+    """``workshop.sharedData`` as the spawner's ``shared_data`` (empty: no shared data)."""
+    nfs = _section(shared, "nfs")
+    if nfs.get("server"):
+        source = _given({"nfs_server": nfs["server"], "nfs_path": nfs.get("path")})
+    elif shared.get("pvcName"):
+        source = {"claim": shared["pvcName"]}
+    else:
+        return {}
+    return {**source, **_given({"mount_path": shared.get("mountPath"),
+                                "writable_mount_path": shared.get("writableMountPath")})}
+
+
+def high_performance(fast: Mapping) -> dict:
+    """``workshop.highPerformance`` as the spawner's ``high_performance`` (empty: no profile)."""
+    if not fast.get("enabled"):
+        return {}
+    cpu, memory = _section(fast, "cpu"), _section(fast, "memory")
+    return _given({
+        "node_selector": fast.get("nodeSelector") or None,
+        "tolerations": fast.get("tolerations") or None,
+        "gpus": fast.get("gpus") or None,
+        "cpu_guarantee": cpu.get("guarantee"),
+        "cpu_limit": cpu.get("limit"),
+        "mem_guarantee": memory.get("guarantee"),
+        "mem_limit": memory.get("limit"),
+    })
+
+
+def _configure_spawner(c, settings: Mapping, wiring: Mapping) -> None:
+    from ..spawner.pod import HomeStorage, SharedData, home_storage_for
+
+    c.JupyterHub.spawner_class = "workshop"
+    spawner = c.WorkshopKubeSpawner
+
+    storage = _section(settings, "storage")
+    everyone = home_storage(storage)
+    by_group = {group: home_storage(_section(storage, "forGroups", group))
+                for group in storage.get("forGroups") or {}}
+    # the spawner's own parser, now rather than at someone's spawn
+    base = HomeStorage.from_config(everyone)
+    for group in by_group:
+        home_storage_for([group], base, by_group)
+    spawner.home_storage = everyone
+    spawner.home_storage_for_groups = by_group
+    if storage.get("homeMountPath"):
+        spawner.home_mount_path = storage["homeMountPath"]
+    if storage.get("claimBindTimeout") is not None:
+        spawner.home_claim_bind_timeout = storage["claimBindTimeout"]
+
+    shared = _section(settings, "sharedData")
+    shared_volume = shared_data(shared)
+    SharedData.from_config(shared_volume)
+    spawner.shared_data = shared_volume
+    if shared.get("writerGroups") is not None:
+        spawner.shared_writer_groups = list(shared["writerGroups"])
+
+    spawner.readme_config_map = wiring.get("readmeConfigMap") or ""
+    spawner.readme_config_map_key = wiring.get("readmeKey") or "README.md"
+
+    cull = _section(settings, "cull")
+    if cull.get("kernelIdleTimeout") is not None:
+        spawner.kernel_idle_timeout = cull["kernelIdleTimeout"]
+
+    fast = _section(settings, "highPerformance")
+    spawner.high_performance = high_performance(fast)
+    if fast.get("enabled") and fast.get("groups") is not None:
+        spawner.high_performance_groups = list(fast["groups"])
+
+
+def service_settings(settings: Mapping, wiring: Mapping) -> dict:
+    """``workshop.cull`` and ``workshop.service`` as ``WorkshopService`` traits (the service's
+    configuration file), without the database URL when it comes from a Secret."""
+    cull, night, service = _section(settings, "cull"), _section(settings, "cull", "night"), _section(settings, "service")
+    traits = {
+        # listen on every interface of the hub pod: the proxy comes through the hub Service
+        "service_url": f"http://0.0.0.0:{int(wiring['servicePort'])}",
+        "idle_timeout": cull.get("timeout"),
+        "cull_every": cull.get("every"),
+        "max_age": cull.get("maxAge"),
+        "concurrency": cull.get("concurrency"),
+        "exempt_groups": cull.get("exemptGroups"),
+        "dry_run": cull.get("dryRun"),
+        "night_start": night.get("start"),
+        "night_end": night.get("end"),
+        "timezone": night.get("timeZone"),
+        "staff_groups": service.get("staffGroups"),
+        "users_per_node": service.get("usersPerNode"),
+        "price_per_node_hour": service.get("pricePerNodeHour"),
+        "currency": service.get("currency"),
+    }
+    if not wiring.get("databaseFromSecret"):
+        traits["db_url"] = wiring["sqliteUrl"]
+    return {key: value for key, value in traits.items() if value is not None}
+
+
+def _configure_service(c, settings: Mapping, wiring: Mapping, *, hub_host: str, base_url: str,
+                       environ: Mapping[str, str], config_file: Path) -> None:
+    environment = {}
+    if wiring.get("databaseFromSecret"):
+        # a managed service does not inherit the hub's environment (nor hub.extraEnv)
+        url = environ.get("WORKSHOP_DB_URL", "")
+        if not url:
+            raise WorkshopConfigError(
+                "workshop.service.database is set but $WORKSHOP_DB_URL is empty in the hub: does the "
+                f"Secret {wiring.get('databaseSecret')!r} exist, with the URL under the key "
+                "jupyterhub.hub.extraEnv.WORKSHOP_DB_URL names?"
+            )
+        environment["WORKSHOP_DB_URL"] = url
+
+    traits = service_settings(settings, wiring)
+    entry = workshop_service(traits, config_file, name=SERVICE_NAME, environment=environment,
+                             url=f"http://{hub_host}:{int(wiring['servicePort'])}")
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    for existing in services:
+        if existing.get("name") == SERVICE_NAME:
+            # z2jh's entry from hub.services.workshop: keep its api_token (kept in Secret `hub`)
+            existing.update(entry)
+            break
+    else:
+        services.append(entry)
+    c.JupyterHub.services = services
+
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    for role in workshop_roles(SERVICE_NAME):
+        same = next((r for r in roles if r.get("name") == role["name"]), None)
+        if same is None:
+            roles.append(role)
+        else:  # e.g. a `user` role from hub.loadRoles: add our scopes to it
+            for key in ("scopes", "services"):
+                merged = list(same.get(key) or [])
+                merged += [item for item in role.get(key, []) if item not in merged]
+                if merged:
+                    same[key] = merged
+    c.JupyterHub.load_roles = roles
+
+    if traits.get("night_start") or traits.get("night_end"):
+        template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+        template_vars.setdefault("announcement", night_warning(
+            traits.get("night_start", ""), traits.get("night_end", ""), traits.get("timezone", "UTC"),
+            service_path=f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/"))
+        c.JupyterHub.template_vars = template_vars
