@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,25 +35,38 @@ from jupyterhub_workshop.service.web import CHART_POINTS  # noqa: E402
 
 GOAL_SECONDS = 1.0
 GOAL_HEAP_MB = 20.0
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def fill(store: UsageStore, minutes: int, session_count: int) -> None:
     rng = random.Random(7)
     with store.engine.begin() as conn:
         for first in range(0, minutes, 50_000):
-            conn.execute(samples_table.insert(), [
-                {"at": T0 + timedelta(minutes=m), "active_users": rng.randint(0, 300),
-                 "running_servers": rng.randint(0, 400)}
-                for m in range(first, min(first + 50_000, minutes))
-            ])
+            conn.execute(
+                samples_table.insert(),
+                [
+                    {
+                        "at": T0 + timedelta(minutes=m),
+                        "active_users": rng.randint(0, 300),
+                        "running_servers": rng.randint(0, 400),
+                    }
+                    for m in range(first, min(first + 50_000, minutes))
+                ],
+            )
         for first in range(0, session_count, 50_000):
             rows = []
             for i in range(first, min(first + 50_000, session_count)):
                 started = T0 + timedelta(seconds=90 * i)
-                rows.append({"username": f"ws{i % 400:03d}", "server_name": "", "profile": None,
-                             "started": started, "stopped": started + timedelta(seconds=rng.randint(60, 30000)),
-                             "stop_reason": "idle"})
+                rows.append(
+                    {
+                        "username": f"ws{i % 400:03d}",
+                        "server_name": "",
+                        "profile": None,
+                        "started": started,
+                        "stopped": started + timedelta(seconds=rng.randint(60, 30000)),
+                        "stop_reason": "idle",
+                    }
+                )
             conn.execute(sessions.insert(), rows)
 
 
@@ -102,17 +115,23 @@ def main() -> None:
         store = UsageStore(f"sqlite:///{tmp}/usage.sqlite")
         began = time.perf_counter()
         fill(store, args.days * 1440, args.sessions)
-        print(f"setup: {args.days * 1440:,} samples, {args.sessions:,} sessions in {time.perf_counter() - began:.0f} s (not timed)")
+        print(
+            f"setup: {args.days * 1440:,} samples, {args.sessions:,} sessions in {time.perf_counter() - began:.0f} s (not timed)"
+        )
         metrics = WorkshopMetrics()
         began = time.perf_counter()
         metrics.load({}, store.session_durations(), node_hours=0)
-        print(f"service start-up: durations streamed into the metrics in {time.perf_counter() - began:.2f} s (once)")
+        print(
+            f"service start-up: durations streamed into the metrics in {time.perf_counter() - began:.2f} s (once)"
+        )
         new = measure("ours", lambda: ours(store, metrics))
         old = measure("baseline", lambda: baseline(store))
         store.close()
     met = new[0] <= GOAL_SECONDS and new[1] <= GOAL_HEAP_MB
-    print(f"ratio ours/baseline: time {new[0] / old[0]:.2f}  heap {new[1] / old[1]:.3f}  SVG {new[2] / old[2]:.3f}   "
-          f"(goal: <= {GOAL_SECONDS:g} s and <= {GOAL_HEAP_MB:g} MB: {'met' if met else 'NOT met'})")
+    print(
+        f"ratio ours/baseline: time {new[0] / old[0]:.2f}  heap {new[1] / old[1]:.3f}  SVG {new[2] / old[2]:.3f}   "
+        f"(goal: <= {GOAL_SECONDS:g} s and <= {GOAL_HEAP_MB:g} MB: {'met' if met else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

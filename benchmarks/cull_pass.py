@@ -49,7 +49,7 @@ async def populate(hub: HubProcess, users: int, running: int) -> int:
     names = [f"u{i:05d}" for i in range(users)]
     async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=50)) as s:
         for i in range(0, users, 1000):
-            async with s.post(f"{api}/users", json={"usernames": names[i:i + 1000]}) as r:
+            async with s.post(f"{api}/users", json={"usernames": names[i : i + 1000]}) as r:
                 assert r.status == 201, await r.text()
 
         async def spawn(name):
@@ -57,11 +57,13 @@ async def populate(hub: HubProcess, users: int, running: int) -> int:
                 assert r.status in (201, 202), await r.text()
 
         for i in range(0, running, 200):
-            await asyncio.gather(*(spawn(n) for n in names[i:i + 200]))
+            await asyncio.gather(*(spawn(n) for n in names[i : i + 200]))
 
         async def count(state):
-            async with s.get(f"{api}/users?state={state}&limit=1",
-                             headers={"Accept": "application/jupyterhub-pagination+json"}) as r:
+            async with s.get(
+                f"{api}/users?state={state}&limit=1",
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            ) as r:
                 return (await r.json())["_pagination"]["total"]
 
         # wait until no spawn is pending any more (a few may fail on an overloaded 2-core box)
@@ -96,8 +98,14 @@ async def idle_culler_pass(api_url: str, token: str, timeout: int) -> float:
     times = []
     for _ in range(3):
         started = time.perf_counter()
-        await cull_idle(url=api_url, api_token=token, inactive_limit=timeout,
-                        logger=logging.getLogger("idle-culler"), concurrency=10, api_page_size=200)
+        await cull_idle(
+            url=api_url,
+            api_token=token,
+            inactive_limit=timeout,
+            logger=logging.getLogger("idle-culler"),
+            concurrency=10,
+            api_page_size=200,
+        )
         times.append(time.perf_counter() - started)
     return sorted(times)[1]
 
@@ -112,15 +120,23 @@ def main():
     threading.Thread(target=endpoint.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        env = {"NULL_SPAWNER_URL": f"http://127.0.0.1:{endpoint.server_port}",
-               "PYTHONPATH": f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}"}
-        hub = HubProcess(tmp / "hub", """
+        env = {
+            "NULL_SPAWNER_URL": f"http://127.0.0.1:{endpoint.server_port}",
+            "PYTHONPATH": f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}",
+        }
+        hub = HubProcess(
+            tmp / "hub",
+            """
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.spawner_class = "null_spawner.NullSpawner"
 c.JupyterHub.concurrent_spawn_limit = 0
 c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
-""", env=env)
-        hub.config_text = hub.config_text.replace('c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"')
+""",
+            env=env,
+        )
+        hub.config_text = hub.config_text.replace(
+            'c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"'
+        )
         hub.start()
         counter = FaultyProxy(f"http://127.0.0.1:{hub.hub_port}").start()
         try:
@@ -140,12 +156,16 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
             hub.stop()
             endpoint.shutdown()
     print(f"hub: {args.users} users, {ready} running servers")
-    print(f"workshop service   first pass {first:6.2f}s (records {ready} sessions)  "
-          f"steady pass (median of 3) {steady:6.2f}s  requests/pass {ours_requests:.0f}")
+    print(
+        f"workshop service   first pass {first:6.2f}s (records {ready} sessions)  "
+        f"steady pass (median of 3) {steady:6.2f}s  requests/pass {ours_requests:.0f}"
+    )
     print(f"idle-culler 2.0    pass (median of 3) {theirs:6.2f}s  requests/pass {their_requests:.0f}")
     ratio = steady / theirs
-    print(f"ratio ours/idle-culler: steady {ratio:.2f}  first {first / theirs:.2f}   "
-          f"(goal: steady <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'})")
+    print(
+        f"ratio ours/idle-culler: steady {ratio:.2f}  first {first / theirs:.2f}   "
+        f"(goal: steady <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from jupyterhub_workshop.login.passwords import generate_password, hash_many  # 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--sample", type=int, default=100, help="accounts hashed on one thread for the baseline")
+    parser.add_argument(
+        "--sample", type=int, default=100, help="accounts hashed on one thread for the baseline"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -35,10 +37,14 @@ def main():
         started = time.perf_counter()
         generate(Path(tmp), Batch("bench", args.count))
         elapsed = time.perf_counter() - started
-    print(f"cpus {os.cpu_count()}  one thread (extrapolated) {one_thread:.1f}s  "
-          f"generate {args.count} accounts {elapsed:.1f}s ({args.count / elapsed:.0f}/s)")
-    print(f"ratio generate/one-thread {elapsed / one_thread:.2f}   "
-          f"(goal: <= 30 s for 1,000: {'met' if elapsed * 1000 / args.count <= 30 else 'NOT met'})")
+    print(
+        f"cpus {os.cpu_count()}  one thread (extrapolated) {one_thread:.1f}s  "
+        f"generate {args.count} accounts {elapsed:.1f}s ({args.count / elapsed:.0f}/s)"
+    )
+    print(
+        f"ratio generate/one-thread {elapsed / one_thread:.2f}   "
+        f"(goal: <= 30 s for 1,000: {'met' if elapsed * 1000 / args.count <= 30 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

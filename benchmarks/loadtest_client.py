@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jupyterhub_workshop.login.printing import read_cards_csv  # noqa: E402
 from jupyterhub_workshop.login.issuing import Batch, generate  # noqa: E402
-from jupyterhub_workshop.rehearsal.loadtest.run import pick_cards, run_loadtest  # noqa: E402
+from jupyterhub_workshop.login.printing import read_cards_csv  # noqa: E402
 from jupyterhub_workshop.rehearsal.loadtest.participant import Options  # noqa: E402
 from jupyterhub_workshop.rehearsal.loadtest.report import render_text  # noqa: E402
+from jupyterhub_workshop.rehearsal.loadtest.run import pick_cards, run_loadtest  # noqa: E402
 from tests.harness.hub import HubProcess, free_port, http_status, wait_for  # noqa: E402
 
 ALWAYS_UP = """
@@ -84,15 +84,23 @@ def main() -> None:
         port = free_port()
         endpoint = subprocess.Popen([sys.executable, "-c", ALWAYS_UP, str(port)])
         wait_for(lambda: http_status(f"http://127.0.0.1:{port}/") == 200, 10, message="the server endpoint")
-        hub = HubProcess(tmp / "hub", textwrap.dedent(f"""
+        hub = HubProcess(
+            tmp / "hub",
+            textwrap.dedent(f"""
             c.JupyterHub.authenticator_class = "workshop"
-            c.WorkshopAuthenticator.accounts_file = "{tmp / 'cards' / 'accounts.yaml'}"
+            c.WorkshopAuthenticator.accounts_file = "{tmp / "cards" / "accounts.yaml"}"
             c.JupyterHub.spawner_class = "null_spawner.NullSpawner"
             c.JupyterHub.concurrent_spawn_limit = 0
             c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
-            """), env={"NULL_SPAWNER_URL": f"http://127.0.0.1:{port}",
-                       "PYTHONPATH": f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}"})
-        hub.config_text = hub.config_text.replace('c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"')
+            """),
+            env={
+                "NULL_SPAWNER_URL": f"http://127.0.0.1:{port}",
+                "PYTHONPATH": f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}",
+            },
+        )
+        hub.config_text = hub.config_text.replace(
+            'c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"'
+        )
         hub.start()
         try:
             proxy = children(hub.proc.pid)
@@ -102,15 +110,24 @@ def main() -> None:
             wall_before = time.perf_counter()
             options = Options(url=hub.url, code="", stop=True)
             with open(os.devnull, "w") as quiet:
-                report = asyncio.run(run_loadtest(options, cards, ramp=args.ramp, stream=quiet,
-                                                  settings={"ramp": args.ramp, "code": "", "stop": True}))
+                report = asyncio.run(
+                    run_loadtest(
+                        options,
+                        cards,
+                        ramp=args.ramp,
+                        stream=quiet,
+                        settings={"ramp": args.ramp, "code": "", "stop": True},
+                    )
+                )
             wall = time.perf_counter() - wall_before
             client = time.process_time() - client_before
             hub_cpu = cpu_seconds(hub.proc.pid) - hub_before
             proxy_cpu = sum(cpu_seconds(p) for p in proxy) - proxy_before
             hub_errors = Counter(
                 re.sub(r"\b(bench\d+|[0-9a-f]{32})\b", "*", line.split("]", 1)[-1].strip())[:160]
-                for line in hub.log_text().splitlines() if line.startswith("[E "))
+                for line in hub.log_text().splitlines()
+                if line.startswith("[E ")
+            )
         finally:
             hub.stop()
             endpoint.terminate()
@@ -129,10 +146,14 @@ def main() -> None:
     ratio = client / hub_cpu if hub_cpu else float("inf")
     logins = report["steps"]["login"]
     met = logins["count"] == n and ratio <= 0.25 and client / wall < 0.5
-    print(f"wall {wall:.1f}s for {n} participants (login, spawn, open, stop); "
-          f"{report['succeeded']} went all the way, {logins['count']} logged in")
-    print(f"ratio client/hub CPU per participant: {ratio:.3f}   "
-          f"(goal: all {n} logged in, <= 0.25, client < 50% of a core: {'met' if met else 'NOT met'})")
+    print(
+        f"wall {wall:.1f}s for {n} participants (login, spawn, open, stop); "
+        f"{report['succeeded']} went all the way, {logins['count']} logged in"
+    )
+    print(
+        f"ratio client/hub CPU per participant: {ratio:.3f}   "
+        f"(goal: all {n} logged in, <= 0.25, client < 50% of a core: {'met' if met else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -40,16 +40,20 @@ def percentile(values, q):
 
 
 async def one_person(connector, url, username, password, start: asyncio.Event, stats):
-    async with aiohttp.ClientSession(connector=connector, connector_owner=False,
-                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+    async with aiohttp.ClientSession(
+        connector=connector, connector_owner=False, cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as s:
         async with s.get(f"{url}/hub/login") as r:
             xsrf = XSRF_FIELD.search(await r.text()).group(1)
         await start.wait()
         began = time.perf_counter()
         while True:
             try:
-                r = await s.post(f"{url}/hub/login", allow_redirects=False,
-                                 data={"username": username, "password": password, "_xsrf": xsrf})
+                r = await s.post(
+                    f"{url}/hub/login",
+                    allow_redirects=False,
+                    data={"username": username, "password": password, "_xsrf": xsrf},
+                )
                 await r.read()
             except aiohttp.ClientError:
                 # a dropped connection: a person presses "Sign in" again
@@ -83,7 +87,7 @@ async def health_probe(url, stop: asyncio.Event, latencies, timeline):
             timeline.append((began, latencies[-1]))
             try:
                 await asyncio.wait_for(stop.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -105,11 +109,16 @@ async def burst(url, logins, timeline=False):
     if timeline:
         print_timeline(began, stats["events"], health_timeline)
     return {
-        "ok": len(stats["latency"]), "failed": stats["failed"], "busy": stats["busy"],
-        "dropped": stats["dropped"], "total": total,
-        "p50": percentile(stats["latency"], 50), "p95": percentile(stats["latency"], 95),
+        "ok": len(stats["latency"]),
+        "failed": stats["failed"],
+        "busy": stats["busy"],
+        "dropped": stats["dropped"],
+        "total": total,
+        "p50": percentile(stats["latency"], 50),
+        "p95": percentile(stats["latency"], 95),
         "max": max(stats["latency"], default=float("nan")),
-        "health_p99": percentile(health, 99), "health_n": len(health),
+        "health_p99": percentile(health, 99),
+        "health_n": len(health),
     }
 
 
@@ -129,45 +138,75 @@ def print_timeline(began, events, health, step=0.5):
 
 def run(name, workdir, config, logins, timeline=False):
     hub = HubProcess(workdir, config)
-    hub.config_text = hub.config_text.replace('c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"')
+    hub.config_text = hub.config_text.replace(
+        'c.JupyterHub.log_level = "DEBUG"', 'c.JupyterHub.log_level = "WARN"'
+    )
     hub.start()
     try:
         result = asyncio.run(burst(hub.url, logins, timeline))
     finally:
         hub.stop()
-    print(f"{name:16} ok {result['ok']:4d}/{len(logins)}  failed {result['failed']:3d}  busy answers {result['busy']:5d}  dropped {result['dropped']:3d}  "
-          f"total {result['total']:6.2f}s  p50 {result['p50']:6.2f}s  p95 {result['p95']:6.2f}s  "
-          f"max {result['max']:6.2f}s  /hub/health p99 {1000 * result['health_p99']:7.1f} ms (n={result['health_n']})")
+    print(
+        f"{name:16} ok {result['ok']:4d}/{len(logins)}  failed {result['failed']:3d}  busy answers {result['busy']:5d}  dropped {result['dropped']:3d}  "
+        f"total {result['total']:6.2f}s  p50 {result['p50']:6.2f}s  p95 {result['p95']:6.2f}s  "
+        f"max {result['max']:6.2f}s  /hub/health p99 {1000 * result['health_p99']:7.1f} ms (n={result['health_n']})"
+    )
     return result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=400)
-    parser.add_argument("--timeline", action="store_true", help="print sign-ins, busy answers and health latency per half second")
-    parser.add_argument("--max-in-flight", type=int, default=None, help="WorkshopAuthenticator.max_logins_in_flight")
-    parser.add_argument("--concurrent", type=int, default=None, help="WorkshopAuthenticator.concurrent_logins")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print sign-ins, busy answers and health latency per half second",
+    )
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None, help="WorkshopAuthenticator.max_logins_in_flight"
+    )
+    parser.add_argument(
+        "--concurrent", type=int, default=None, help="WorkshopAuthenticator.concurrent_logins"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(f"Generating {args.users} cards ...", file=sys.stderr)
         generate(tmp / "cards", Batch("bench", args.users))
         cards = read_cards_csv(tmp / "cards" / "cards.csv")
-        extra = f"c.WorkshopAuthenticator.max_logins_in_flight = {args.max_in_flight}\n" if args.max_in_flight else ""
+        extra = (
+            f"c.WorkshopAuthenticator.max_logins_in_flight = {args.max_in_flight}\n"
+            if args.max_in_flight
+            else ""
+        )
         extra += f"c.WorkshopAuthenticator.concurrent_logins = {args.concurrent}\n" if args.concurrent else ""
-        ours = run("workshop", tmp / "workshop", f"""
+        ours = run(
+            "workshop",
+            tmp / "workshop",
+            f"""
 c.JupyterHub.authenticator_class = "workshop"
-c.WorkshopAuthenticator.accounts_file = "{tmp / 'cards' / 'accounts.yaml'}"
-{extra}""", [(c.username, c.password) for c in cards], args.timeline)
-        base = run("shared-password", tmp / "shared", f"""
+c.WorkshopAuthenticator.accounts_file = "{tmp / "cards" / "accounts.yaml"}"
+{extra}""",
+            [(c.username, c.password) for c in cards],
+            args.timeline,
+        )
+        base = run(
+            "shared-password",
+            tmp / "shared",
+            f"""
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = "{SHARED_PASSWORD}"
 c.Authenticator.allow_all = True
-""", [(c.username, SHARED_PASSWORD) for c in cards], args.timeline)
-    print(f"ratio workshop/shared-password: p95 {ours['p95'] / base['p95']:.2f}  total {ours['total'] / base['total']:.2f}  "
-          f"health p99 {ours['health_p99'] / base['health_p99']:.2f}   "
-          f"(goal: all ok, p95 and total <= 2.0, health p99 <= 500 ms: "
-          f"{'met' if ours['ok'] == args.users and ours['p95'] <= 2 * base['p95'] and ours['total'] <= 2 * base['total'] and ours['health_p99'] <= 0.5 else 'NOT met'})")
+""",
+            [(c.username, SHARED_PASSWORD) for c in cards],
+            args.timeline,
+        )
+    print(
+        f"ratio workshop/shared-password: p95 {ours['p95'] / base['p95']:.2f}  total {ours['total'] / base['total']:.2f}  "
+        f"health p99 {ours['health_p99'] / base['health_p99']:.2f}   "
+        f"(goal: all ok, p95 and total <= 2.0, health p99 <= 500 ms: "
+        f"{'met' if ours['ok'] == args.users and ours['p95'] <= 2 * base['p95'] and ours['total'] <= 2 * base['total'] and ours['health_p99'] <= 0.5 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ c.KubeSpawner.k8s_api_request_retry_timeout = 300
 c.KubeSpawner.pvc_name_template = "claim-{{username}}"
 """
 
-PLAIN = COMMON + """
+PLAIN = (
+    COMMON
+    + """
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 # z2jh's default home: a dynamic PVC per user
 c.KubeSpawner.storage_pvc_ensure = True
@@ -52,13 +54,17 @@ c.KubeSpawner.storage_capacity = "10Gi"
 c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
 c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
 """
+)
 
-WORKSHOP = COMMON + """
+WORKSHOP = (
+    COMMON
+    + """
 c.JupyterHub.spawner_class = "workshop"
 c.WorkshopKubeSpawner.home_storage = {"mode": "dynamic", "capacity": "10Gi"}
 c.WorkshopKubeSpawner.readme_config_map = "workshop-readme"
 c.WorkshopKubeSpawner.shared_data = {"nfs_server": "nfs.example.org", "nfs_path": "/export/shared"}
 """
+)
 
 
 def percentile(values, q):
@@ -106,10 +112,17 @@ def run(label: str, kube: KubeHarness, workdir: Path, config: str, names: list[s
     finally:
         hub.stop()
     times = list(ready.values())
-    result = {"ready": len(times), "p50": percentile(times, 50), "p95": percentile(times, 95),
-              "max": max(times, default=float("nan"))}
-    print(f"{label:10} ready {result['ready']:4d}/{len(names)}  p50 {result['p50']:6.1f}s  "
-          f"p95 {result['p95']:6.1f}s  max {result['max']:6.1f}s", flush=True)
+    result = {
+        "ready": len(times),
+        "p50": percentile(times, 50),
+        "p95": percentile(times, 95),
+        "max": max(times, default=float("nan")),
+    }
+    print(
+        f"{label:10} ready {result['ready']:4d}/{len(names)}  p50 {result['p50']:6.1f}s  "
+        f"p95 {result['p95']:6.1f}s  max {result['max']:6.1f}s",
+        flush=True,
+    )
     return result
 
 
@@ -118,14 +131,33 @@ def main():
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, KubeHarness(Path(tmp) / "kube", mocksu=True, pvc_bind_delay=0) as kube:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        KubeHarness(Path(tmp) / "kube", mocksu=True, pvc_bind_delay=0) as kube,
+    ):
         kube.create("configmaps", {"metadata": {"name": "workshop-readme"}, "data": {"README.md": "# hi\n"}})
-        plain = run("plain", kube, Path(tmp) / "plain", PLAIN, [f"plain{i:03d}" for i in range(args.users)], args.timeout)
-        ours = run("workshop", kube, Path(tmp) / "workshop", WORKSHOP, [f"ws{i:03d}" for i in range(args.users)], args.timeout)
+        plain = run(
+            "plain",
+            kube,
+            Path(tmp) / "plain",
+            PLAIN,
+            [f"plain{i:03d}" for i in range(args.users)],
+            args.timeout,
+        )
+        ours = run(
+            "workshop",
+            kube,
+            Path(tmp) / "workshop",
+            WORKSHOP,
+            [f"ws{i:03d}" for i in range(args.users)],
+            args.timeout,
+        )
     ok = ours["ready"] == plain["ready"] == args.users
     ratio = ours["p95"] / plain["p95"]
-    print(f"ratio workshop/plain: p50 {ours['p50'] / plain['p50']:.2f}  p95 {ratio:.2f}   "
-          f"(goal: all ready, p95 ratio <= 1.2: {'met' if ok and ratio <= 1.2 else 'NOT met'})")
+    print(
+        f"ratio workshop/plain: p50 {ours['p50'] / plain['p50']:.2f}  p95 {ratio:.2f}   "
+        f"(goal: all ready, p95 ratio <= 1.2: {'met' if ok and ratio <= 1.2 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

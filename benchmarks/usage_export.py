@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 GOAL_SECONDS = 10.0
@@ -68,7 +68,7 @@ def fill(url: str, rows: int) -> None:
     from jupyterhub_workshop.service.store import UsageStore, sessions
 
     rng = random.Random(42)
-    t0 = datetime(2024, 1, 1, 8, tzinfo=timezone.utc)
+    t0 = datetime(2024, 1, 1, 8, tzinfo=UTC)
     profiles = ["small", "large", 'gpu, "a100"', None]
     reasons = ["idle", "night", "max-age", "user", "unknown"]
     store = UsageStore(url)
@@ -79,14 +79,18 @@ def fill(url: str, rows: int) -> None:
             for i in range(first, min(first + batch, rows)):
                 started = t0 + timedelta(seconds=60 * i)
                 still_open = i >= rows - USERS
-                values.append({
-                    "username": f"ws-{i % USERS:03d}",
-                    "server_name": "gpu" if i % 10 == 7 and not still_open else "",
-                    "profile": profiles[i % 4],
-                    "started": started,
-                    "stopped": None if still_open else started + timedelta(seconds=rng.randint(60, 8 * 3600)),
-                    "stop_reason": None if still_open else reasons[i % 5],
-                })
+                values.append(
+                    {
+                        "username": f"ws-{i % USERS:03d}",
+                        "server_name": "gpu" if i % 10 == 7 and not still_open else "",
+                        "profile": profiles[i % 4],
+                        "started": started,
+                        "stopped": None
+                        if still_open
+                        else started + timedelta(seconds=rng.randint(60, 8 * 3600)),
+                        "stop_reason": None if still_open else reasons[i % 5],
+                    }
+                )
             conn.execute(sessions.insert(), values)
     store.close()
 
@@ -124,7 +128,9 @@ def child(kind: str, url: str, path: str) -> dict:
             conn = sqlite3.connect(path)
             everything = conn.execute("SELECT * FROM workshop_sessions").fetchall()
             writer = csv.writer(sink, lineterminator="\n")
-            writer.writerow([d[0] for d in conn.execute("SELECT * FROM workshop_sessions LIMIT 0").description])
+            writer.writerow(
+                [d[0] for d in conn.execute("SELECT * FROM workshop_sessions LIMIT 0").description]
+            )
             writer.writerows(everything)
             result["rows"] = len(everything)
             conn.close()
@@ -152,8 +158,11 @@ def metrics_scrape_ms() -> float:
     from jupyterhub_workshop.service.metrics import WorkshopMetrics
 
     metrics = WorkshopMetrics(price_per_node_hour=0.384)
-    metrics.load({"idle": 1200, "night": 3500, "max-age": 10},
-                 [random.uniform(60, 43200) for _ in range(20_000)], node_hours=812.5)
+    metrics.load(
+        {"idle": 1200, "night": 3500, "max-age": 10},
+        [random.uniform(60, 43200) for _ in range(20_000)],
+        node_hours=812.5,
+    )
     metrics.running_servers.set(2000)
     metrics.active_users.set(5000)
     times = []
@@ -185,31 +194,43 @@ def main() -> None:
         if not (args.db and Path(path).exists()):
             began = time.perf_counter()
             # in a child too: this process stays small, so the children's ru_maxrss is theirs
-            subprocess.run([sys.executable, __file__, "--child", "fill", "--rows", str(args.rows), "--db", path],
-                           check=True)
-            print(f"setup: {args.rows:,} sessions inserted in {time.perf_counter() - began:.1f} s "
-                  f"({Path(path).stat().st_size / 2**20:.0f} MB SQLite file, not timed)")
+            subprocess.run(
+                [sys.executable, __file__, "--child", "fill", "--rows", str(args.rows), "--db", path],
+                check=True,
+            )
+            print(
+                f"setup: {args.rows:,} sessions inserted in {time.perf_counter() - began:.1f} s "
+                f"({Path(path).stat().st_size / 2**20:.0f} MB SQLite file, not timed)"
+            )
 
         ours = run_child("export", url, path)
-        print(f"export():  {ours['rows']:,} rows in {ours['seconds']:.2f} s "
-              f"({ours['rows'] / ours['seconds']:,.0f} rows/s), peak RSS {ours['maxrss_mb']:.0f} MB "
-              f"(sampled {ours['rss_peak_sampled_mb']:.0f} MB, {ours['rss_start_mb']:.0f} MB after imports)")
+        print(
+            f"export():  {ours['rows']:,} rows in {ours['seconds']:.2f} s "
+            f"({ours['rows'] / ours['seconds']:,.0f} rows/s), peak RSS {ours['maxrss_mb']:.0f} MB "
+            f"(sampled {ours['rss_peak_sampled_mb']:.0f} MB, {ours['rss_start_mb']:.0f} MB after imports)"
+        )
         base = run_child("baseline", url, path)
-        print(f"baseline:  {base['rows']:,} rows in {base['seconds']:.2f} s "
-              f"({base['rows'] / base['seconds']:,.0f} rows/s), peak RSS {base['maxrss_mb']:.0f} MB "
-              f"(sampled {base['rss_peak_sampled_mb']:.0f} MB, {base['rss_start_mb']:.0f} MB after imports)"
-              f"  [sqlite3 fetchall + csv.writer, raw stored values]")
+        print(
+            f"baseline:  {base['rows']:,} rows in {base['seconds']:.2f} s "
+            f"({base['rows'] / base['seconds']:,.0f} rows/s), peak RSS {base['maxrss_mb']:.0f} MB "
+            f"(sampled {base['rss_peak_sampled_mb']:.0f} MB, {base['rss_start_mb']:.0f} MB after imports)"
+            f"  [sqlite3 fetchall + csv.writer, raw stored values]"
+        )
         if not args.no_tracemalloc:
             traced = run_child("export-tracemalloc", url, path)
             print(f"export() Python heap peak (tracemalloc, untimed): {traced['python_heap_peak_mb']:.1f} MB")
 
     scrape_ms = metrics_scrape_ms()
-    print(f"metrics scrape (5,000 users, 2,000 running, 20,000 sessions observed): {scrape_ms:.2f} ms "
-          f"median of 200 (goal <= 100 ms: {'met' if scrape_ms <= 100 else 'NOT met'})")
+    print(
+        f"metrics scrape (5,000 users, 2,000 running, 20,000 sessions observed): {scrape_ms:.2f} ms "
+        f"median of 200 (goal <= 100 ms: {'met' if scrape_ms <= 100 else 'NOT met'})"
+    )
     met = ours["seconds"] <= GOAL_SECONDS and ours["maxrss_mb"] <= GOAL_RSS_MB
-    print(f"ratio export/baseline: time {ours['seconds'] / base['seconds']:.2f}x, "
-          f"peak RSS {ours['maxrss_mb'] / base['maxrss_mb']:.2f}x; "
-          f"goals (<= {GOAL_SECONDS:.0f} s, <= {GOAL_RSS_MB:.0f} MB): {'met' if met else 'NOT met'}")
+    print(
+        f"ratio export/baseline: time {ours['seconds'] / base['seconds']:.2f}x, "
+        f"peak RSS {ours['maxrss_mb'] / base['maxrss_mb']:.2f}x; "
+        f"goals (<= {GOAL_SECONDS:.0f} s, <= {GOAL_RSS_MB:.0f} MB): {'met' if met else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ The workshop service's admin page draws its line and bar charts here; the load t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Sequence
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 28, 36
@@ -20,8 +20,32 @@ LEGEND_ROW = 18
 
 # axis tops whose quarters (the grid lines) are round numbers; 40, 60 and 80 so that, say,
 # 60 users fill the chart rather than 60 % of it
-_AXIS_TOPS = (1, 2, 5, 10, 20, 25, 40, 50, 60, 80, 100, 200, 250, 400, 500, 600, 800, 1000,
-              2000, 4000, 5000, 6000, 8000, 10000)
+_AXIS_TOPS = (
+    1,
+    2,
+    5,
+    10,
+    20,
+    25,
+    40,
+    50,
+    60,
+    80,
+    100,
+    200,
+    250,
+    400,
+    500,
+    600,
+    800,
+    1000,
+    2000,
+    4000,
+    5000,
+    6000,
+    8000,
+    10000,
+)
 
 
 def _nice_max(value: float) -> float:
@@ -37,32 +61,45 @@ def _plot_size(right: float = RIGHT) -> tuple[float, float]:
     return WIDTH - LEFT - right, HEIGHT - TOP - BOTTOM
 
 
-def _frame(title: str, y_max: float, x_labels: Sequence[tuple[float, str]], body: str,
-           right: float = RIGHT) -> str:
+def _frame(
+    title: str, y_max: float, x_labels: Sequence[tuple[float, str]], body: str, right: float = RIGHT
+) -> str:
     plot_w, plot_h = _plot_size(right)
     parts = [
         f'<svg class="workshop-chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="100%" preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
-        f'<title>{escape(title)}</title>',
+        f"<title>{escape(title)}</title>",
         f'<text x="{LEFT}" y="18" font-size="14" font-weight="bold" fill="currentColor">{escape(title)}</text>',
     ]
     for i in range(5):
         value = y_max * i / 4
         y = TOP + plot_h - plot_h * i / 4
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999" stroke-opacity=".35"/>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999" stroke-opacity=".35"/>'
+        )
         label = f"{value:.0f}" if y_max >= 4 else f"{value:.1f}"
-        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="currentColor">{label}</text>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="currentColor">{label}</text>'
+        )
     for fraction, label in x_labels:
         x = LEFT + plot_w * fraction
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 12}" font-size="11" text-anchor="middle" fill="currentColor">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{HEIGHT - 12}" font-size="11" text-anchor="middle" fill="currentColor">{escape(label)}</text>'
+        )
     parts.append(body)
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _no_data(title: str, right: float = RIGHT) -> str:
-    return _frame(title, 1, [], f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
-                                f'font-size="12" fill="currentColor">no data yet</text>', right)
+    return _frame(
+        title,
+        1,
+        [],
+        f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
+        f'font-size="12" fill="currentColor">no data yet</text>',
+        right,
+    )
 
 
 def time_format_for(span_seconds: float) -> str:
@@ -111,8 +148,10 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]]) -> str:
     for i, (label, value) in enumerate(bars):
         h = plot_h * value / y_max
         x = LEFT + slot * i + slot * 0.15
-        body.append(f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" fill="#4c72b0">'
-                    f'<title>{escape(label)}: {value:g}</title></rect>')
+        body.append(
+            f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" fill="#4c72b0">'
+            f"<title>{escape(label)}: {value:g}</title></rect>"
+        )
         labels.append(((i + 0.5) / n, label))
     return _frame(title, y_max, labels, "".join(body))
 
@@ -165,13 +204,16 @@ def _legend(series: Sequence[Series], x: float) -> str:
     rows = []
     for i, s in enumerate(reversed(series)):
         y = TOP + i * LEGEND_ROW
-        rows.append(f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{escape(s.color)}"/>'
-                    f'<text x="{x + 18:.1f}" y="{y + 10}" font-size="11" fill="currentColor">{escape(s.label)}</text>')
+        rows.append(
+            f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{escape(s.color)}"/>'
+            f'<text x="{x + 18:.1f}" y="{y + 10}" font-size="11" fill="currentColor">{escape(s.label)}</text>'
+        )
     return f'<g class="legend">{"".join(rows)}</g>'
 
 
-def stacked_area_chart(title: str, times: Sequence[float], series: Sequence[Series],
-                       end: float | None = None) -> str:
+def stacked_area_chart(
+    title: str, times: Sequence[float], series: Sequence[Series], end: float | None = None
+) -> str:
     """Values stacked over time (seconds from the start), the first series at the bottom, with a legend.
 
     Each value holds from its time until the next one (steps, as in :func:`line_chart`), the
@@ -205,7 +247,8 @@ def stacked_area_chart(title: str, times: Sequence[float], series: Sequence[Seri
                 rects.append(
                     f'<rect x="{x(edges[i]):.2f}" y="{top:.2f}" width="{x(edges[j]) - x(edges[i]):.2f}" '
                     f'height="{plot_h * value / y_max:.2f}" fill="{escape(s.color)}"><title>{escape(s.label)}: '
-                    f'{value:g} ({elapsed_label(edges[i], span)} to {elapsed_label(edges[j], span)})</title></rect>')
+                    f"{value:g} ({elapsed_label(edges[i], span)} to {elapsed_label(edges[j], span)})</title></rect>"
+                )
             i = j
         base = [b + v for b, v in zip(base, s.values)]
     ticks = [(i / 4, elapsed_label(t0 + span * i / 4, span)) for i in range(5)]

@@ -30,7 +30,9 @@ def typed_time(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jupyterhub-workshop", description="Run a hands-on workshop on JupyterHub.")
+    parser = argparse.ArgumentParser(
+        prog="jupyterhub-workshop", description="Run a hands-on workshop on JupyterHub."
+    )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     usage_parser.set_defaults(run=usage.run)
 
     rehearse = commands.add_parser(
-        "loadtest", help="rehearse: simulated participants log in with the real cards, spawn, run code")
+        "loadtest", help="rehearse: simulated participants log in with the real cards, spawn, run code"
+    )
     loadtest.add_arguments(rehearse)
     rehearse.set_defaults(run=loadtest.run)
 
@@ -54,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("demo", help="run a local workshop hub on 127.0.0.1 (no cluster needed)")
     local.add_argument("--port", type=int, default=8000)
     local.add_argument("--ip", default="127.0.0.1", help="address to listen on")
-    local.add_argument("--state-dir", type=Path, default=Path("workshop-demo"),
-                       help="where accounts, cards, the hub database and homes live")
+    local.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("workshop-demo"),
+        help="where accounts, cards, the hub database and homes live",
+    )
     local.set_defaults(run=demo.run)
     return parser
 

@@ -52,17 +52,28 @@ class Progress(tqdm):
 
     monitor_interval = 0  # tqdm's monitor thread would redraw from another thread
 
-    def __init__(self, total: int, desc: str, *, file: TextIO | None = None, interval: float | None = None,
-                 status: str = ""):
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        *,
+        file: TextIO | None = None,
+        interval: float | None = None,
+        status: str = "",
+    ):
         file = file if file is not None else sys.stderr
         self.terminal = is_terminal(file)
         self._last_line: tuple | None = None
         if interval is None:
             interval = TERMINAL_INTERVAL if self.terminal else PLAIN_INTERVAL
         super().__init__(
-            total=total, desc=desc, file=file if self.terminal else PlainLines(file), mininterval=interval,
+            total=total,
+            desc=desc,
+            file=file if self.terminal else PlainLines(file),
+            mininterval=interval,
             disable=False,  # tqdm's default disables itself when not on a terminal
-            dynamic_ncols=self.terminal, bar_format=TERMINAL_FORMAT if self.terminal else PLAIN_FORMAT,
+            dynamic_ncols=self.terminal,
+            bar_format=TERMINAL_FORMAT if self.terminal else PLAIN_FORMAT,
             postfix=status or None,
         )
 

@@ -14,9 +14,9 @@ Every time handed around inside the package is timezone-aware.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-UTC = timezone.utc
+UTC = UTC
 EXAMPLE = "2026-07-14T08:00:00-06:00"
 
 

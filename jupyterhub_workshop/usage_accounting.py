@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .times import parse_typed_time
 
@@ -49,7 +49,7 @@ class NodeHours:
         self.last = (at, running)
 
     @classmethod
-    def from_samples(cls, samples: Iterable[tuple[datetime, int]], users_per_node: int) -> "NodeHours":
+    def from_samples(cls, samples: Iterable[tuple[datetime, int]], users_per_node: int) -> NodeHours:
         """The meter after ``(time, running servers)`` samples given in any order."""
         meter = cls(users_per_node)
         for at, running in sorted(samples, key=lambda sample: sample[0]):
@@ -99,8 +99,18 @@ def usage_totals(sessions: list[Session], users_per_node: int, until: datetime |
     """
     meter = NodeHours(users_per_node)
     if not sessions:
-        return {"sessions": 0, "users": 0, "open_sessions": 0, "first": None, "last": None, "server_hours": 0.0,
-                "peak_servers": 0, "peak_at": None, "node_hours": 0.0, "peak_nodes": 0}
+        return {
+            "sessions": 0,
+            "users": 0,
+            "open_sessions": 0,
+            "first": None,
+            "last": None,
+            "server_hours": 0.0,
+            "peak_servers": 0,
+            "peak_at": None,
+            "node_hours": 0.0,
+            "peak_nodes": 0,
+        }
     times = [s.started for s in sessions] + [s.stopped for s in sessions if s.stopped]
     end = until or max(times)
     server_seconds = sum(max(0.0, ((s.stopped or end) - s.started).total_seconds()) for s in sessions)
@@ -130,8 +140,10 @@ def read_usage_csv(path: str | Path) -> list[Session]:
         reader = csv.DictReader(f)
         missing = [c for c in ("user", "started", "stopped") if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}:1: not a usage export: no column {', '.join(missing)} "
-                             f"(expected {','.join(USAGE_COLUMNS)})")
+            raise ValueError(
+                f"{path}:1: not a usage export: no column {', '.join(missing)} "
+                f"(expected {','.join(USAGE_COLUMNS)})"
+            )
         for row in reader:
             try:
                 started = parse_typed_time(row["started"])
@@ -140,5 +152,7 @@ def read_usage_csv(path: str | Path) -> list[Session]:
                 raise ValueError(f"{path}:{reader.line_num}: {e}") from None
             if stopped is not None and stopped < started:
                 raise ValueError(f"{path}:{reader.line_num}: stopped before started")
-            sessions.append(Session(row["user"], row.get("server") or "", row.get("profile") or "", started, stopped))
+            sessions.append(
+                Session(row["user"], row.get("server") or "", row.get("profile") or "", started, stopped)
+            )
     return sessions

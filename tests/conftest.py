@@ -16,7 +16,7 @@ with open(_KUBECONFIG, "w") as _f:
     )
 os.environ.setdefault("KUBECONFIG", _KUBECONFIG)
 
-from jupyterhub_workshop.login.issuing import Batch, issue
+from jupyterhub_workshop.login.issuing import Batch, issue  # noqa: E402 - after KUBECONFIG
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ scale from the y axis' top label, which colour is which from the legend, then th
 """
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,9 +27,15 @@ def read_stacks(svg: str, fraction: float) -> list[tuple[str, float]]:
     names = {r.get("fill"): t.text for r, t in zip(legend.iter(f"{SVG}rect"), legend.iter(f"{SVG}text"))}
     x = left + (right - left) * fraction
     layers = sorted(
-        (r for g in root.findall(f"{SVG}g") if g is not legend for r in g.iter(f"{SVG}rect")
-         if float(r.get("x")) <= x < float(r.get("x")) + float(r.get("width"))),
-        key=lambda r: -float(r.get("y")))
+        (
+            r
+            for g in root.findall(f"{SVG}g")
+            if g is not legend
+            for r in g.iter(f"{SVG}rect")
+            if float(r.get("x")) <= x < float(r.get("x")) + float(r.get("width"))
+        ),
+        key=lambda r: -float(r.get("y")),
+    )
     stacks, base = [], bottom
     for r in layers:
         y, h = float(r.get("y")), float(r.get("height"))
@@ -43,15 +49,17 @@ def read_stacks(svg: str, fraction: float) -> list[tuple[str, float]]:
 
 
 def test_line_chart_draws_steps_with_time_labels():
-    t0 = datetime(2026, 7, 14, 9, tzinfo=timezone.utc)
-    svg = charts.line_chart("Running servers", [(t0, 1), (t0 + timedelta(hours=1), 7), (t0 + timedelta(hours=2), 3)])
+    t0 = datetime(2026, 7, 14, 9, tzinfo=UTC)
+    svg = charts.line_chart(
+        "Running servers", [(t0, 1), (t0 + timedelta(hours=1), 7), (t0 + timedelta(hours=2), 3)]
+    )
     assert svg.startswith("<svg") and "<title>Running servers</title>" in svg
     assert svg.count("H") >= 2 and ">09:00<" in svg and ">11:00<" in svg and ">10<" in svg  # y axis to 10
     assert "no data yet" in charts.line_chart("Active users", [])
 
 
 def test_time_labels_fit_the_span():
-    t0 = datetime(2026, 7, 14, 9, tzinfo=timezone.utc)
+    t0 = datetime(2026, 7, 14, 9, tzinfo=UTC)
     minutes = charts.line_chart("x", [(t0, 1), (t0 + timedelta(seconds=90), 2)])
     assert ">09:00:00<" in minutes and ">09:01:30<" in minutes
     week = charts.line_chart("x", [(t0, 1), (t0 + timedelta(days=4), 2)])
@@ -65,9 +73,30 @@ def test_duration_bars_from_the_metrics_histogram():
     metrics.load({}, [60, 1000, 4000, 4000, 40000, 200000], node_hours=0)
     counts = metrics.session_duration_counts()
     bars = charts.duration_bars(counts)
-    assert [label for label, _ in bars] == ["<5m", "<15m", "<30m", "<1h", "<2h", "<4h", "<8h", "<12h", "<1d", "1d+"]
-    assert dict(bars) == {"<5m": 1, "<15m": 0, "<30m": 1, "<1h": 0, "<2h": 2, "<4h": 0, "<8h": 0,
-                          "<12h": 1, "<1d": 0, "1d+": 1}
+    assert [label for label, _ in bars] == [
+        "<5m",
+        "<15m",
+        "<30m",
+        "<1h",
+        "<2h",
+        "<4h",
+        "<8h",
+        "<12h",
+        "<1d",
+        "1d+",
+    ]
+    assert dict(bars) == {
+        "<5m": 1,
+        "<15m": 0,
+        "<30m": 1,
+        "<1h": 0,
+        "<2h": 2,
+        "<4h": 0,
+        "<8h": 0,
+        "<12h": 1,
+        "<1d": 0,
+        "1d+": 1,
+    }
     svg = charts.bar_chart("Session durations", bars)
     assert svg.count("<rect") == 10 and "&lt;2h: 2" in svg
 

@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jupyterhub_workshop.cli import main
 from jupyterhub_workshop.service.store import UsageStore
@@ -8,7 +8,7 @@ from jupyterhub_workshop.service.store import UsageStore
 def test_usage_export_writes_csv_and_json(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
     store = UsageStore(url)
-    t0 = datetime(2026, 7, 14, 15, tzinfo=timezone.utc)
+    t0 = datetime(2026, 7, 14, 15, tzinfo=UTC)
     store.open_session("ws001", "", "standard", t0)
     store.close_session("ws001", "", t0.replace(hour=16), "idle")
     store.open_session("ws002", "gpu", None, t0)
@@ -22,7 +22,25 @@ def test_usage_export_writes_csv_and_json(tmp_path, capsys):
     assert "2 sessions" in err
 
     target = tmp_path / "usage.json"
-    assert main(["usage", "export", "--db", url, "--format", "json", "--out", str(target),
-                 "--start", "2026-07-14T15:30:00Z"]) == 0
+    assert (
+        main(
+            [
+                "usage",
+                "export",
+                "--db",
+                url,
+                "--format",
+                "json",
+                "--out",
+                str(target),
+                "--start",
+                "2026-07-14T15:30:00Z",
+            ]
+        )
+        == 0
+    )
     sessions = json.loads(target.read_text())["sessions"]
-    assert [(s["user"], s["server"], s["stop_reason"]) for s in sessions] == [("ws001", "", "idle"), ("ws002", "gpu", None)]
+    assert [(s["user"], s["server"], s["stop_reason"]) for s in sessions] == [
+        ("ws001", "", "idle"),
+        ("ws002", "gpu", None),
+    ]

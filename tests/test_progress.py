@@ -24,7 +24,10 @@ def test_a_log_gets_plain_lines_at_most_every_interval():
         for _ in range(5):
             bar.update(1)
     # the start, then nothing within the hour, then the end
-    assert log.getvalue().splitlines() == ["Hashing passwords: 0/5 [00:00<?]", "Hashing passwords: 5/5 [00:00<00:00]"]
+    assert log.getvalue().splitlines() == [
+        "Hashing passwords: 0/5 [00:00<?]",
+        "Hashing passwords: 5/5 [00:00<00:00]",
+    ]
 
 
 def test_a_log_gets_a_line_only_when_something_changed():
@@ -36,7 +39,11 @@ def test_a_log_gets_a_line_only_when_something_changed():
         bar.show(1, "waiting 2 | done 1")
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 3
-    assert [line.split(", ", 1)[1] for line in lines] == ["waiting 3", "waiting 2 | login 1", "waiting 2 | done 1"]
+    assert [line.split(", ", 1)[1] for line in lines] == [
+        "waiting 3",
+        "waiting 2 | login 1",
+        "waiting 2 | done 1",
+    ]
     assert lines[-1].startswith("users finished: 1/3 [")
 
 
@@ -57,11 +64,18 @@ def test_the_default_stream_is_stderr(capsys):
 
 
 def test_card_generation_shows_hashing_progress_in_a_log(tmp_path, capsys):
-    assert main(["credentials", "generate", "--count", "3", "--prefix", "p", "--out", str(tmp_path / "cards")]) == 0
+    assert (
+        main(["credentials", "generate", "--count", "3", "--prefix", "p", "--out", str(tmp_path / "cards")])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "\r" not in err
     assert err.splitlines()[0].startswith("Hashing passwords: 0/3") and err.splitlines()[-1].startswith(
-        "Hashing passwords: 3/3")
+        "Hashing passwords: 3/3"
+    )
     # refused before any hashing: no progress at all
-    assert main(["credentials", "generate", "--count", "3", "--prefix", "p", "--out", str(tmp_path / "cards")]) == 1
+    assert (
+        main(["credentials", "generate", "--count", "3", "--prefix", "p", "--out", str(tmp_path / "cards")])
+        == 1
+    )
     assert capsys.readouterr().err.startswith("error: ")

@@ -1,10 +1,10 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from jupyterhub_workshop.times import as_utc, parse_machine_time, parse_typed_time
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_typed_times_need_an_offset():
@@ -20,7 +20,9 @@ def test_typed_times_need_an_offset():
 
 
 def test_machine_times_are_read_as_written():
-    assert parse_machine_time("2026-07-14T08:00:00.123456Z") == datetime(2026, 7, 14, 8, 0, 0, 123456, tzinfo=UTC)
+    assert parse_machine_time("2026-07-14T08:00:00.123456Z") == datetime(
+        2026, 7, 14, 8, 0, 0, 123456, tzinfo=UTC
+    )
     assert parse_machine_time("2026-07-14T08:00:00+02:00").utcoffset() == timedelta(hours=2)
     assert parse_machine_time(None) is None and parse_machine_time("") is None
 

@@ -1,12 +1,12 @@
 """Node-hours and usage totals: one rule for the service, the plan and the benchmarks."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jupyterhub_workshop.usage_accounting import NodeHours, read_usage_csv, usage_totals
 
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def sample(minutes: float, running: int) -> tuple[datetime, int]:
@@ -65,12 +65,19 @@ def test_usage_totals_integrate_nodes_over_time(tmp_path):
     # d is still open and counts until the last time in the export (10:00)
     assert totals["node_hours"] == pytest.approx(0.5 * 1 + 0.5 * 2 + 0.5 * 1 + 0.5 * 1)
     assert totals["server_hours"] == pytest.approx(2 + 1 + 1 + 0.5)
-    assert (totals["peak_servers"], totals["peak_nodes"], totals["open_sessions"], totals["users"]) == (3, 2, 1, 4)
-    assert totals["peak_at"] == datetime(2026, 7, 14, 8, 30, tzinfo=timezone.utc).isoformat()
+    assert (totals["peak_servers"], totals["peak_nodes"], totals["open_sessions"], totals["users"]) == (
+        3,
+        2,
+        1,
+        4,
+    )
+    assert totals["peak_at"] == datetime(2026, 7, 14, 8, 30, tzinfo=UTC).isoformat()
 
 
 def test_a_stop_and_a_start_at_the_same_instant_do_not_make_a_peak(tmp_path):
     path = tmp_path / "usage.csv"
-    path.write_text("user,started,stopped\na,2026-07-14T08:00:00Z,2026-07-14T09:00:00Z\n"
-                    "b,2026-07-14T09:00:00Z,2026-07-14T10:00:00Z\n")
+    path.write_text(
+        "user,started,stopped\na,2026-07-14T08:00:00Z,2026-07-14T09:00:00Z\n"
+        "b,2026-07-14T09:00:00Z,2026-07-14T10:00:00Z\n"
+    )
     assert usage_totals(read_usage_csv(path), users_per_node=1)["peak_servers"] == 1

@@ -34,12 +34,24 @@ def configure_from_z2jh(c, z2jh=None) -> None:
     (values, resource names) and the hub's environment."""
     if z2jh is None:
         import z2jh  # z2jh's hub puts its helper module beside jupyterhub_config.py
-    configure(c, z2jh.get_config("custom.workshop"), hub_host=z2jh.get_name("hub"),
-              base_url=z2jh.get_config("hub.baseUrl") or "/", environ=os.environ)
+    configure(
+        c,
+        z2jh.get_config("custom.workshop"),
+        hub_host=z2jh.get_name("hub"),
+        base_url=z2jh.get_config("hub.baseUrl") or "/",
+        environ=os.environ,
+    )
 
 
-def configure(c, settings: Mapping, *, hub_host: str = "hub", base_url: str = "/",
-              environ: Mapping[str, str] | None = None, service_config_dir: str | os.PathLike | None = None) -> None:
+def configure(
+    c,
+    settings: Mapping,
+    *,
+    hub_host: str = "hub",
+    base_url: str = "/",
+    environ: Mapping[str, str] | None = None,
+    service_config_dir: str | os.PathLike | None = None,
+) -> None:
     """Apply the chart's ``workshop:`` settings (with their ``wiring``) to the config ``c``.
 
     ``hub_host`` is the hub's Service name (the proxy reaches the workshop service through it),
@@ -60,8 +72,15 @@ def configure(c, settings: Mapping, *, hub_host: str = "hub", base_url: str = "/
     _configure_spawner(c, settings, wiring)
     if service_config_dir is None:
         service_config_dir = tempfile.mkdtemp(prefix="workshop-service-")  # mode 0700
-    _configure_service(c, settings, wiring, hub_host=hub_host, base_url=base_url, environ=environ,
-                       config_file=Path(service_config_dir) / SERVICE_CONFIG_NAME)
+    _configure_service(
+        c,
+        settings,
+        wiring,
+        hub_host=hub_host,
+        base_url=base_url,
+        environ=environ,
+        config_file=Path(service_config_dir) / SERVICE_CONFIG_NAME,
+    )
 
 
 def _section(settings: Mapping, *keys: str) -> Mapping:
@@ -89,13 +108,15 @@ def home_storage(storage: Mapping) -> dict:
     """``workshop.storage`` (z2jh's shape) as the spawner's ``home_storage`` keys; only the
     keys given, so a group's settings merge over everyone's."""
     dynamic, static = _section(storage, "dynamic"), _section(storage, "static")
-    return _given({
-        "mode": storage.get("type"),
-        "capacity": storage.get("capacity"),
-        "storage_class": dynamic.get("storageClass"),  # null or "": the cluster's default class
-        "claim": static.get("pvcName"),
-        "sub_path": static.get("subPath"),
-    })
+    return _given(
+        {
+            "mode": storage.get("type"),
+            "capacity": storage.get("capacity"),
+            "storage_class": dynamic.get("storageClass"),  # null or "": the cluster's default class
+            "claim": static.get("pvcName"),
+            "sub_path": static.get("subPath"),
+        }
+    )
 
 
 def shared_data(shared: Mapping) -> dict:
@@ -107,8 +128,12 @@ def shared_data(shared: Mapping) -> dict:
         source = {"claim": shared["pvcName"]}
     else:
         return {}
-    return {**source, **_given({"mount_path": shared.get("mountPath"),
-                                "writable_mount_path": shared.get("writableMountPath")})}
+    return {
+        **source,
+        **_given(
+            {"mount_path": shared.get("mountPath"), "writable_mount_path": shared.get("writableMountPath")}
+        ),
+    }
 
 
 def high_performance(fast: Mapping) -> dict:
@@ -116,15 +141,17 @@ def high_performance(fast: Mapping) -> dict:
     if not fast.get("enabled"):
         return {}
     cpu, memory = _section(fast, "cpu"), _section(fast, "memory")
-    return _given({
-        "node_selector": fast.get("nodeSelector") or None,
-        "tolerations": fast.get("tolerations") or None,
-        "gpus": fast.get("gpus") or None,
-        "cpu_guarantee": cpu.get("guarantee"),
-        "cpu_limit": cpu.get("limit"),
-        "mem_guarantee": memory.get("guarantee"),
-        "mem_limit": memory.get("limit"),
-    })
+    return _given(
+        {
+            "node_selector": fast.get("nodeSelector") or None,
+            "tolerations": fast.get("tolerations") or None,
+            "gpus": fast.get("gpus") or None,
+            "cpu_guarantee": cpu.get("guarantee"),
+            "cpu_limit": cpu.get("limit"),
+            "mem_guarantee": memory.get("guarantee"),
+            "mem_limit": memory.get("limit"),
+        }
+    )
 
 
 def _configure_spawner(c, settings: Mapping, wiring: Mapping) -> None:
@@ -135,8 +162,9 @@ def _configure_spawner(c, settings: Mapping, wiring: Mapping) -> None:
 
     storage = _section(settings, "storage")
     everyone = home_storage(storage)
-    by_group = {group: home_storage(_section(storage, "forGroups", group))
-                for group in storage.get("forGroups") or {}}
+    by_group = {
+        group: home_storage(_section(storage, "forGroups", group)) for group in storage.get("forGroups") or {}
+    }
     # the spawner's own parser, now rather than at someone's spawn
     base = HomeStorage.from_config(everyone)
     for group in by_group:
@@ -171,7 +199,11 @@ def _configure_spawner(c, settings: Mapping, wiring: Mapping) -> None:
 def service_settings(settings: Mapping, wiring: Mapping) -> dict:
     """``workshop.cull`` and ``workshop.service`` as ``WorkshopService`` traits (the service's
     configuration file), without the database URL when it comes from a Secret."""
-    cull, night, service = _section(settings, "cull"), _section(settings, "cull", "night"), _section(settings, "service")
+    cull, night, service = (
+        _section(settings, "cull"),
+        _section(settings, "cull", "night"),
+        _section(settings, "service"),
+    )
     traits = {
         # listen on every interface of the hub pod: the proxy comes through the hub Service
         "service_url": f"http://0.0.0.0:{int(wiring['servicePort'])}",
@@ -194,8 +226,16 @@ def service_settings(settings: Mapping, wiring: Mapping) -> dict:
     return {key: value for key, value in traits.items() if value is not None}
 
 
-def _configure_service(c, settings: Mapping, wiring: Mapping, *, hub_host: str, base_url: str,
-                       environ: Mapping[str, str], config_file: Path) -> None:
+def _configure_service(
+    c,
+    settings: Mapping,
+    wiring: Mapping,
+    *,
+    hub_host: str,
+    base_url: str,
+    environ: Mapping[str, str],
+    config_file: Path,
+) -> None:
     environment = {}
     if wiring.get("databaseFromSecret"):
         # a managed service does not inherit the hub's environment (nor hub.extraEnv)
@@ -209,8 +249,13 @@ def _configure_service(c, settings: Mapping, wiring: Mapping, *, hub_host: str, 
         environment["WORKSHOP_DB_URL"] = url
 
     traits = service_settings(settings, wiring)
-    entry = workshop_service(traits, config_file, name=SERVICE_NAME, environment=environment,
-                             url=f"http://{hub_host}:{int(wiring['servicePort'])}")
+    entry = workshop_service(
+        traits,
+        config_file,
+        name=SERVICE_NAME,
+        environment=environment,
+        url=f"http://{hub_host}:{int(wiring['servicePort'])}",
+    )
     services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
     for existing in services:
         if existing.get("name") == SERVICE_NAME:
@@ -236,7 +281,13 @@ def _configure_service(c, settings: Mapping, wiring: Mapping, *, hub_host: str, 
 
     if traits.get("night_start") or traits.get("night_end"):
         template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
-        template_vars.setdefault("announcement", night_warning(
-            traits.get("night_start", ""), traits.get("night_end", ""), traits.get("timezone", "UTC"),
-            service_path=f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/"))
+        template_vars.setdefault(
+            "announcement",
+            night_warning(
+                traits.get("night_start", ""),
+                traits.get("night_end", ""),
+                traits.get("timezone", "UTC"),
+                service_path=f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/",
+            ),
+        )
         c.JupyterHub.template_vars = template_vars

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,7 +57,9 @@ def service_config(settings: Mapping) -> dict:
     if unknown:
         raise ValueError(f"unknown workshop service setting(s) {unknown}; known: {sorted(known)}")
     if "api_token" in settings:
-        raise ValueError("the service's api_token comes from the hub (JUPYTERHUB_API_TOKEN), never from a file")
+        raise ValueError(
+            "the service's api_token comes from the hub (JUPYTERHUB_API_TOKEN), never from a file"
+        )
     if urlsplit(str(settings.get("db_url", ""))).password:
         raise ValueError(
             "db_url holds a password: give it in the service's environment as WORKSHOP_DB_URL, "
@@ -74,8 +77,14 @@ def write_service_config(path: str | os.PathLike, settings: Mapping) -> Path:
     return path
 
 
-def workshop_service(settings: Mapping, config_file: str | os.PathLike, *, name: str = "workshop",
-                     url: str = "http://127.0.0.1:10101", environment: Mapping | None = None) -> dict:
+def workshop_service(
+    settings: Mapping,
+    config_file: str | os.PathLike,
+    *,
+    name: str = "workshop",
+    url: str = "http://127.0.0.1:10101",
+    environment: Mapping | None = None,
+) -> dict:
     """Write ``settings`` to ``config_file`` and return the ``c.JupyterHub.services`` entry
     that runs the service as a managed service with ``--config config_file``.
 
@@ -99,15 +108,28 @@ def workshop_roles(name: str = "workshop") -> list[dict]:
     open the service (their opt-out page). Admins can already; the page itself decides who
     sees the admin view."""
     return [
-        {"name": f"{name}-service", "description": "The workshop service: cull servers and record usage",
-         "scopes": list(ROLE_SCOPES), "services": [name]},
-        {"name": "user", "description": "Standard user privileges, plus the workshop page",
-         "scopes": ["self", f"access:services!service={name}"]},
+        {
+            "name": f"{name}-service",
+            "description": "The workshop service: cull servers and record usage",
+            "scopes": list(ROLE_SCOPES),
+            "services": [name],
+        },
+        {
+            "name": "user",
+            "description": "Standard user privileges, plus the workshop page",
+            "scopes": ["self", f"access:services!service={name}"],
+        },
     ]
 
 
-def night_warning(night_start: str, night_end: str, timezone: str, warn_before: int = 1800,
-                  service_path: str = "/services/workshop/", clock=None):
+def night_warning(
+    night_start: str,
+    night_end: str,
+    timezone: str,
+    warn_before: int = 1800,
+    service_path: str = "/services/workshop/",
+    clock=None,
+):
     """A ``c.JupyterHub.template_vars["announcement"]`` callable: the night-stop warning as a
     banner on every hub page (home, spawn, spawn-pending, token...) from ``warn_before``
     seconds before the night window until it ends, with a link to the opt-out page.
@@ -116,14 +138,16 @@ def night_warning(night_start: str, night_end: str, timezone: str, warn_before: 
     know who opted out (the opt-out page does).
     """
     from datetime import datetime, timedelta
-    from datetime import timezone as tz
     from html import escape
 
     from ..service.policy import CullPolicy, NightWindow, warning
 
-    policy = CullPolicy(idle_timeout=None, night=NightWindow.parse(night_start, night_end, timezone),
-                        warn_before=timedelta(seconds=warn_before))
-    now = clock or (lambda: datetime.now(tz.utc))
+    policy = CullPolicy(
+        idle_timeout=None,
+        night=NightWindow.parse(night_start, night_end, timezone),
+        warn_before=timedelta(seconds=warn_before),
+    )
+    now = clock or (lambda: datetime.now(UTC))
 
     def announcement(user):
         if user is None or not any(s.active for s in getattr(user, "spawners", {}).values()):
@@ -131,7 +155,9 @@ def night_warning(night_start: str, night_end: str, timezone: str, warn_before: 
         text = warning(True, False, False, policy, now())
         if not text:
             return ""
-        text = escape(text).replace("opt out for tonight", f'<a href="{escape(service_path)}">opt out for tonight</a>')
+        text = escape(text).replace(
+            "opt out for tonight", f'<a href="{escape(service_path)}">opt out for tonight</a>'
+        )
         return text
 
     return announcement

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import argon2
 import yaml
@@ -79,9 +79,7 @@ class AccountsFileError(ValueError):
         self.problems = problems
         lines = [f"{self.path}:{p.line}: {p.message}" for p in problems]
         noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(
-            f"accounts file {self.path} has {len(problems)} {noun}:\n  " + "\n  ".join(lines)
-        )
+        super().__init__(f"accounts file {self.path} has {len(problems)} {noun}:\n  " + "\n  ".join(lines))
 
 
 class AccountBook(Mapping[str, Account]):
@@ -159,9 +157,7 @@ def _parse_account(item: yaml.Node, problems: list[Problem]) -> Account | None:
         key = key_node.value
         key_line = key_node.start_mark.line + 1
         if key not in ACCOUNT_KEYS:
-            problems.append(
-                Problem(key_line, f"unknown key {key!r} (allowed: {', '.join(ACCOUNT_KEYS)})")
-            )
+            problems.append(Problem(key_line, f"unknown key {key!r} (allowed: {', '.join(ACCOUNT_KEYS)})"))
             bad = True
             continue
         if key in fields:
@@ -249,7 +245,9 @@ def parse_accounts(text: str, path: str | os.PathLike = "<accounts>") -> Account
         key_line = key_node.start_mark.line + 1
         if key_node.value == "version":
             if value_node.value != str(FILE_VERSION):
-                problems.append(Problem(key_line, f"unsupported version {value_node.value!r} (expected {FILE_VERSION})"))
+                problems.append(
+                    Problem(key_line, f"unsupported version {value_node.value!r} (expected {FILE_VERSION})")
+                )
         elif key_node.value == "accounts":
             if isinstance(value_node, yaml.SequenceNode):
                 items = value_node

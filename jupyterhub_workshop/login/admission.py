@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class RetryTickets:
@@ -49,8 +49,13 @@ class Admission:
     cheap refusal, one told to come back too late leaves the hub idle.
     """
 
-    def __init__(self, limit: int, concurrent: int, seconds_per_login: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        limit: int,
+        concurrent: int,
+        seconds_per_login: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.limit = limit
         self.concurrent = max(1, concurrent)
         self.in_flight = 0

@@ -371,9 +371,7 @@ class WorkshopAuthenticator(Authenticator):
                 )
             await self.refresh_accounts()
             account = self.accounts.get(username)
-            too_long = (
-                len(username) > self.max_username_length or len(password) > self.max_password_length
-            )
+            too_long = len(username) > self.max_username_length or len(password) > self.max_password_length
             if too_long:
                 # same work as any other failure, on a bounded input
                 account = None

@@ -11,15 +11,16 @@ import functools
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..files import write_atomically
 from .accounts import Account, AccountBook, load_accounts, save_accounts, username_problem
-from .printing import Card, cards_csv, cards_html, read_cards_csv
 from .passwords import generate_password, hash_many
+from .printing import Card, cards_csv, cards_html, read_cards_csv
 
 if TYPE_CHECKING:
     from ..progress import Progress
@@ -78,7 +79,9 @@ def issue(
     """
     batch.check()
     width = max(3, len(str(batch.participants)))
-    plan = [(name, "participant") for name in new_usernames(existing, batch.prefix, batch.participants, width)]
+    plan = [
+        (name, "participant") for name in new_usernames(existing, batch.prefix, batch.participants, width)
+    ]
     plan += [
         (name, "instructor")
         for name in new_usernames(existing, f"{batch.prefix}instructor", batch.instructors, 2)
@@ -98,8 +101,14 @@ def issue(
     return accounts, cards
 
 
-def generate(out: Path, batch: Batch, title: str = "", hub_url: str = "", force: bool = False,
-             progress: Callable[[int], Progress] | None = None) -> list[Card]:
+def generate(
+    out: Path,
+    batch: Batch,
+    title: str = "",
+    hub_url: str = "",
+    force: bool = False,
+    progress: Callable[[int], Progress] | None = None,
+) -> list[Card]:
     """Create ``out/accounts.yaml``, ``out/cards.csv`` and ``out/cards.html``."""
     out = Path(out)
     if (out / ACCOUNTS_NAME).exists() and not force:
@@ -115,8 +124,13 @@ def generate(out: Path, batch: Batch, title: str = "", hub_url: str = "", force:
     return cards
 
 
-def add(out: Path, batch: Batch, title: str = "", hub_url: str = "",
-        progress: Callable[[int], Progress] | None = None) -> tuple[list[Card], Path]:
+def add(
+    out: Path,
+    batch: Batch,
+    title: str = "",
+    hub_url: str = "",
+    progress: Callable[[int], Progress] | None = None,
+) -> tuple[list[Card], Path]:
     """Append accounts for late attendees; returns their cards and the HTML file to print.
 
     Existing accounts are kept byte for byte in meaning; if no window is given, the new
@@ -133,7 +147,7 @@ def add(out: Path, batch: Batch, title: str = "", hub_url: str = "",
 
     csv_path = out / CARDS_CSV_NAME
     all_cards = (read_cards_csv(csv_path) if csv_path.exists() else []) + cards
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     added_html = out / f"cards-added-{stamp}.html"
     write_atomically(csv_path, cards_csv(all_cards))
     write_atomically(added_html, cards_html(cards, title=title, hub_url=hub_url))
@@ -150,12 +164,22 @@ def add_arguments(parser, typed_time) -> None:
 
     def batch_args(p):
         p.add_argument("--count", type=int, default=0, help="participant accounts to create")
-        p.add_argument("--prefix", required=True,
-                       help="username prefix: participants are PREFIX001..., instructors PREFIXinstructor01...")
-        p.add_argument("--instructors", type=int, default=0,
-                       help="instructor accounts to create (in addition to --count)")
-        p.add_argument("--valid-from", type=typed_time,
-                       help="ISO 8601 time the cards start working, e.g. 2026-07-14T08:00:00-06:00")
+        p.add_argument(
+            "--prefix",
+            required=True,
+            help="username prefix: participants are PREFIX001..., instructors PREFIXinstructor01...",
+        )
+        p.add_argument(
+            "--instructors",
+            type=int,
+            default=0,
+            help="instructor accounts to create (in addition to --count)",
+        )
+        p.add_argument(
+            "--valid-from",
+            type=typed_time,
+            help="ISO 8601 time the cards start working, e.g. 2026-07-14T08:00:00-06:00",
+        )
         p.add_argument("--valid-until", type=typed_time, help="ISO 8601 time the cards stop working")
         p.add_argument("--title", default="", help="workshop title printed on the cards")
         p.add_argument("--hub-url", default="", help="hub URL printed on the cards")
@@ -163,12 +187,17 @@ def add_arguments(parser, typed_time) -> None:
     gen = actions.add_parser("generate", help="create accounts.yaml, cards.csv and cards.html")
     batch_args(gen)
     gen.add_argument("--out", required=True, type=Path, help="directory to write into")
-    gen.add_argument("--force", action="store_true",
-                     help="replace an existing accounts.yaml (all old cards stop working)")
+    gen.add_argument(
+        "--force", action="store_true", help="replace an existing accounts.yaml (all old cards stop working)"
+    )
 
-    more = actions.add_parser("add", help="append accounts for late attendees; existing accounts are unchanged")
+    more = actions.add_parser(
+        "add", help="append accounts for late attendees; existing accounts are unchanged"
+    )
     batch_args(more)
-    more.add_argument("--out", required=True, type=Path, help="directory holding accounts.yaml (and cards.csv)")
+    more.add_argument(
+        "--out", required=True, type=Path, help="directory holding accounts.yaml (and cards.csv)"
+    )
 
     rev = actions.add_parser("revoke", help="revoke accounts (e.g. a lost card)")
     rev.add_argument("--accounts", required=True, type=Path, help="the accounts.yaml file")
@@ -194,7 +223,9 @@ def run(args) -> int:
             print(f"error: no such account: {e.args[0]}", file=sys.stderr)
             return 1
         save_accounts(args.accounts, accounts)
-        print(f"Revoked {', '.join(args.usernames)} in {args.accounts}; the hub stops accepting them within seconds.")
+        print(
+            f"Revoked {', '.join(args.usernames)} in {args.accounts}; the hub stops accepting them within seconds."
+        )
         return 0
 
     batch = Batch(args.prefix, args.count, args.instructors, args.valid_from, args.valid_until)
@@ -203,7 +234,9 @@ def run(args) -> int:
     if args.action == "generate":
         cards = generate(args.out, batch, args.title, args.hub_url, args.force, progress)
         print(f"Wrote {len(cards)} accounts to {args.out / ACCOUNTS_NAME} (hashes only, for the hub)")
-        print(f"Cards: {args.out / CARDS_HTML_NAME} to print, {args.out / CARDS_CSV_NAME} for your records (keep private)")
+        print(
+            f"Cards: {args.out / CARDS_HTML_NAME} to print, {args.out / CARDS_CSV_NAME} for your records (keep private)"
+        )
     else:
         cards, html = add(args.out, batch, args.title, args.hub_url, progress)
         print(f"Added {len(cards)} accounts to {args.out / ACCOUNTS_NAME}; print {html}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import secrets
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Callable, Iterable
 
 import argon2
 

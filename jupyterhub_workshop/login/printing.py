@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import jinja2
-
 
 CSV_HEADER = ("username", "password", "role")
 CARDS_PER_PAGE = 8

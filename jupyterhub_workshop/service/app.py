@@ -55,7 +55,9 @@ class WorkshopService(Application):
     def _default_config_file(self):
         return os.environ.get("WORKSHOP_SERVICE_CONFIG", "")
 
-    service_name = Unicode(help="This service's name in the hub (the URL is /services/NAME/).").tag(config=True)
+    service_name = Unicode(help="This service's name in the hub (the URL is /services/NAME/).").tag(
+        config=True
+    )
 
     @default("service_name")
     def _default_service_name(self):
@@ -86,8 +88,12 @@ class WorkshopService(Application):
         "", help="Local time the night window starts, e.g. 22:00 (empty: no night culling)."
     ).tag(config=True)
     night_end = Unicode("", help="Local time the night window ends, e.g. 06:00.").tag(config=True)
-    timezone = Unicode("UTC", help="IANA time zone of the night window, e.g. America/Denver.").tag(config=True)
-    warn_before = Integer(1800, min=0, help="Seconds before the night window that users are warned.").tag(config=True)
+    timezone = Unicode("UTC", help="IANA time zone of the night window, e.g. America/Denver.").tag(
+        config=True
+    )
+    warn_before = Integer(1800, min=0, help="Seconds before the night window that users are warned.").tag(
+        config=True
+    )
     exempt_groups = List(
         Unicode(), ["instructors"], help="Groups whose servers are not stopped at night."
     ).tag(config=True)
@@ -156,12 +162,24 @@ class WorkshopService(Application):
             self.load_config_file(self.config_file)
         self.policy = self.build_policy()
         self.store = UsageStore(self.db_url)
-        self.hub = HubAPI(self.api_url, self.api_token, concurrency=self.concurrency,
-                          retries=self.api_retries, timeout=self.api_timeout, log=self.log)
+        self.hub = HubAPI(
+            self.api_url,
+            self.api_token,
+            concurrency=self.concurrency,
+            retries=self.api_retries,
+            timeout=self.api_timeout,
+            log=self.log,
+        )
         self.metrics = WorkshopMetrics(self.price_per_node_hour)
-        self.culler = Culler(self.hub, self.store, self.metrics, self.policy,
-                             active_window=timedelta(seconds=self.active_window),
-                             users_per_node=self.users_per_node, log=self.log)
+        self.culler = Culler(
+            self.hub,
+            self.store,
+            self.metrics,
+            self.policy,
+            active_window=timedelta(seconds=self.active_window),
+            users_per_node=self.users_per_node,
+            log=self.log,
+        )
 
     def build_policy(self) -> CullPolicy:
         night = None
@@ -170,8 +188,11 @@ class WorkshopService(Application):
         return CullPolicy(
             idle_timeout=timedelta(seconds=self.idle_timeout) if self.idle_timeout > 0 else None,
             max_age=timedelta(seconds=self.max_age) if self.max_age > 0 else None,
-            night=night, exempt_groups=frozenset(self.exempt_groups), exempt_admins=self.exempt_admins,
-            warn_before=timedelta(seconds=self.warn_before), dry_run=self.dry_run,
+            night=night,
+            exempt_groups=frozenset(self.exempt_groups),
+            exempt_admins=self.exempt_admins,
+            warn_before=timedelta(seconds=self.warn_before),
+            dry_run=self.dry_run,
         )
 
     async def run_passes(self) -> None:
@@ -193,8 +214,12 @@ class WorkshopService(Application):
             loop.add_signal_handler(signum, stopping.set)
         url = urlparse(self.service_url)
         server = make_app(self).listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True)
-        self.log.info("Workshop service %s listening on %s (db %s)", self.service_name, self.service_url,
-                      self.store.safe_url)
+        self.log.info(
+            "Workshop service %s listening on %s (db %s)",
+            self.service_name,
+            self.service_url,
+            self.store.safe_url,
+        )
         passes = asyncio.create_task(self.run_passes())
         try:
             await stopping.wait()
@@ -205,7 +230,6 @@ class WorkshopService(Application):
             await asyncio.gather(passes, return_exceptions=True)
             self.hub.close()
             self.store.close()
-
 
 
 def main(argv: list[str] | None = None) -> None:

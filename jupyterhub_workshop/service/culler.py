@@ -26,21 +26,35 @@ def server_infos(user: dict) -> list[ServerInfo]:
         if not server.get("ready"):
             continue
         options = server.get("user_options") or {}
-        infos.append(ServerInfo(
-            user=user["name"], name=name, admin=bool(user.get("admin")),
-            groups=frozenset(user.get("groups") or ()),
-            started=parse_machine_time(server.get("started")),
-            last_activity=parse_machine_time(server.get("last_activity")),
-            ready=True, profile=options.get("profile"),
-        ))
+        infos.append(
+            ServerInfo(
+                user=user["name"],
+                name=name,
+                admin=bool(user.get("admin")),
+                groups=frozenset(user.get("groups") or ()),
+                started=parse_machine_time(server.get("started")),
+                last_activity=parse_machine_time(server.get("last_activity")),
+                ready=True,
+                profile=options.get("profile"),
+            )
+        )
     return infos
 
 
 class Culler:
     """The service's passes, and what the pages need from the last one."""
 
-    def __init__(self, hub: HubAPI, store: UsageStore, metrics: WorkshopMetrics, policy: CullPolicy, *,
-                 active_window: timedelta, users_per_node: int = 0, log: logging.Logger | None = None):
+    def __init__(
+        self,
+        hub: HubAPI,
+        store: UsageStore,
+        metrics: WorkshopMetrics,
+        policy: CullPolicy,
+        *,
+        active_window: timedelta,
+        users_per_node: int = 0,
+        log: logging.Logger | None = None,
+    ):
         self.hub = hub
         self.store = store
         self.metrics = metrics

@@ -10,8 +10,8 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -47,13 +47,18 @@ class HubAPI:
     def close(self) -> None:
         self._client.close()
 
-    async def request(self, method: str, path: str, *, accept: str = "application/json") -> tuple[int, object]:
+    async def request(
+        self, method: str, path: str, *, accept: str = "application/json"
+    ) -> tuple[int, object]:
         """One API call; retries 5xx, 429 and network errors with exponential backoff and jitter."""
         url = f"{self.api_url}{path}"
         for attempt in range(self.retries + 1):
             request = HTTPRequest(
-                url, method=method, headers={"Authorization": f"token {self.token}", "Accept": accept},
-                request_timeout=self.timeout, allow_nonstandard_methods=True,
+                url,
+                method=method,
+                headers={"Authorization": f"token {self.token}", "Accept": accept},
+                request_timeout=self.timeout,
+                allow_nonstandard_methods=True,
                 body=b"" if method in ("POST", "PUT", "PATCH") else None,
             )
             status, body, error = 599, b"", ""
@@ -63,7 +68,7 @@ class HubAPI:
                     response = await self._client.fetch(request, raise_error=False)
                     status, body = response.code, response.body or b""
                     error = response.reason or ""
-                except (HTTPClientError, OSError, asyncio.TimeoutError) as e:
+                except (TimeoutError, HTTPClientError, OSError) as e:
                     error = str(e)
             if status not in RETRY_STATUSES and status != 599:
                 return status, json.loads(body) if body else None

@@ -5,7 +5,7 @@ Everything is kept up to date as the service works, so a scrape only formats num
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -20,20 +20,36 @@ class WorkshopMetrics:
     def __init__(self, price_per_node_hour: float = 0.0):
         self.registry = CollectorRegistry(auto_describe=True)
         self.price_per_node_hour = price_per_node_hour
-        self.running_servers = Gauge("workshop_running_servers", "Single-user servers running now.",
-                                     registry=self.registry)
-        self.active_users = Gauge("workshop_active_users", "Users active within the service's active window.",
-                                  registry=self.registry)
-        self.culls = Counter("workshop_culls", "Servers stopped by the workshop service, by reason.",
-                             ["reason"], registry=self.registry)
+        self.running_servers = Gauge(
+            "workshop_running_servers", "Single-user servers running now.", registry=self.registry
+        )
+        self.active_users = Gauge(
+            "workshop_active_users",
+            "Users active within the service's active window.",
+            registry=self.registry,
+        )
+        self.culls = Counter(
+            "workshop_culls",
+            "Servers stopped by the workshop service, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         for reason in CULL_REASONS:
             self.culls.labels(reason)
-        self.session_duration = Histogram("workshop_session_duration_seconds", "Length of finished sessions.",
-                                          buckets=SESSION_BUCKETS, registry=self.registry)
-        self.node_hours = Gauge("workshop_node_hours", "Node-hours used so far (running servers / users per node).",
-                                registry=self.registry)
-        self.cost = Gauge("workshop_cost", "Cost so far: node-hours times the price per node-hour.",
-                          registry=self.registry)
+        self.session_duration = Histogram(
+            "workshop_session_duration_seconds",
+            "Length of finished sessions.",
+            buckets=SESSION_BUCKETS,
+            registry=self.registry,
+        )
+        self.node_hours = Gauge(
+            "workshop_node_hours",
+            "Node-hours used so far (running servers / users per node).",
+            registry=self.registry,
+        )
+        self.cost = Gauge(
+            "workshop_cost", "Cost so far: node-hours times the price per node-hour.", registry=self.registry
+        )
 
     def load(self, culls_by_reason: dict[str, int], durations: Iterable[float], node_hours: float) -> None:
         """Seed from the store after a (re)start, so counters continue where they were."""

@@ -15,9 +15,9 @@ datetimes that share a tzinfo by wall clock, which is off by an hour across a DS
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Collection, Iterable
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..times import as_utc
@@ -121,7 +121,7 @@ class NightWindow:
         # old offset (02:30 becomes 03:30), and one repeated by fall-back to its first occurrence.
         start = datetime.combine(day, self.start, self.zone)
         end = datetime.combine(end_day, self.end, self.zone)
-        return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        return start.astimezone(UTC), end.astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ definition, and the fallback for databases without a usable date arithmetic.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
 
 
 def slice_seconds(first: datetime, last: datetime, slices: int) -> float:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import threading
+from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -54,7 +55,6 @@ from . import series
 
 #: Why a session ended; also the vocabulary of cull reasons.
 STOP_REASONS = frozenset({"idle", "night", "max-age", "user", "unknown"})
-
 
 
 class SessionRow(NamedTuple):
@@ -449,9 +449,7 @@ class UsageStore:
     def culls_by_reason(self) -> dict[str, int]:
         """How many servers were really culled (dry runs excluded), by reason."""
         query = (
-            select(culls.c.reason, func.count())
-            .where(culls.c.dry_run.is_(False))
-            .group_by(culls.c.reason)
+            select(culls.c.reason, func.count()).where(culls.c.dry_run.is_(False)).group_by(culls.c.reason)
         )
         with self._begin() as conn:
             return {reason: count for reason, count in conn.execute(query)}
@@ -480,9 +478,7 @@ class UsageStore:
 
     def opted_out(self, night: date) -> set[str]:
         with self._begin() as conn:
-            rows = conn.execute(
-                select(opt_outs_table.c.username).where(opt_outs_table.c.night == night)
-            )
+            rows = conn.execute(select(opt_outs_table.c.username).where(opt_outs_table.c.night == night))
             return {user for (user,) in rows}
 
     def close(self) -> None:

@@ -13,10 +13,11 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from pathlib import Path
 from itertools import islice
-from typing import Iterable, Iterator, TextIO
+from pathlib import Path
+from typing import TextIO
 
 from ..times import UTC, as_utc
 from ..usage_accounting import USAGE_COLUMNS
@@ -49,10 +50,17 @@ def _field_chunks(rows: Iterable[SessionRow], counter: list[int]) -> Iterator[li
                 continue
             if stopped.tzinfo is not utc:
                 stopped = as_utc(stopped)
-            append((
-                user, server, profile, started.isoformat()[:-6] + "Z", stopped.isoformat()[:-6] + "Z",
-                (stopped - started).total_seconds(), reason,
-            ))
+            append(
+                (
+                    user,
+                    server,
+                    profile,
+                    started.isoformat()[:-6] + "Z",
+                    stopped.isoformat()[:-6] + "Z",
+                    (stopped - started).total_seconds(),
+                    reason,
+                )
+            )
         yield fields
 
 
@@ -134,8 +142,11 @@ def export(
 def add_arguments(parser, typed_time) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     out = actions.add_parser("export", help="write recorded sessions as CSV or JSON")
-    out.add_argument("--db", required=True,
-                     help="SQLAlchemy URL of the service database, e.g. sqlite:///workshop-usage.sqlite")
+    out.add_argument(
+        "--db",
+        required=True,
+        help="SQLAlchemy URL of the service database, e.g. sqlite:///workshop-usage.sqlite",
+    )
     out.add_argument("--format", choices=FORMATS, default="csv")
     out.add_argument("--start", type=typed_time, help="only sessions overlapping from this ISO 8601 time")
     out.add_argument("--end", type=typed_time, help="... until this ISO 8601 time")

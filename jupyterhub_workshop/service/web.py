@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -56,7 +56,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def zone(self):
-        return ZoneInfo(self.service.timezone) if self.service.timezone else timezone.utc
+        return ZoneInfo(self.service.timezone) if self.service.timezone else UTC
 
     def local(self, moment: datetime | None) -> str:
         return moment.astimezone(self.zone).strftime("%a %H:%M") if moment else ""
@@ -65,20 +65,31 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         """Say what was wrong with a request (a bad ``start``, no access), not only the status."""
         error = kwargs.get("exc_info", (None, None))[1]
         message = error.log_message if isinstance(error, web.HTTPError) and status_code < 500 else ""
-        self.finish(f"<html><title>{status_code}: {escape(self._reason)}</title><body><h1>{status_code}: "
-                    f"{escape(self._reason)}</h1><p>{escape(message or '')}</p></body></html>")
+        self.finish(
+            f"<html><title>{status_code}: {escape(self._reason)}</title><body><h1>{status_code}: "
+            f"{escape(self._reason)}</h1><p>{escape(message or '')}</p></body></html>"
+        )
 
     def render_page(self, name: str, **ns) -> None:
         hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
         user = self.current_user
         namespace = dict(
-            base_url=hub_prefix, prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/"),
+            base_url=hub_prefix,
+            prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/"),
             static_url=lambda path, include_version=True: f"{hub_prefix}static/{path}",
             user=type("U", (), {"name": user["name"], "json_escaped_name": user["name"]})(),
-            login_url=f"{hub_prefix}login", logout_url=f"{hub_prefix}logout",
-            services=[], parsed_scopes=set(), version_hash="", no_spawner_check=True, announcement="",
-            xsrf_token=self.xsrf_token.decode("ascii"), xsrf=self.xsrf_token.decode("ascii"),
-            service_prefix=self.settings["service_prefix"], local=self.local, service=self.service,
+            login_url=f"{hub_prefix}login",
+            logout_url=f"{hub_prefix}logout",
+            services=[],
+            parsed_scopes=set(),
+            version_hash="",
+            no_spawner_check=True,
+            announcement="",
+            xsrf_token=self.xsrf_token.decode("ascii"),
+            xsrf=self.xsrf_token.decode("ascii"),
+            service_prefix=self.settings["service_prefix"],
+            local=self.local,
+            service=self.service,
         )
         namespace.update(ns)
         self.finish(self.settings["jinja_env"].get_template(name).render(**namespace))
@@ -95,10 +106,13 @@ class MainHandler(ServiceHandler):
         mine = [s for s in culler.servers if s.user == user["name"]]
         exempt = is_exempt(bool(user.get("admin")), user.get("groups") or (), service.policy)
         context = dict(
-            now=now, night=night, next_night=night.next(now) if night else None,
+            now=now,
+            night=night,
+            next_night=night.next(now) if night else None,
             opted_out_tonight=user["name"] in opted_out,
             warning=warning(bool(mine), user["name"] in opted_out, exempt, service.policy, now),
-            exempt=exempt, message=self.get_argument("done", ""),
+            exempt=exempt,
+            message=self.get_argument("done", ""),
         )
         if not self.is_staff(user):
             return self.render_page("workshop-optout.html", **context)
@@ -110,8 +124,13 @@ class MainHandler(ServiceHandler):
         durations = service.metrics.session_duration_counts()  # kept current by the service
         nh = culler.node_hours()
         self.render_page(
-            "workshop-admin.html", **context, rows=rows, culls=service.store.culls_by_reason(),
-            opt_outs=sorted(opted_out), node_hours=nh, cost=nh * service.price_per_node_hour,
+            "workshop-admin.html",
+            **context,
+            rows=rows,
+            culls=service.store.culls_by_reason(),
+            opt_outs=sorted(opted_out),
+            node_hours=nh,
+            cost=nh * service.price_per_node_hour,
             active_chart=charts.line_chart("Active users", active),
             running_chart=charts.line_chart("Running servers", running),
             duration_chart=charts.bar_chart("Session durations (sessions)", charts.duration_bars(durations)),
@@ -120,7 +139,9 @@ class MainHandler(ServiceHandler):
 
     def sample_charts(self):
         """Active users and running servers over the whole record, at most CHART_POINTS each."""
-        peaks = [(at.astimezone(self.zone), values) for at, values in self.service.store.sample_peaks(CHART_POINTS)]
+        peaks = [
+            (at.astimezone(self.zone), values) for at, values in self.service.store.sample_peaks(CHART_POINTS)
+        ]
         return [(at, active) for at, (active, _) in peaks], [(at, running) for at, (_, running) in peaks]
 
 
@@ -176,10 +197,12 @@ class MetricsHandler(web.RequestHandler):
 
 def make_app(service) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{service.service_name}/")
-    loader = jinja2.ChoiceLoader([
-        jinja2.FileSystemLoader(str(TEMPLATES)),
-        jinja2.FileSystemLoader(os.path.join(DATA_FILES_PATH, "templates")),
-    ])
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(str(TEMPLATES)),
+            jinja2.FileSystemLoader(os.path.join(DATA_FILES_PATH, "templates")),
+        ]
+    )
     hub_auth = HubOAuth(api_token=service.api_token, api_url=service.api_url, cache_max_age=60)
     return web.Application(
         [

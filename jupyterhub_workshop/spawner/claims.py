@@ -12,7 +12,9 @@ class ClaimWait:
     message: str
 
 
-def claim_wait(phase: str | None, claim: str, storage_class: str | None, elapsed: float, limit: float) -> ClaimWait:
+def claim_wait(
+    phase: str | None, claim: str, storage_class: str | None, elapsed: float, limit: float
+) -> ClaimWait:
     """Where a home claim stands after ``elapsed`` seconds of a spawn."""
     cls = f"storage class {storage_class!r}" if storage_class else "the cluster's default storage class"
     if phase == "Bound":

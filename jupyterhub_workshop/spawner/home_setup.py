@@ -120,8 +120,12 @@ def command() -> list[str]:
     return ["sh", "-c", SCRIPT]
 
 
-def environment(readme_source: str | None = None, readme_name: str = "README.md",
-                shared_dir: str | None = None, shared_rw_dir: str | None = None) -> dict[str, str]:
+def environment(
+    readme_source: str | None = None,
+    readme_name: str = "README.md",
+    shared_dir: str | None = None,
+    shared_rw_dir: str | None = None,
+) -> dict[str, str]:
     """The environment variables the script reads, for the given setup."""
     env = {ENV_README_NAME: readme_name}
     if readme_source:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from kubernetes_asyncio.client.rest import ApiException
 from jupyterhub.utils import maybe_future
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Dict, Float, List, Unicode, default
 
@@ -63,9 +63,9 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         """,
     ).tag(config=True)
 
-    home_mount_path = Unicode(
-        "/home/jovyan", help="Where the home volume is mounted in the container."
-    ).tag(config=True)
+    home_mount_path = Unicode("/home/jovyan", help="Where the home volume is mounted in the container.").tag(
+        config=True
+    )
 
     home_claim_bind_timeout = Float(
         120,
@@ -122,7 +122,9 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         if not callable(configured):
             # profiles may carry `allowed_groups`; each user is offered only theirs
             base = list(configured.values()) if isinstance(configured, dict) else list(configured)
-            self.profile_list = lambda spawner: profiles_for(spawner.user_group_names(), self._all_profiles(base))
+            self.profile_list = lambda spawner: profiles_for(
+                spawner.user_group_names(), self._all_profiles(base)
+            )
 
     @default("options_form")
     def _workshop_options_form_default(self):
@@ -136,20 +138,34 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
     def _all_profiles(self, configured: list[dict]) -> list[dict]:
         if not self.high_performance:
             return configured
-        standard = {"display_name": "Standard", "slug": "standard", "default": True,
-                    "description": "The workshop's usual server"}
-        return [standard, high_performance_profile(allowed_groups=self.high_performance_groups,
-                                                   **self.high_performance), *configured]
+        standard = {
+            "display_name": "Standard",
+            "slug": "standard",
+            "default": True,
+            "description": "The workshop's usual server",
+        }
+        return [
+            standard,
+            high_performance_profile(allowed_groups=self.high_performance_groups, **self.high_performance),
+            *configured,
+        ]
 
     # --- the plan ------------------------------------------------------------------------
 
     def workshop_plan(self):
         groups = self.user_group_names()
-        storage = home_storage_for(groups, HomeStorage.from_config(dict(self.home_storage)),
-                                   dict(self.home_storage_for_groups))
+        storage = home_storage_for(
+            groups, HomeStorage.from_config(dict(self.home_storage)), dict(self.home_storage_for_groups)
+        )
         readme = Readme(self.readme_config_map, self.readme_config_map_key, name_in_home=self.readme_name)
-        return storage, plan_pod(groups, storage, SharedData.from_config(dict(self.shared_data)), readme,
-                                 self.home_mount_path, self.shared_writer_groups)
+        return storage, plan_pod(
+            groups,
+            storage,
+            SharedData.from_config(dict(self.shared_data)),
+            readme,
+            self.home_mount_path,
+            self.shared_writer_groups,
+        )
 
     def apply_workshop_plan(self) -> None:
         """Set this spawner's traits from the plan; safe to repeat on every start."""
@@ -191,8 +207,13 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         began = time.monotonic()
         while not start.done():
             if self.storage_pvc_ensure and self._pvc_exists:
-                state = claim_wait(await self._claim_phase(), self.pvc_name, self.storage_class,
-                                   time.monotonic() - began, self.home_claim_bind_timeout)
+                state = claim_wait(
+                    await self._claim_phase(),
+                    self.pvc_name,
+                    self.storage_class,
+                    time.monotonic() - began,
+                    self.home_claim_bind_timeout,
+                )
                 self._claim_message = state.message
                 if state.done:
                     return
@@ -229,7 +250,7 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
             while True:
                 try:
                     event = await asyncio.wait_for(events.get(), 1)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     event = {}
                 if event is None:
                     break

@@ -16,8 +16,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Float, Unicode
 
 from . import home_setup
-from .common import WorkshopSpawnerMixin
-from .common import in_any
+from .common import WorkshopSpawnerMixin, in_any
 
 
 class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
@@ -25,7 +24,9 @@ class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
 
     readme_file = Unicode("", help="Quickstart README copied into each home (empty: none).").tag(config=True)
 
-    shared_dir = Unicode("", help="Directory linked as ``~/shared`` in each home (empty: none).").tag(config=True)
+    shared_dir = Unicode("", help="Directory linked as ``~/shared`` in each home (empty: none).").tag(
+        config=True
+    )
 
     home_setup_timeout = Float(
         10, help="Seconds the home setup may take before the server starts without it."
@@ -34,7 +35,9 @@ class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
     def home_setup_env(self) -> dict[str, str]:
         writer = in_any(self.user_group_names(), self.shared_writer_groups)
         setup = home_setup.environment(
-            self.readme_file or None, self.readme_name, self.shared_dir or None,
+            self.readme_file or None,
+            self.readme_name,
+            self.shared_dir or None,
             self.shared_dir if (writer and self.shared_dir) else None,
         )
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home_dir, **setup}
@@ -44,17 +47,22 @@ class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
         try:
             os.makedirs(self.home_dir, 0o755, exist_ok=True)
             proc = await asyncio.create_subprocess_exec(
-                *home_setup.command(), env=self.home_setup_env(), cwd=self.home_dir,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                *home_setup.command(),
+                env=self.home_setup_env(),
+                cwd=self.home_dir,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
             try:
                 _, err = await asyncio.wait_for(proc.communicate(), self.home_setup_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 self.log.warning("Home setup for %s timed out; starting anyway", self.user.name)
                 return
             if proc.returncode:
-                self.log.warning("Home setup for %s exited %s: %s", self.user.name, proc.returncode, err[-500:])
+                self.log.warning(
+                    "Home setup for %s exited %s: %s", self.user.name, proc.returncode, err[-500:]
+                )
         except Exception:
             self.log.exception("Home setup for %s failed; starting anyway", self.user.name)
 

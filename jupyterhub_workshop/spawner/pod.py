@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Iterable
 
 from . import home_setup
 from .common import in_any
@@ -50,7 +50,7 @@ class HomeStorage:
     sub_path: str = "{username}"
 
     @classmethod
-    def from_config(cls, config: dict) -> "HomeStorage":
+    def from_config(cls, config: dict) -> HomeStorage:
         storage = _from_settings(cls, config, "home storage")
         if storage.mode not in STORAGE_MODES:
             raise ValueError(f"home storage mode {storage.mode!r} must be one of {', '.join(STORAGE_MODES)}")
@@ -72,7 +72,7 @@ class SharedData:
     writable_mount_path: str = "/srv/shared-readwrite"
 
     @classmethod
-    def from_config(cls, config: dict) -> "SharedData | None":
+    def from_config(cls, config: dict) -> SharedData | None:
         if not config:
             return None
         shared = _from_settings(cls, config, "shared data")
@@ -137,7 +137,9 @@ def plan_pod(
         plan.volume_mounts.append({"name": HOME_VOLUME, "mountPath": home_mount_path})
     elif storage.mode == "static":
         plan.volumes.append({"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": storage.claim}})
-        plan.volume_mounts.append({"name": HOME_VOLUME, "mountPath": home_mount_path, "subPath": storage.sub_path})
+        plan.volume_mounts.append(
+            {"name": HOME_VOLUME, "mountPath": home_mount_path, "subPath": storage.sub_path}
+        )
 
     shared_dir = shared_rw_dir = None
     if shared is not None:
@@ -152,11 +154,13 @@ def plan_pod(
 
     readme_source = None
     if readme.config_map:
-        plan.volumes.append({
-            "name": README_VOLUME,
-            # optional: a missing ConfigMap must not keep anyone's server from starting
-            "configMap": {"name": readme.config_map, "optional": True},
-        })
+        plan.volumes.append(
+            {
+                "name": README_VOLUME,
+                # optional: a missing ConfigMap must not keep anyone's server from starting
+                "configMap": {"name": readme.config_map, "optional": True},
+            }
+        )
         plan.volume_mounts.append({"name": README_VOLUME, "mountPath": readme.mount_dir, "readOnly": True})
         readme_source = f"{readme.mount_dir}/{readme.key}"
 
@@ -174,7 +178,8 @@ def merge_named(existing: list | dict, additions: list, replaced_mount_paths: It
         existing = [{"name": key, **value} for key, value in sorted(existing.items())]
     paths = set(replaced_mount_paths)
     kept = [
-        item for item in existing
+        item
+        for item in existing
         if not str(item.get("name", "")).startswith(PREFIX) and item.get("mountPath") not in paths
     ]
     return kept + copy.deepcopy(additions)

@@ -62,8 +62,10 @@ def chart_copy(where: Path) -> Path:
     """A copy of helm-chart/ under ``where`` with z2jh in its charts/ (symlinked files copied)."""
     source = z2jh_source()
     if source is None:
-        pytest.skip(f"z2jh {Z2JH_VERSION} is neither in helm-chart/charts/ (helm dependency update "
-                    f"helm-chart) nor at {SHARED_Z2JH}")
+        pytest.skip(
+            f"z2jh {Z2JH_VERSION} is neither in helm-chart/charts/ (helm dependency update "
+            f"helm-chart) nor at {SHARED_Z2JH}"
+        )
     target = where / "jupyterhub-workshop"
     fetched = source == CHART / "charts"
     shutil.copytree(CHART, target, ignore=None if fetched else shutil.ignore_patterns("charts"))
@@ -115,7 +117,9 @@ def manifests(rendered: dict[str, str]) -> list[dict]:
 
 def find(objects: list[dict], kind: str, name: str) -> dict:
     matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found among {[(o['kind'], o['metadata']['name']) for o in objects]}"
+    assert len(matches) == 1, (
+        f"{kind}/{name}: {len(matches)} found among {[(o['kind'], o['metadata']['name']) for o in objects]}"
+    )
     return matches[0]
 
 
@@ -130,6 +134,7 @@ def named(items: list[dict], name: str) -> dict:
 
 
 # --- the hub container, from the rendered objects -------------------------------------------
+
 
 class HubFiles:
     """The files the hub Deployment mounts, read from the rendered ConfigMaps and Secrets (and
@@ -205,8 +210,9 @@ def hub_builtins(files: HubFiles) -> dict:
     return {**vars(builtins), "open": files.open, "__import__": importer}
 
 
-def hub_environment(objects: list[dict],
-                    secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS) -> dict[str, str | None]:
+def hub_environment(
+    objects: list[dict], secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS
+) -> dict[str, str | None]:
     """The hub container's environment: its env entries (None: an optional Secret that is
     missing, so the variable is unset), and Kubernetes' service links."""
     secrets = dict(secrets)
@@ -248,8 +254,9 @@ def _module(name: str, module: types.ModuleType):
             sys.modules[name] = saved
 
 
-def run_hub_configuration(objects: list[dict], tmp: Path,
-                          secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS) -> Config:
+def run_hub_configuration(
+    objects: list[dict], tmp: Path, secrets: Mapping[str, Mapping[str, str]] = ORGANIZER_SECRETS
+) -> Config:
     """The hub's configuration as z2jh 4.4.0's hub container loads it: z2jh's own
     jupyterhub_config.py and z2jh.py, unmodified from the rendered ConfigMap `hub`, over the
     files the hub Deployment mounts (the values in Secret `hub`, ours in the existing Secret,
@@ -270,7 +277,9 @@ def run_hub_configuration(objects: list[dict], tmp: Path,
     namespace = {"c": c, "get_config": lambda: c, "__file__": config_file, "__builtins__": hub_builtins_}
     with ExitStack() as stack:
         environment = hub_environment(objects, secrets)
-        stack.enter_context(mock.patch.dict(os.environ, {k: v for k, v in environment.items() if v is not None}))
+        stack.enter_context(
+            mock.patch.dict(os.environ, {k: v for k, v in environment.items() if v is not None})
+        )
         for name in (k for k, v in environment.items() if v is None):  # e.g. this shell's WORKSHOP_DB_URL
             if name in os.environ:
                 stack.callback(os.environ.__setitem__, name, os.environ.pop(name))

@@ -41,8 +41,13 @@ from .helpers import (
     user_pod,
 )
 
-CI_FILES = ["minimal-values.yaml", "nfs-shared-values.yaml", "dynamic-homes-values.yaml",
-            "postgres-db-values.yaml", "night-culling-values.yaml"]
+CI_FILES = [
+    "minimal-values.yaml",
+    "nfs-shared-values.yaml",
+    "dynamic-homes-values.yaml",
+    "postgres-db-values.yaml",
+    "night-culling-values.yaml",
+]
 K8S_VERSION = "1.32"
 PORT = 10101  # the workshop service's port in values.yaml (hub.service.extraPorts "workshop")
 CONFIG_D = f"{HUB_ETC}/jupyterhub_config.d"
@@ -80,11 +85,13 @@ def hub_pod(objects) -> dict:
 
 # --- the chart itself ----------------------------------------------------------------------
 
+
 def test_chart_declares_z2jh_440():
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert meta["apiVersion"] == "v2" and meta["name"] == "jupyterhub-workshop"
     assert meta["dependencies"] == [
-        {"name": "jupyterhub", "version": "4.4.0", "repository": "https://jupyterhub.github.io/helm-chart/"}]
+        {"name": "jupyterhub", "version": "4.4.0", "repository": "https://jupyterhub.github.io/helm-chart/"}
+    ]
     # Helm sees it too; "missing" until `helm dependency update helm-chart` fetches it
     [dep] = helm_python.dependency_list(str(CHART))
     assert (dep["name"], dep["version"]) == ("jupyterhub", "4.4.0")
@@ -100,7 +107,10 @@ def test_chart_package_and_images_carry_one_version():
 
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert app_version == jupyterhub_workshop.__version__
-    assert re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1) == app_version
+    assert (
+        re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+        == app_version
+    )
     images = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]
     assert images["hub"]["image"]["tag"] == images["singleuser"]["image"]["tag"] == app_version
     dockerfile = (ROOT / "images" / "hub" / "Dockerfile").read_text()
@@ -121,22 +131,33 @@ def test_lint(chart_dir, name):
 def test_every_rendered_object_validates_strictly(ci):
     name, values, objects = ci
     for obj in objects:
-        assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True), (obj["kind"], obj["metadata"]["name"])
+        assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True), (
+            obj["kind"],
+            obj["metadata"]["name"],
+        )
     keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(keys) == len(set(keys)), keys
     # ours and z2jh's
-    assert {("Deployment", "hub"), ("Deployment", "proxy"), ("Secret", "workshop-hub-settings"),
-            ("ConfigMap", "workshop-hub-config"), ("Service", "workshop-metrics")} <= set(keys)
+    assert {
+        ("Deployment", "hub"),
+        ("Deployment", "proxy"),
+        ("Secret", "workshop-hub-settings"),
+        ("ConfigMap", "workshop-hub-config"),
+        ("Service", "workshop-metrics"),
+    } <= set(keys)
 
 
 def test_z2jh_schema_applies_to_the_jupyterhub_values():
     with pytest.raises(helm_python.HelmValuesError) as refused:
-        render(values_for({"jupyterhub": {"hub": {"extraPort": []}, "singleuser": {"storage": {"typ": "none"}}}}))
+        render(
+            values_for({"jupyterhub": {"hub": {"extraPort": []}, "singleuser": {"storage": {"typ": "none"}}}})
+        )
     assert "jupyterhub:" in str(refused.value) and "'extraPort' not allowed" in str(refused.value)
     assert "'typ' not allowed" in str(refused.value)
 
 
 # --- the wiring: what the hub's pod mounts is what its configuration expects ----------------
+
 
 def test_the_hub_deployment_mounts_what_the_configuration_expects(ci):
     name, values, objects = ci
@@ -166,7 +187,11 @@ def test_the_hub_deployment_mounts_what_the_configuration_expects(ci):
         assert "accounts.yaml" in secret_data(find(objects, "Secret", secret_name))
     # the database URL by environment, from the Secret the chart names
     env = {e["name"]: e for e in container["env"]}
-    assert env["WORKSHOP_DB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "workshop-db", "key": "url", "optional": True}
+    assert env["WORKSHOP_DB_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "workshop-db",
+        "key": "url",
+        "optional": True,
+    }
     assert ws["wiring"]["databaseSecret"] == "workshop-db"
     # the hub's volume for SQLite usage records
     assert mounts["pvc"]["mountPath"] == "/srv/jupyterhub"
@@ -180,12 +205,23 @@ def test_the_proxy_and_prometheus_reach_the_service(ci):
     ports = find(objects, "Service", "hub")["spec"]["ports"]
     assert {"name": "workshop", "port": PORT, "targetPort": PORT, "protocol": "TCP"} in ports
     ingress = find(objects, "NetworkPolicy", "hub")["spec"]["ingress"]
-    from_proxy = [r for r in ingress if {"port": PORT} in r["ports"]
-                  and {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "proxy"}}} in r["from"]]
+    from_proxy = [
+        r
+        for r in ingress
+        if {"port": PORT} in r["ports"]
+        and {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "proxy"}}} in r["from"]
+    ]
     assert from_proxy, "the proxy must reach the service for the Services-menu link"
-    scrapers = [r for r in ingress if {"port": PORT} in r["ports"] and {"port": 8081} in r["ports"]
-                and any(p.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "prometheus"}
-                        for p in r["from"])]
+    scrapers = [
+        r
+        for r in ingress
+        if {"port": PORT} in r["ports"]
+        and {"port": 8081} in r["ports"]
+        and any(
+            p.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "prometheus"}
+            for p in r["from"]
+        )
+    ]
     assert scrapers
 
 
@@ -230,14 +266,18 @@ def test_metrics_service_for_prometheus(ci):
     service = find(objects, "Service", "workshop-metrics")
     base_url = values.get("jupyterhub", {}).get("hub", {}).get("baseUrl", "/").rstrip("/")
     assert service["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT),
-        "prometheus.io/path": f"{base_url}/services/workshop/metrics"}
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": f"{base_url}/services/workshop/metrics",
+    }
     # it selects z2jh's hub pod
     selector = service["spec"]["selector"]
     labels = find(objects, "Deployment", "hub")["spec"]["template"]["metadata"]["labels"]
     assert selector == {"component": "hub", "app": "jupyterhub", "release": "workshop"}
     assert selector.items() <= labels.items()
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": PORT, "targetPort": PORT, "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": PORT, "targetPort": PORT, "protocol": "TCP"}
+    ]
 
 
 def test_grafana_dashboard_config_map_only_when_enabled(ci):
@@ -288,6 +328,7 @@ def test_notes_give_the_url_and_the_cards():
 
 # --- the hub configuration, run as z2jh's hub container runs it -----------------------------
 
+
 def service_entry(c):
     [entry] = [s for s in c.JupyterHub.services if s["name"] == "workshop"]
     return entry
@@ -297,7 +338,10 @@ def service_of(entry):
     """The service's own parser, on the command and the configuration file the hub runs it with."""
     from jupyterhub_workshop.service.app import WorkshopService
 
-    assert entry["command"][1:4] == ["-m", "jupyterhub_workshop.service", "--config"] and len(entry["command"]) == 5
+    assert (
+        entry["command"][1:4] == ["-m", "jupyterhub_workshop.service", "--config"]
+        and len(entry["command"]) == 5
+    )
     service = WorkshopService()
     service.parse_command_line(entry["command"][3:])
     service.load_config_file(service.config_file)
@@ -337,8 +381,11 @@ async def test_hub_configuration_from_every_values_file(ci, tmp_path):
     from jupyterhub_workshop.hubconfig.services import ROLE_SCOPES
 
     assert roles["workshop-service"] == {
-        "name": "workshop-service", "description": roles["workshop-service"]["description"],
-        "scopes": ROLE_SCOPES, "services": ["workshop"]}
+        "name": "workshop-service",
+        "description": roles["workshop-service"]["description"],
+        "scopes": ROLE_SCOPES,
+        "services": ["workshop"],
+    }
     assert "access:services!service=workshop" in roles["user"]["scopes"]
 
     if ws.get("service", {}).get("database"):
@@ -355,7 +402,9 @@ async def test_hub_configuration_from_every_values_file(ci, tmp_path):
         assert kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
         assert spawner.namespace == NAMESPACE  # z2jh's, from the pod's POD_NAMESPACE
         container = pod["spec"]["containers"][0]
-        assert container["image"] == f"ghcr.io/jupyterhub-workshop/singleuser:{chart().metadata['appVersion']}"
+        assert (
+            container["image"] == f"ghcr.io/jupyterhub-workshop/singleuser:{chart().metadata['appVersion']}"
+        )
         hook = container["lifecycle"]["postStart"]["exec"]["command"]
         assert hook[:2] == ["sh", "-c"] and username not in hook[2]  # constant text, env inputs
         env = {e["name"]: e.get("value") for e in container["env"]}
@@ -365,7 +414,10 @@ async def test_hub_configuration_from_every_values_file(ci, tmp_path):
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         homes = [m for m in container["volumeMounts"] if m["mountPath"] == "/home/jovyan"]
         assert len(homes) == 1, "exactly one home volume"
-        assert f"--MappingKernelManager.cull_idle_timeout={cull.get('kernelIdleTimeout', 3600)}" in container["args"]
+        assert (
+            f"--MappingKernelManager.cull_idle_timeout={cull.get('kernelIdleTimeout', 3600)}"
+            in container["args"]
+        )
         if pvc is not None:
             assert kubernetes_validate.validate(pvc, K8S_VERSION, strict=True)
         check = CHECKS.get(name)
@@ -408,8 +460,12 @@ def check_night(c, username, groups, pod, pvc, volumes, mounts):
     assert callable(c.JupyterHub.template_vars["announcement"])  # the night warning banner
 
 
-CHECKS = {"nfs-shared-values.yaml": check_nfs, "dynamic-homes-values.yaml": check_dynamic,
-          "postgres-db-values.yaml": check_postgres, "night-culling-values.yaml": check_night}
+CHECKS = {
+    "nfs-shared-values.yaml": check_nfs,
+    "dynamic-homes-values.yaml": check_dynamic,
+    "postgres-db-values.yaml": check_postgres,
+    "night-culling-values.yaml": check_night,
+}
 
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
@@ -418,7 +474,12 @@ async def test_profiles_from_z2jh_profile_list_with_allowed_groups_and_high_perf
     participant, _, _ = await user_pod(c, "ws001", ["participants"])
     instructor, _, _ = await user_pod(c, "wsinstructor01", ["instructors"])
     assert [p["slug"] for p in participant.profile_list(participant)] == ["standard", "r"]
-    assert [p["slug"] for p in instructor.profile_list(instructor)] == ["standard", "high-performance", "r", "preview"]
+    assert [p["slug"] for p in instructor.profile_list(instructor)] == [
+        "standard",
+        "high-performance",
+        "r",
+        "preview",
+    ]
     _, pod, _ = await user_pod(c, "wsinstructor01", ["instructors"], profile="high-performance")
     assert kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     assert pod["spec"]["nodeSelector"] == {"node.kubernetes.io/instance-type": "m5.4xlarge"}
@@ -431,9 +492,18 @@ async def test_profiles_from_z2jh_profile_list_with_allowed_groups_and_high_perf
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
 async def test_z2jh_volumes_given_as_dicts_still_work(tmp_path):
     """z2jh hands KubeSpawner its volumes keyed by name; the workshop spawner adds list entries."""
-    values = values_for({"jupyterhub": {"singleuser": {"storage": {
-        "extraVolumes": {"scratch": {"name": "scratch", "emptyDir": {}}},
-        "extraVolumeMounts": {"scratch": {"name": "scratch", "mountPath": "/scratch"}}}}}})
+    values = values_for(
+        {
+            "jupyterhub": {
+                "singleuser": {
+                    "storage": {
+                        "extraVolumes": {"scratch": {"name": "scratch", "emptyDir": {}}},
+                        "extraVolumeMounts": {"scratch": {"name": "scratch", "mountPath": "/scratch"}},
+                    }
+                }
+            }
+        }
+    )
     c = run_hub_configuration(manifests(render(values)), tmp_path)
     _, pod, _ = await user_pod(c, "ws001", ["participants"])
     assert {"scratch", "workshop-home", "workshop-readme"} <= {v["name"] for v in pod["spec"]["volumes"]}
@@ -441,22 +511,40 @@ async def test_z2jh_volumes_given_as_dicts_still_work(tmp_path):
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
 def test_existing_roles_and_template_vars_are_extended_and_extra_config_runs_after_us(tmp_path):
-    values = values_for({"jupyterhub": {"hub": {
-        "loadRoles": {"user": {"scopes": ["self", "read:users:name"]}},
-        "templateVars": {"org": "ESIP"},
-        "extraConfig": {"late": "c.WorkshopKubeSpawner.home_mount_path = '/home/' + c.WorkshopAuthenticator.workshop_title"},
-    }}}, ci_values("night-culling-values.yaml"))
+    values = values_for(
+        {
+            "jupyterhub": {
+                "hub": {
+                    "loadRoles": {"user": {"scopes": ["self", "read:users:name"]}},
+                    "templateVars": {"org": "ESIP"},
+                    "extraConfig": {
+                        "late": "c.WorkshopKubeSpawner.home_mount_path = '/home/' + c.WorkshopAuthenticator.workshop_title"
+                    },
+                }
+            }
+        },
+        ci_values("night-culling-values.yaml"),
+    )
     c = run_hub_configuration(manifests(render(values)), tmp_path)
     user = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
-    assert len(user) == 1 and user[0]["scopes"] == ["self", "read:users:name", "access:services!service=workshop"]
-    assert c.JupyterHub.template_vars["org"] == "ESIP" and callable(c.JupyterHub.template_vars["announcement"])
+    assert len(user) == 1 and user[0]["scopes"] == [
+        "self",
+        "read:users:name",
+        "access:services!service=workshop",
+    ]
+    assert c.JupyterHub.template_vars["org"] == "ESIP" and callable(
+        c.JupyterHub.template_vars["announcement"]
+    )
     assert c.WorkshopKubeSpawner.home_mount_path == "/home/Night owls"  # hub.extraConfig saw ours, and won
 
 
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
 def test_hub_configuration_needs_the_settings_and_the_database_url(tmp_path):
-    objects = [o for o in manifests(render(ci_values("minimal-values.yaml")))
-               if o["metadata"]["name"] != "workshop-hub-settings"]
+    objects = [
+        o
+        for o in manifests(render(ci_values("minimal-values.yaml")))
+        if o["metadata"]["name"] != "workshop-hub-settings"
+    ]
     wrong_secret = {"workshop-hub-settings": {"values.yaml": "custom: {}\n"}}  # someone else's Secret
     with pytest.raises(ValueError, match="did not receive the chart's workshop settings"):
         run_hub_configuration(objects, tmp_path, {**ORGANIZER_SECRETS, **wrong_secret})
@@ -469,7 +557,9 @@ def test_hub_configuration_needs_the_settings_and_the_database_url(tmp_path):
 @pytest.mark.jh55
 def test_a_bad_setting_past_the_schema_stops_the_hub_with_the_parser_message(tmp_path):
     # the schema cannot compare two values; the service's night-window parser can
-    objects = manifests(render(values_for({"workshop": {"cull": {"night": {"start": "22:00", "end": "22:00"}}}})))
+    objects = manifests(
+        render(values_for({"workshop": {"cull": {"night": {"start": "22:00", "end": "22:00"}}}}))
+    )
     with pytest.raises(ValueError, match="night window starts and ends at 22:00; it needs a duration"):
         run_hub_configuration(objects, tmp_path)
 
@@ -493,51 +583,112 @@ def test_the_hub_configuration_leaks_no_names_into_z2jh_globals(tmp_path):
 
 # --- the schema and the render-time checks refuse bad settings -----------------------------
 
-@pytest.mark.parametrize("change, messages", [
-    ({"bogus": 1}, ["at '/workshop'", "additional properties 'bogus' not allowed"]),
-    ({"cull": {"nightWindow": {}}}, ["at '/workshop/cull'", "'nightWindow' not allowed"]),
-    ({"cull": {"night": {"start": "22:00", "end": "06:00", "timeZone": "Mountain Time"}}},
-     ["at '/workshop/cull/night/timeZone'", "'Mountain Time' does not match pattern"]),
-    ({"cull": {"night": {"start": "25:00", "end": "06:00"}}},
-     ["at '/workshop/cull/night/start'", "'25:00' does not match pattern"]),
-    ({"cull": {"night": {"start": "22:00"}}}, ["at '/workshop/cull/night/end'", "minLength: got 0, want 1"]),
-    ({"cull": {"timeout": -1}}, ["at '/workshop/cull/timeout'", "minimum: got -1, want 0"]),
-    ({"cull": {"maxAge": -60}}, ["at '/workshop/cull/maxAge'", "minimum: got -60, want 0"]),
-    ({"cull": {"every": 0}}, ["at '/workshop/cull/every'", "exclusiveMinimum"]),
-    ({"cull": {"concurrency": 0}}, ["at '/workshop/cull/concurrency'", "minimum: got 0, want 1"]),
-    ({"cull": {"kernelIdleTimeout": -1}}, ["at '/workshop/cull/kernelIdleTimeout'", "minimum"]),
-    ({"culling": {"idleTimeout": 60}}, ["at '/workshop'", "additional properties 'culling' not allowed"]),
-    ({"storage": {"claimBindTimeout": -5}}, ["at '/workshop/storage/claimBindTimeout'", "exclusiveMinimum"]),
-    ({"storage": {"type": "nfs"}},
-     ["at '/workshop/storage/type'", "value must be one of 'dynamic', 'static', 'none'"]),
-    ({"storage": {"type": "static"}}, ["at '/workshop/storage/static/pvcName'", "minLength"]),
-    ({"storage": {"capacity": "10 GB"}}, ["at '/workshop/storage/capacity'", "'10 GB' does not match"]),
-    ({"storage": {"forGroups": {"instructors": {"storageClass": "fast"}}}},
-     ["at '/workshop/storage/forGroups/instructors'", "'storageClass' not allowed"]),
-    ({"homeStorage": {"mode": "dynamic"}}, ["at '/workshop'", "additional properties 'homeStorage' not allowed"]),
-    ({"resources": {"cpu": {"limit": 4}}}, ["at '/workshop'", "additional properties 'resources' not allowed"]),
-    ({"profiles": []}, ["at '/workshop'", "additional properties 'profiles' not allowed"]),
-    ({"accounts": {"existingSecret": ""}},
-     ["at '/workshop/accounts'", "oneOf", "at '/workshop/accounts/file'", "at '/workshop/accounts/existingSecret'"]),
-    ({"accounts": {"file": "version: 1"}}, ["at '/workshop/accounts'", "oneOf"]),
-    ({"sharedData": {"nfs": {"server": "10.0.0.5"}, "pvcName": "shared"}},
-     ["at '/workshop/sharedData/pvcName'", "maxLength: got 6, want 0"]),
-    ({"sharedData": {"existingClaim": "shared"}}, ["'existingClaim' not allowed"]),
-    ({"service": {"database": {"url": "postgresql://x", "existingSecret": "workshop-db"}}},
-     ["at '/workshop/service/database/existingSecret'", "maxLength: got 11, want 0"]),
-    ({"highPerformance": {"memory": {"limit": "8GB"}}},
-     ["at '/workshop/highPerformance/memory/limit'", "'8GB' does not match"]),
-    ({"title": 42}, ["at '/workshop/title'", "got number, want string"]),
-    ({"accounts": {"existingSecret": "Workshop_Accounts"}},
-     ["at '/workshop/accounts/existingSecret'", "'Workshop_Accounts' does not match"]),
-], ids=[
-    "unknown-key", "unknown-nested-key", "tz-words", "night-hour-25", "night-start-without-end",
-    "negative-timeout", "negative-max-age", "zero-every", "zero-concurrency", "negative-kernel-timeout",
-    "old-culling-name", "negative-claim-timeout", "unknown-storage-type", "static-without-pvc",
-    "bad-capacity", "group-storage-flat-class", "old-home-storage-name", "old-resources", "old-profiles",
-    "missing-accounts-source", "two-accounts-sources", "two-shared-sources", "old-shared-claim-name",
-    "two-database-sources", "bad-memory", "title-not-text", "bad-secret-name",
-])
+
+@pytest.mark.parametrize(
+    "change, messages",
+    [
+        ({"bogus": 1}, ["at '/workshop'", "additional properties 'bogus' not allowed"]),
+        ({"cull": {"nightWindow": {}}}, ["at '/workshop/cull'", "'nightWindow' not allowed"]),
+        (
+            {"cull": {"night": {"start": "22:00", "end": "06:00", "timeZone": "Mountain Time"}}},
+            ["at '/workshop/cull/night/timeZone'", "'Mountain Time' does not match pattern"],
+        ),
+        (
+            {"cull": {"night": {"start": "25:00", "end": "06:00"}}},
+            ["at '/workshop/cull/night/start'", "'25:00' does not match pattern"],
+        ),
+        (
+            {"cull": {"night": {"start": "22:00"}}},
+            ["at '/workshop/cull/night/end'", "minLength: got 0, want 1"],
+        ),
+        ({"cull": {"timeout": -1}}, ["at '/workshop/cull/timeout'", "minimum: got -1, want 0"]),
+        ({"cull": {"maxAge": -60}}, ["at '/workshop/cull/maxAge'", "minimum: got -60, want 0"]),
+        ({"cull": {"every": 0}}, ["at '/workshop/cull/every'", "exclusiveMinimum"]),
+        ({"cull": {"concurrency": 0}}, ["at '/workshop/cull/concurrency'", "minimum: got 0, want 1"]),
+        ({"cull": {"kernelIdleTimeout": -1}}, ["at '/workshop/cull/kernelIdleTimeout'", "minimum"]),
+        ({"culling": {"idleTimeout": 60}}, ["at '/workshop'", "additional properties 'culling' not allowed"]),
+        (
+            {"storage": {"claimBindTimeout": -5}},
+            ["at '/workshop/storage/claimBindTimeout'", "exclusiveMinimum"],
+        ),
+        (
+            {"storage": {"type": "nfs"}},
+            ["at '/workshop/storage/type'", "value must be one of 'dynamic', 'static', 'none'"],
+        ),
+        ({"storage": {"type": "static"}}, ["at '/workshop/storage/static/pvcName'", "minLength"]),
+        ({"storage": {"capacity": "10 GB"}}, ["at '/workshop/storage/capacity'", "'10 GB' does not match"]),
+        (
+            {"storage": {"forGroups": {"instructors": {"storageClass": "fast"}}}},
+            ["at '/workshop/storage/forGroups/instructors'", "'storageClass' not allowed"],
+        ),
+        (
+            {"homeStorage": {"mode": "dynamic"}},
+            ["at '/workshop'", "additional properties 'homeStorage' not allowed"],
+        ),
+        (
+            {"resources": {"cpu": {"limit": 4}}},
+            ["at '/workshop'", "additional properties 'resources' not allowed"],
+        ),
+        ({"profiles": []}, ["at '/workshop'", "additional properties 'profiles' not allowed"]),
+        (
+            {"accounts": {"existingSecret": ""}},
+            [
+                "at '/workshop/accounts'",
+                "oneOf",
+                "at '/workshop/accounts/file'",
+                "at '/workshop/accounts/existingSecret'",
+            ],
+        ),
+        ({"accounts": {"file": "version: 1"}}, ["at '/workshop/accounts'", "oneOf"]),
+        (
+            {"sharedData": {"nfs": {"server": "10.0.0.5"}, "pvcName": "shared"}},
+            ["at '/workshop/sharedData/pvcName'", "maxLength: got 6, want 0"],
+        ),
+        ({"sharedData": {"existingClaim": "shared"}}, ["'existingClaim' not allowed"]),
+        (
+            {"service": {"database": {"url": "postgresql://x", "existingSecret": "workshop-db"}}},
+            ["at '/workshop/service/database/existingSecret'", "maxLength: got 11, want 0"],
+        ),
+        (
+            {"highPerformance": {"memory": {"limit": "8GB"}}},
+            ["at '/workshop/highPerformance/memory/limit'", "'8GB' does not match"],
+        ),
+        ({"title": 42}, ["at '/workshop/title'", "got number, want string"]),
+        (
+            {"accounts": {"existingSecret": "Workshop_Accounts"}},
+            ["at '/workshop/accounts/existingSecret'", "'Workshop_Accounts' does not match"],
+        ),
+    ],
+    ids=[
+        "unknown-key",
+        "unknown-nested-key",
+        "tz-words",
+        "night-hour-25",
+        "night-start-without-end",
+        "negative-timeout",
+        "negative-max-age",
+        "zero-every",
+        "zero-concurrency",
+        "negative-kernel-timeout",
+        "old-culling-name",
+        "negative-claim-timeout",
+        "unknown-storage-type",
+        "static-without-pvc",
+        "bad-capacity",
+        "group-storage-flat-class",
+        "old-home-storage-name",
+        "old-resources",
+        "old-profiles",
+        "missing-accounts-source",
+        "two-accounts-sources",
+        "two-shared-sources",
+        "old-shared-claim-name",
+        "two-database-sources",
+        "bad-memory",
+        "title-not-text",
+        "bad-secret-name",
+    ],
+)
 def test_schema_refuses_with_a_clear_message(change, messages):
     with pytest.raises(helm_python.HelmValuesError) as refused:
         render(values_for({"workshop": change}))
@@ -552,33 +703,63 @@ def test_schema_refuses_a_misspelt_top_level_key():
 
 
 def test_time_zone_pattern_takes_every_canonical_zone():
-    pattern = re.compile(json.loads((CHART / "values.schema.json").read_text())
-                         ["properties"]["workshop"]["properties"]["cull"]["properties"]
-                         ["night"]["properties"]["timeZone"]["pattern"])
-    areas = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/",
-             "Europe/", "Indian/", "Pacific/")
+    pattern = re.compile(
+        json.loads((CHART / "values.schema.json").read_text())["properties"]["workshop"]["properties"][
+            "cull"
+        ]["properties"]["night"]["properties"]["timeZone"]["pattern"]
+    )
+    areas = (
+        "Africa/",
+        "America/",
+        "Antarctica/",
+        "Arctic/",
+        "Asia/",
+        "Atlantic/",
+        "Australia/",
+        "Europe/",
+        "Indian/",
+        "Pacific/",
+    )
     zones = [z for z in zoneinfo.available_timezones() if z.startswith(areas)] + ["UTC"]
     if len(zones) < 300:
         pytest.skip("no IANA time zone database here")
     assert [z for z in zones if not pattern.match(z)] == []
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"jupyterhub": {"singleuser": {"storage": {"type": "dynamic"}}}},
-     'jupyterhub.singleuser.storage.type is "dynamic": it must be "none"'),
-    ({"jupyterhub": {"cull": {"enabled": True}}}, "jupyterhub.cull.enabled must be false"),
-    ({"workshop": {"accounts": {"existingSecret": "my-cards"}}},
-     'workshop.accounts.existingSecret is "my-cards" but the hub mounts the Secret "workshop-accounts"'),
-    ({"workshop": {"service": {"database": {"existingSecret": "pg"}}}},
-     'workshop.service.database.existingSecret is "pg" but the hub reads WORKSHOP_DB_URL from the Secret "workshop-db"'),
-    ({"jupyterhub": {"hub": {"service": {"extraPorts": []}}}},
-     "jupyterhub.hub.service.extraPorts needs an entry named `workshop`"),
-    ({"jupyterhub": {"hub": {"networkPolicy": {"ingress": []}}}},
-     "jupyterhub.hub.networkPolicy.ingress has no rule for port 10101"),
-    ({"jupyterhub": {"hub": {"existingSecret": ""}}}, "jupyterhub.hub.existingSecret must name the Secret"),
-    ({"jupyterhub": {"hub": {"db": {"type": "sqlite-memory"}}}},
-     'jupyterhub.hub.db.type is "sqlite-memory", so the hub has no persistent /srv/jupyterhub'),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"jupyterhub": {"singleuser": {"storage": {"type": "dynamic"}}}},
+            'jupyterhub.singleuser.storage.type is "dynamic": it must be "none"',
+        ),
+        ({"jupyterhub": {"cull": {"enabled": True}}}, "jupyterhub.cull.enabled must be false"),
+        (
+            {"workshop": {"accounts": {"existingSecret": "my-cards"}}},
+            'workshop.accounts.existingSecret is "my-cards" but the hub mounts the Secret "workshop-accounts"',
+        ),
+        (
+            {"workshop": {"service": {"database": {"existingSecret": "pg"}}}},
+            'workshop.service.database.existingSecret is "pg" but the hub reads WORKSHOP_DB_URL from the Secret "workshop-db"',
+        ),
+        (
+            {"jupyterhub": {"hub": {"service": {"extraPorts": []}}}},
+            "jupyterhub.hub.service.extraPorts needs an entry named `workshop`",
+        ),
+        (
+            {"jupyterhub": {"hub": {"networkPolicy": {"ingress": []}}}},
+            "jupyterhub.hub.networkPolicy.ingress has no rule for port 10101",
+        ),
+        (
+            {"jupyterhub": {"hub": {"existingSecret": ""}}},
+            "jupyterhub.hub.existingSecret must name the Secret",
+        ),
+        (
+            {"jupyterhub": {"hub": {"db": {"type": "sqlite-memory"}}}},
+            'jupyterhub.hub.db.type is "sqlite-memory", so the hub has no persistent /srv/jupyterhub',
+        ),
+    ],
+)
 def test_render_refuses_halves_that_would_not_meet(change, message):
     with pytest.raises(helm_python.HelmRenderError) as refused:
         render(values_for(change))
@@ -610,6 +791,7 @@ def test_every_workshop_setting_is_described():
 
 # --- the Grafana dashboard ------------------------------------------------------------------
 
+
 @pytest.mark.jh55  # the hub image runs JupyterHub 5.5 and KubeSpawner 7.0
 def test_dashboard_queries_only_metrics_that_exist():
     import jupyterhub.metrics  # noqa: F401  (registers the hub's metrics in REGISTRY)
@@ -629,8 +811,13 @@ def test_dashboard_queries_only_metrics_that_exist():
     assert len(exprs) >= 10
     used = {name for expr in exprs for name in re.findall(r"\b((?:workshop|jupyterhub)_[a-z_]+)\b", expr)}
     assert used - known == set()
-    assert {"workshop_running_servers", "workshop_culls_total", "workshop_cost",
-            "jupyterhub_running_servers", "jupyterhub_server_spawn_duration_seconds_bucket"} <= used
+    assert {
+        "workshop_running_servers",
+        "workshop_culls_total",
+        "workshop_cost",
+        "jupyterhub_running_servers",
+        "jupyterhub_server_spawn_duration_seconds_bucket",
+    } <= used
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
@@ -638,10 +825,14 @@ def test_dashboard_queries_only_metrics_that_exist():
 
 # --- the images -----------------------------------------------------------------------------
 
+
 def instructions(dockerfile: str) -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", dockerfile)
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-            for line in (raw.strip() for raw in text.splitlines()) if line and not line.startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+        for line in (raw.strip() for raw in text.splitlines())
+        if line and not line.startswith("#")
+    ]
 
 
 def test_hub_image_is_z2jh_hub_plus_this_package():
@@ -657,8 +848,10 @@ def test_hub_image_is_z2jh_hub_plus_this_package():
     assert "tzdata" in install  # zoneinfo's time zones for the night window
     assert "jupyterhub==" in install or "constraint" in install  # never changes the hub's JupyterHub
     # the build stops unless the installed package is WORKSHOP_VERSION (the chart's appVersion)
-    assert '__version__' in install and '"$WORKSHOP_VERSION"' in install and "sys.exit(" in install
-    assert "import zoneinfo, jupyterhub_workshop.hubconfig.chart" in install  # what files/workshop_config.py imports
+    assert "__version__" in install and '"$WORKSHOP_VERSION"' in install and "sys.exit(" in install
+    assert (
+        "import zoneinfo, jupyterhub_workshop.hubconfig.chart" in install
+    )  # what files/workshop_config.py imports
 
 
 def test_hub_image_version_check_refuses_another_version(tmp_path):
@@ -673,7 +866,9 @@ def test_hub_image_version_check_refuses_another_version(tmp_path):
     [check] = [part.strip() for part in run.split(" && ") if "$WORKSHOP_VERSION" in part]
     check = check.replace("python3 -c", f"{sys.executable} -c", 1)
     for version, ok in ((jupyterhub_workshop.__version__, True), ("9.9.9", False)):
-        done = subprocess.run(["sh", "-c", check], env={"WORKSHOP_VERSION": version}, capture_output=True, text=True)
+        done = subprocess.run(
+            ["sh", "-c", check], env={"WORKSHOP_VERSION": version}, capture_output=True, text=True
+        )
         assert (done.returncode == 0) is ok, done.stderr
     assert "WORKSHOP_VERSION is 9.9.9" in done.stderr
 
@@ -683,7 +878,9 @@ def test_singleuser_image_installs_the_locked_environment():
     environment = yaml.safe_load((folder / "environment.yml").read_text())
     specs = [d for d in environment["dependencies"] if isinstance(d, str)]
     # z2jh 4.4.0's hub runs JupyterHub 5.5: the single-user side matches its major.minor
-    assert [s for s in specs if re.match(r"^jupyterhub(-base|-singleuser)?\s*=", s)] == ["jupyterhub-singleuser=5.5.*"]
+    assert [s for s in specs if re.match(r"^jupyterhub(-base|-singleuser)?\s*=", s)] == [
+        "jupyterhub-singleuser=5.5.*"
+    ]
     assert environment["channels"] == ["conda-forge"]
     steps = instructions((folder / "Dockerfile").read_text())
     copies = [arg for op, arg in steps if op == "COPY"]
@@ -698,5 +895,7 @@ def test_singleuser_image_installs_the_locked_environment():
         assert data["version"] == 1 and "linux-64" in data["metadata"]["platforms"]
         packages = {p["name"]: p for p in data["package"] if p["platform"] == "linux-64"}
         assert packages["jupyterhub-base"]["version"].startswith("5.5.")
-        assert all(p["url"].startswith("https://") and (p["hash"].get("sha256") or p["hash"].get("md5"))
-                   for p in data["package"])
+        assert all(
+            p["url"].startswith("https://") and (p["hash"].get("sha256") or p["hash"].get("md5"))
+            for p in data["package"]
+        )

@@ -21,11 +21,30 @@ from jupyterhub_workshop.spawner.pod import CAPACITY
 from .helpers import ci_values, deep_merge, render
 
 CLOCK_SAMPLES = [
-    ("22:00", True), ("06:00", True), ("7:00", True), ("0:00", True), ("00:00", True), ("23:59", True),
-    ("9:05", True), ("19:30", True),
-    ("24:00", False), ("25:00", False), ("22:60", False), ("7:0", False), ("07:5", False), ("7", False),
-    ("2200", False), ("22.00", False), ("22:00:00", False), ("10pm", False), ("10:00 pm", False),
-    ("22h00", False), ("-1:00", False), ("+7:00", False), ("007:00", False), ("٢٢:٠٠", False),
+    ("22:00", True),
+    ("06:00", True),
+    ("7:00", True),
+    ("0:00", True),
+    ("00:00", True),
+    ("23:59", True),
+    ("9:05", True),
+    ("19:30", True),
+    ("24:00", False),
+    ("25:00", False),
+    ("22:60", False),
+    ("7:0", False),
+    ("07:5", False),
+    ("7", False),
+    ("2200", False),
+    ("22.00", False),
+    ("22:00:00", False),
+    ("10pm", False),
+    ("10:00 pm", False),
+    ("22h00", False),
+    ("-1:00", False),
+    ("+7:00", False),
+    ("007:00", False),
+    ("٢٢:٠٠", False),
     (1320, False),  # what YAML 1.1 makes of an unquoted 22:00
     (" 22:00", False),
     ("22:00\n", False),
@@ -33,18 +52,32 @@ CLOCK_SAMPLES = [
 ]
 
 ZONE_SAMPLES = [
-    ("UTC", True), ("Etc/UTC", True), ("America/Denver", True), ("Europe/Berlin", True),
-    ("America/Argentina/Buenos_Aires", True), ("America/Port-au-Prince", True), ("Asia/Ho_Chi_Minh", True),
+    ("UTC", True),
+    ("Etc/UTC", True),
+    ("America/Denver", True),
+    ("Europe/Berlin", True),
+    ("America/Argentina/Buenos_Aires", True),
+    ("America/Port-au-Prince", True),
+    ("Asia/Ho_Chi_Minh", True),
     ("Etc/GMT-7", False),
-    ("Mountain Time", False), ("america/denver", False), ("Denver", False), ("America/Denver ", False),
-    ("GMT-7", False), ("America/", False), ("/America/Denver", False), ("../../etc/passwd", False), ("", False),
+    ("Mountain Time", False),
+    ("america/denver", False),
+    ("Denver", False),
+    ("America/Denver ", False),
+    ("GMT-7", False),
+    ("America/", False),
+    ("/America/Denver", False),
+    ("../../etc/passwd", False),
+    ("", False),
     ("MST", False),
     ("US/Mountain", False),
     ("EST5EDT", False),
     ("CET", False),
 ]
 
-needs_zones = pytest.mark.skipif(len(zoneinfo.available_timezones()) < 300, reason="no IANA time zone database here")
+needs_zones = pytest.mark.skipif(
+    len(zoneinfo.available_timezones()) < 300, reason="no IANA time zone database here"
+)
 
 
 def schema_accepts(night: dict) -> bool:
@@ -60,8 +93,13 @@ def parser_accepts(night: dict) -> bool:
     """Whether the workshop service takes it: its traits and its night-window parser, as the
     hub configuration runs them when writing the service's configuration file."""
     try:
-        service_config({"night_start": night.get("start", ""), "night_end": night.get("end", ""),
-                        "timezone": night.get("timeZone", "UTC")})
+        service_config(
+            {
+                "night_start": night.get("start", ""),
+                "night_end": night.get("end", ""),
+                "timezone": night.get("timeZone", "UTC"),
+            }
+        )
     except (ValueError, TraitError):
         return False
     return True
@@ -73,13 +111,16 @@ def test_clock_times(text, accepted):
         assert (schema_accepts(night), parser_accepts(night)) == (accepted, accepted), night
 
 
-@pytest.mark.parametrize("night, accepted", [
-    ({"start": "", "end": ""}, True),  # no night window
-    ({"start": "22:00", "end": "06:00"}, True),
-    ({"start": "6:00", "end": "22:00"}, True),  # a daytime "night" is allowed
-    ({"start": "22:00", "end": ""}, False),
-    ({"start": "", "end": "06:00"}, False),
-])
+@pytest.mark.parametrize(
+    "night, accepted",
+    [
+        ({"start": "", "end": ""}, True),  # no night window
+        ({"start": "22:00", "end": "06:00"}, True),
+        ({"start": "6:00", "end": "22:00"}, True),  # a daytime "night" is allowed
+        ({"start": "22:00", "end": ""}, False),
+        ({"start": "", "end": "06:00"}, False),
+    ],
+)
 def test_start_and_end_together(night, accepted):
     assert (schema_accepts(night), parser_accepts(night)) == (accepted, accepted)
 

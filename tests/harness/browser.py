@@ -27,8 +27,9 @@ class LoginResult:
 
 def new_session() -> aiohttp.ClientSession:
     # unsafe=True: keep cookies for 127.0.0.1
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                 connector=aiohttp.TCPConnector(limit=0))
+    return aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(limit=0)
+    )
 
 
 async def login(session: aiohttp.ClientSession, url: str, username: str, password: str) -> LoginResult:

@@ -39,15 +39,23 @@ class FaultyProxy:
             await asyncio.sleep(self.delete_delay)
         # keep Host: links the hub builds (pagination "next" URLs) then point back through this hop
         headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-        async with self._session.request(request.method, self.target + request.path_qs, headers=headers,
-                                         data=await request.read(), allow_redirects=False) as upstream:
+        async with self._session.request(
+            request.method,
+            self.target + request.path_qs,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
+        ) as upstream:
             body = await upstream.read()
             self.seen.append((request.method, request.path_qs, upstream.status))
-            out = {k: v for k, v in upstream.headers.items()
-                   if k.lower() in ("content-type", "location", "retry-after")}
+            out = {
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() in ("content-type", "location", "retry-after")
+            }
             return web.Response(status=upstream.status, body=body, headers=out)
 
-    def start(self) -> "FaultyProxy":
+    def start(self) -> FaultyProxy:
         ready = threading.Event()
 
         def run():
@@ -74,6 +82,7 @@ class FaultyProxy:
 
     def stop(self) -> None:
         if self._loop:
+
             async def close():
                 self._closing.set()
                 await self._session.close()

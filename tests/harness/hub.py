@@ -11,8 +11,8 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def free_port() -> int:
@@ -21,8 +21,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1,
-             message: str = "condition"):
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1, message: str = "condition"
+):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -83,7 +84,7 @@ class HubProcess:
             """
         )
 
-    def start(self, wait: bool = True) -> "HubProcess":
+    def start(self, wait: bool = True) -> HubProcess:
         cfg = self.workdir / "jupyterhub_config.py"
         cfg.write_text(self.config_text)
         self._log = open(self.log_path, "ab")
@@ -111,14 +112,19 @@ class HubProcess:
         wait_for(ready, timeout, message="the hub to answer through the proxy")
 
     def wait_log(self, pattern: str, timeout: float = 30.0, start: int = 0) -> re.Match:
-        return wait_for(lambda: re.search(pattern, self.log_text()[start:]), timeout,
-                        message=f"hub log to show {pattern!r}")
+        return wait_for(
+            lambda: re.search(pattern, self.log_text()[start:]),
+            timeout,
+            message=f"hub log to show {pattern!r}",
+        )
 
     def api(self, path: str, method: str = "GET", data: bytes | None = None):
         import json
 
         req = urllib.request.Request(
-            f"{self.url}/hub/api{path}", method=method, data=data,
+            f"{self.url}/hub/api{path}",
+            method=method,
+            data=data,
             headers={"Authorization": f"token {self.api_token}"},
         )
         with urllib.request.urlopen(req, timeout=30) as r:

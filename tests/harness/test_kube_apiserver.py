@@ -28,7 +28,8 @@ async def test_api_server_semantics(api_only):
     async with kube.api_client() as api:
         v1 = client.CoreV1Api(api)
         created = await v1.create_namespaced_pod(
-            "default", pod_manifest("a", labels={"component": "singleuser-server", "tier": "x"}))
+            "default", pod_manifest("a", labels={"component": "singleuser-server", "tier": "x"})
+        )
         await v1.create_namespaced_pod("default", pod_manifest("b", labels={"component": "other"}))
         await v1.create_namespaced_pod("default", pod_manifest("c"))
 
@@ -66,14 +67,22 @@ async def test_api_server_semantics(api_only):
         assert int(patched.metadata.resource_version) > int(meta.resource_version)
 
         # a watch resumed at a list's resourceVersion sees only later changes (selector applied)
-        listed = json.loads(await (await v1.list_namespaced_pod(
-            "default", label_selector="component", _preload_content=False)).read())
+        listed = json.loads(
+            await (
+                await v1.list_namespaced_pod("default", label_selector="component", _preload_content=False)
+            ).read()
+        )
         seen = []
         w = watch.Watch()
 
         async def consume():
-            async with w.stream(v1.list_namespaced_pod, namespace="default", label_selector="component",
-                                resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=5) as stream:
+            async with w.stream(
+                v1.list_namespaced_pod,
+                namespace="default",
+                label_selector="component",
+                resource_version=listed["metadata"]["resourceVersion"],
+                timeout_seconds=5,
+            ) as stream:
                 async for event in stream:
                     seen.append((event["type"], event["raw_object"]["metadata"]["name"]))
                     if event["type"] == "DELETED":
@@ -81,18 +90,26 @@ async def test_api_server_semantics(api_only):
 
         # no need to wait for the watch to connect: it resumes at the list's resourceVersion
         consumer = asyncio.ensure_future(consume())
-        await v1.patch_namespaced_pod("c", "default", {"metadata": {"annotations": {"x": "1"}}})  # not selected
+        await v1.patch_namespaced_pod(
+            "c", "default", {"metadata": {"annotations": {"x": "1"}}}
+        )  # not selected
         await v1.patch_namespaced_pod("b", "default", {"metadata": {"annotations": {"x": "1"}}})
         await v1.delete_namespaced_pod("b", "default")
         await asyncio.wait_for(consumer, 10)
         assert seen == [("MODIFIED", "b"), ("DELETED", "b")]
 
         # PVCs and (empty) events are served too
-        pvc = await v1.create_namespaced_persistent_volume_claim("default", {
-            "metadata": {"name": "claim-x"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        pvc = await v1.create_namespaced_persistent_volume_claim(
+            "default",
+            {
+                "metadata": {"name": "claim-x"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            },
+        )
         assert pvc.status.phase == "Pending"  # no kubelet, nobody binds it
-        assert (await v1.list_namespaced_event("default", field_selector="involvedObject.kind=Pod")).items == []
+        assert (
+            await v1.list_namespaced_event("default", field_selector="involvedObject.kind=Pod")
+        ).items == []
 
     # kubernetes_asyncio spells it watch=True; a raw watch replays existing objects, then streams
     async with aiohttp.ClientSession() as http:
@@ -118,8 +135,10 @@ async def test_json_patch_over_http(api_only):
             patched = await resp.json()
         assert patched["metadata"]["labels"] == {"x": "1"}
 
-        ops = [{"op": "test", "path": "/metadata/labels/x", "value": "2"},
-               {"op": "add", "path": "/metadata/labels/y", "value": "1"}]
+        ops = [
+            {"op": "test", "path": "/metadata/labels/x", "value": "2"},
+            {"op": "add", "path": "/metadata/labels/y", "value": "1"},
+        ]
         async with http.patch(url, data=json.dumps(ops), headers=headers) as resp:
             assert resp.status == 422
             assert (await resp.json())["reason"] == "Invalid"

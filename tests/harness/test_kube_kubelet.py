@@ -37,21 +37,39 @@ def kube(tmp_path):
 
 @pytest.mark.e2e
 def test_kubelet_pvc_gating_mounts_and_failed_post_start(kube):
-    kube.create("persistentvolumeclaims", {
-        "metadata": {"name": "claim-ana"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
-    kube.create("pods", pod_manifest(
-        "jupyter-ana",
-        volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}},
-                 {"name": "scratch", "emptyDir": {}}],
-        mounts=[{"name": "home", "mountPath": "/home/jovyan"},
-                {"name": "scratch", "mountPath": "/tmp/scratch"}],
-        env=[{"name": "GREETING", "value": "hi"}, {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {}}}],
-        post_start=["sh", "-c", 'echo "$GREETING" > "$HOME/hook-ran"']))
+    kube.create(
+        "persistentvolumeclaims",
+        {
+            "metadata": {"name": "claim-ana"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    kube.create(
+        "pods",
+        pod_manifest(
+            "jupyter-ana",
+            volumes=[
+                {"name": "home", "persistentVolumeClaim": {"claimName": "claim-ana"}},
+                {"name": "scratch", "emptyDir": {}},
+            ],
+            mounts=[
+                {"name": "home", "mountPath": "/home/jovyan"},
+                {"name": "scratch", "mountPath": "/tmp/scratch"},
+            ],
+            env=[
+                {"name": "GREETING", "value": "hi"},
+                {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {}}},
+            ],
+            post_start=["sh", "-c", 'echo "$GREETING" > "$HOME/hook-ran"'],
+        ),
+    )
 
     # the PVC never binds by itself (pvc_bind_delay=None): the pod stays Pending, no process
-    wait_for(lambda: any(e["reason"] == "FailedScheduling" for e in kube.events("jupyter-ana")),
-             10, message="FailedScheduling")
+    wait_for(
+        lambda: any(e["reason"] == "FailedScheduling" for e in kube.events("jupyter-ana")),
+        10,
+        message="FailedScheduling",
+    )
     record = kube.pod("jupyter-ana")
     assert record["state"] == "waiting-for-volumes" and record["pid"] is None
     assert kube.get("pods", "jupyter-ana")["status"]["phase"] == "Pending"
@@ -83,7 +101,10 @@ def test_kubelet_pvc_gating_mounts_and_failed_post_start(kube):
     kube.create("pods", pod_manifest("jupyter-bad", post_start=["sh", "-c", "echo broken; exit 3"]))
     bad = kube.wait_pod_phase("jupyter-bad", "Failed", timeout=20)
     terminated = bad["status"]["containerStatuses"][0]["state"]["terminated"]
-    assert terminated["reason"] == "PostStartHookError" and bad["status"]["containerStatuses"][0]["ready"] is False
+    assert (
+        terminated["reason"] == "PostStartHookError"
+        and bad["status"]["containerStatuses"][0]["ready"] is False
+    )
     result = kube.post_start("jupyter-bad")
     assert result["exit_code"] == 3 and "broken" in result["output"]
     assert not kube.pod_alive("jupyter-bad") and process_gone(kube.pod_pid("jupyter-bad"))

@@ -67,13 +67,18 @@ def spawn_and_wait(hub: HubProcess, name: str, profile: str = "plain", timeout: 
 
 def stop_and_wait(hub: HubProcess, name: str, timeout: float = 30.0) -> None:
     hub.api(f"/users/{name}/server", method="DELETE")
-    wait_for(lambda: not hub.api(f"/users/{name}")["servers"], timeout, interval=0.1,
-             message=f"{name}'s server to stop")
+    wait_for(
+        lambda: not hub.api(f"/users/{name}")["servers"],
+        timeout,
+        interval=0.1,
+        message=f"{name}'s server to stop",
+    )
 
 
 def user_token(hub: HubProcess, name: str) -> str:
-    body = json.dumps({"note": "kube harness test", "expires_in": 600,
-                       "scopes": [f"access:servers!user={name}"]}).encode()
+    body = json.dumps(
+        {"note": "kube harness test", "expires_in": 600, "scopes": [f"access:servers!user={name}"]}
+    ).encode()
     return hub.api(f"/users/{name}/tokens", method="POST", data=body)["token"]
 
 
@@ -112,10 +117,15 @@ def test_kubespawner_spawns_through_the_emulator(cluster, hub):
         assert record["argv"][1:] == ["-m", "jupyterhub.singleuser", "--allow-root"]
 
         token = user_token(hub, "alice")
-        assert wait_for(lambda: proxied_status(hub, "alice", token) == 200, 20,
-                        message="a proxied request to alice's server")
-        with urllib.request.urlopen(urllib.request.Request(
-                f"{hub.url}/user/alice/api", headers={"Authorization": f"token {token}"}), timeout=10) as r:
+        assert wait_for(
+            lambda: proxied_status(hub, "alice", token) == 200,
+            20,
+            message="a proxied request to alice's server",
+        )
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{hub.url}/user/alice/api", headers={"Authorization": f"token {token}"}),
+            timeout=10,
+        ) as r:
             assert "version" in json.loads(r.read())  # jupyter_server's answer, through the proxy
 
         pid = record["pid"]

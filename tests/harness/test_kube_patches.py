@@ -19,24 +19,33 @@ def test_merge_patch_replaces_non_dicts_wholesale():
 
 def test_json_patch_applies_to_a_copy():
     doc = {"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "x"}]}}
-    patched = json_patch(doc, [
-        {"op": "add", "path": "/metadata/labels/b~1c", "value": "2"},
-        {"op": "replace", "path": "/spec/containers/0/name", "value": "y"},
-        {"op": "add", "path": "/spec/containers/-", "value": {"name": "z"}},
-        {"op": "test", "path": "/metadata/labels/a", "value": "1"},
-        {"op": "remove", "path": "/metadata/labels/a"},
-    ])
-    assert patched == {"metadata": {"labels": {"b/c": "2"}}, "spec": {"containers": [{"name": "y"}, {"name": "z"}]}}
+    patched = json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/metadata/labels/b~1c", "value": "2"},
+            {"op": "replace", "path": "/spec/containers/0/name", "value": "y"},
+            {"op": "add", "path": "/spec/containers/-", "value": {"name": "z"}},
+            {"op": "test", "path": "/metadata/labels/a", "value": "1"},
+            {"op": "remove", "path": "/metadata/labels/a"},
+        ],
+    )
+    assert patched == {
+        "metadata": {"labels": {"b/c": "2"}},
+        "spec": {"containers": [{"name": "y"}, {"name": "z"}]},
+    }
     assert doc["metadata"]["labels"] == {"a": "1"}
 
 
-@pytest.mark.parametrize("operations", [
-    [{"op": "test", "path": "/a", "value": 2}],
-    [{"op": "remove", "path": "/missing"}],
-    [{"op": "replace", "path": "/missing/deeper", "value": 1}],
-    [{"op": "frobnicate", "path": "/a"}],
-    ["not an operation"],
-])
+@pytest.mark.parametrize(
+    "operations",
+    [
+        [{"op": "test", "path": "/a", "value": 2}],
+        [{"op": "remove", "path": "/missing"}],
+        [{"op": "replace", "path": "/missing/deeper", "value": 1}],
+        [{"op": "frobnicate", "path": "/a"}],
+        ["not an operation"],
+    ],
+)
 def test_json_patch_that_does_not_apply_is_a_patch_error(operations):
     with pytest.raises(PatchError):
         json_patch({"a": 1}, operations)

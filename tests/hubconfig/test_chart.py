@@ -72,7 +72,9 @@ def service_entry(c) -> dict:
 
 def service_file(c) -> dict:
     command = service_entry(c)["command"]
-    assert command[:4] == [sys.executable, "-m", "jupyterhub_workshop.service", "--config"] and len(command) == 5
+    assert (
+        command[:4] == [sys.executable, "-m", "jupyterhub_workshop.service", "--config"] and len(command) == 5
+    )
     return json.loads(Path(command[4]).read_text())["WorkshopService"]
 
 
@@ -96,54 +98,110 @@ def test_the_chart_defaults(tmp_path):
     assert entry["environment"] == {} and entry["display"] is True
     assert service_file(c) == {
         "service_url": "http://0.0.0.0:10101",  # every interface of the hub pod
-        "idle_timeout": 3600, "cull_every": 60, "max_age": 0, "concurrency": 10,
-        "exempt_groups": ["instructors"], "dry_run": False,
-        "night_start": "", "night_end": "", "timezone": "UTC",
-        "staff_groups": ["instructors"], "users_per_node": 0, "price_per_node_hour": 0, "currency": "USD",
+        "idle_timeout": 3600,
+        "cull_every": 60,
+        "max_age": 0,
+        "concurrency": 10,
+        "exempt_groups": ["instructors"],
+        "dry_run": False,
+        "night_start": "",
+        "night_end": "",
+        "timezone": "UTC",
+        "staff_groups": ["instructors"],
+        "users_per_node": 0,
+        "price_per_node_hour": 0,
+        "currency": "USD",
         "db_url": "sqlite:////srv/jupyterhub/workshop-usage.sqlite",  # on the hub's volume
     }
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    assert roles["workshop-service"]["scopes"] == ROLE_SCOPES and roles["workshop-service"]["services"] == ["workshop"]
+    assert roles["workshop-service"]["scopes"] == ROLE_SCOPES and roles["workshop-service"]["services"] == [
+        "workshop"
+    ]
     assert "access:services!service=workshop" in roles["user"]["scopes"]
     assert "template_vars" not in c.JupyterHub  # no night window, no banner
 
 
 def test_storage_in_z2jh_shape_becomes_the_spawner_home_storage(tmp_path):
-    c = configured(tmp_path, chart_settings(storage={
-        "type": "dynamic", "capacity": "20Gi", "homeMountPath": "/home/user", "claimBindTimeout": 90,
-        "dynamic": {"storageClass": "rook-ceph-block"},
-        "forGroups": {"instructors": {"dynamic": {"storageClass": "fast-ssd"}},
-                      "guests": {"type": "none"}}}))
+    c = configured(
+        tmp_path,
+        chart_settings(
+            storage={
+                "type": "dynamic",
+                "capacity": "20Gi",
+                "homeMountPath": "/home/user",
+                "claimBindTimeout": 90,
+                "dynamic": {"storageClass": "rook-ceph-block"},
+                "forGroups": {
+                    "instructors": {"dynamic": {"storageClass": "fast-ssd"}},
+                    "guests": {"type": "none"},
+                },
+            }
+        ),
+    )
     spawner = c.WorkshopKubeSpawner
-    assert spawner.home_storage == {"mode": "dynamic", "capacity": "20Gi", "storage_class": "rook-ceph-block",
-                                    "sub_path": "{username}"}
-    assert spawner.home_storage_for_groups == {"instructors": {"storage_class": "fast-ssd"}, "guests": {"mode": "none"}}
+    assert spawner.home_storage == {
+        "mode": "dynamic",
+        "capacity": "20Gi",
+        "storage_class": "rook-ceph-block",
+        "sub_path": "{username}",
+    }
+    assert spawner.home_storage_for_groups == {
+        "instructors": {"storage_class": "fast-ssd"},
+        "guests": {"mode": "none"},
+    }
     assert spawner.home_mount_path == "/home/user" and spawner.home_claim_bind_timeout == 90
 
-    c = configured(tmp_path, chart_settings(storage={
-        "type": "static", "static": {"pvcName": "nfs-homes", "subPath": "homes/{username}"}}))
+    c = configured(
+        tmp_path,
+        chart_settings(
+            storage={"type": "static", "static": {"pvcName": "nfs-homes", "subPath": "homes/{username}"}}
+        ),
+    )
     assert c.WorkshopKubeSpawner.home_storage == {
-        "mode": "static", "capacity": "10Gi", "claim": "nfs-homes", "sub_path": "homes/{username}"}
+        "mode": "static",
+        "capacity": "10Gi",
+        "claim": "nfs-homes",
+        "sub_path": "homes/{username}",
+    }
 
 
-@pytest.mark.parametrize("storage, message", [
-    ({"type": "static"}, "home storage mode 'static' needs 'claim'"),
-    ({"forGroups": {"tas": {"type": "static"}}}, "home storage mode 'static' needs 'claim'"),
-    ({"type": "nfs"}, "home storage mode 'nfs' must be one of dynamic, static, none"),
-])
+@pytest.mark.parametrize(
+    "storage, message",
+    [
+        ({"type": "static"}, "home storage mode 'static' needs 'claim'"),
+        ({"forGroups": {"tas": {"type": "static"}}}, "home storage mode 'static' needs 'claim'"),
+        ({"type": "nfs"}, "home storage mode 'nfs' must be one of dynamic, static, none"),
+    ],
+)
 def test_storage_is_checked_by_the_spawner_parser_when_the_hub_starts(tmp_path, storage, message):
     with pytest.raises(ValueError, match=message):
         configured(tmp_path, chart_settings(storage=storage))
 
 
-@pytest.mark.parametrize("shared, expected", [
-    ({"nfs": {"server": "10.0.0.5", "path": "/export/shared"}, "writerGroups": ["instructors", "tas"]},
-     {"nfs_server": "10.0.0.5", "nfs_path": "/export/shared",
-      "mount_path": "/srv/shared", "writable_mount_path": "/srv/shared-readwrite"}),
-    ({"pvcName": "hackweek-shared", "mountPath": "/data"},
-     {"claim": "hackweek-shared", "mount_path": "/data", "writable_mount_path": "/srv/shared-readwrite"}),
-    ({}, {}),
-], ids=["nfs", "claim", "none"])
+@pytest.mark.parametrize(
+    "shared, expected",
+    [
+        (
+            {"nfs": {"server": "10.0.0.5", "path": "/export/shared"}, "writerGroups": ["instructors", "tas"]},
+            {
+                "nfs_server": "10.0.0.5",
+                "nfs_path": "/export/shared",
+                "mount_path": "/srv/shared",
+                "writable_mount_path": "/srv/shared-readwrite",
+            },
+        ),
+        (
+            {"pvcName": "hackweek-shared", "mountPath": "/data"},
+            {
+                "claim": "hackweek-shared",
+                "mount_path": "/data",
+                "writable_mount_path": "/srv/shared-readwrite",
+            },
+        ),
+        ({}, {}),
+    ],
+    ids=["nfs", "claim", "none"],
+)
 def test_shared_data(tmp_path, shared, expected):
     c = configured(tmp_path, chart_settings(sharedData=shared))
     assert c.WorkshopKubeSpawner.shared_data == expected
@@ -151,30 +209,76 @@ def test_shared_data(tmp_path, shared, expected):
 
 
 def test_high_performance_profile(tmp_path):
-    c = configured(tmp_path, chart_settings(highPerformance={
-        "enabled": True, "groups": ["instructors", "gpu"], "nodeSelector": {"pool": "big"}, "gpus": 1,
-        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "big", "effect": "NoSchedule"}],
-        "cpu": {"guarantee": 14, "limit": 16}, "memory": {"guarantee": "56G", "limit": None}}))
+    c = configured(
+        tmp_path,
+        chart_settings(
+            highPerformance={
+                "enabled": True,
+                "groups": ["instructors", "gpu"],
+                "nodeSelector": {"pool": "big"},
+                "gpus": 1,
+                "tolerations": [
+                    {"key": "dedicated", "operator": "Equal", "value": "big", "effect": "NoSchedule"}
+                ],
+                "cpu": {"guarantee": 14, "limit": 16},
+                "memory": {"guarantee": "56G", "limit": None},
+            }
+        ),
+    )
     assert c.WorkshopKubeSpawner.high_performance == {
-        "node_selector": {"pool": "big"}, "gpus": 1, "cpu_guarantee": 14, "cpu_limit": 16, "mem_guarantee": "56G",
-        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "big", "effect": "NoSchedule"}]}
+        "node_selector": {"pool": "big"},
+        "gpus": 1,
+        "cpu_guarantee": 14,
+        "cpu_limit": 16,
+        "mem_guarantee": "56G",
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "big", "effect": "NoSchedule"}],
+    }
     assert c.WorkshopKubeSpawner.high_performance_groups == ["instructors", "gpu"]
 
 
 def test_cull_settings_use_z2jh_names_and_reach_the_service_file(tmp_path):
-    c = configured(tmp_path, chart_settings(
-        cull={"timeout": 1800, "every": 120, "maxAge": 43200, "concurrency": 5, "kernelIdleTimeout": 1200,
-              "exemptGroups": [], "dryRun": True,
-              "night": {"start": "7:00", "end": "9:30", "timeZone": "Europe/Berlin"}},
-        service={"staffGroups": ["staff"], "usersPerNode": 4, "pricePerNodeHour": 0.384, "currency": "EUR"}),
-        base_url="/workshop/")
+    c = configured(
+        tmp_path,
+        chart_settings(
+            cull={
+                "timeout": 1800,
+                "every": 120,
+                "maxAge": 43200,
+                "concurrency": 5,
+                "kernelIdleTimeout": 1200,
+                "exemptGroups": [],
+                "dryRun": True,
+                "night": {"start": "7:00", "end": "9:30", "timeZone": "Europe/Berlin"},
+            },
+            service={
+                "staffGroups": ["staff"],
+                "usersPerNode": 4,
+                "pricePerNodeHour": 0.384,
+                "currency": "EUR",
+            },
+        ),
+        base_url="/workshop/",
+    )
     settings = service_file(c)
     assert {k: settings[k] for k in ("idle_timeout", "cull_every", "max_age", "concurrency", "dry_run")} == {
-        "idle_timeout": 1800, "cull_every": 120, "max_age": 43200, "concurrency": 5, "dry_run": True}
+        "idle_timeout": 1800,
+        "cull_every": 120,
+        "max_age": 43200,
+        "concurrency": 5,
+        "dry_run": True,
+    }
     assert settings["exempt_groups"] == []  # nobody exempt: an empty list stays a list
-    assert (settings["night_start"], settings["night_end"], settings["timezone"]) == ("7:00", "9:30", "Europe/Berlin")
-    assert (settings["staff_groups"], settings["users_per_node"], settings["price_per_node_hour"],
-            settings["currency"]) == (["staff"], 4, 0.384, "EUR")
+    assert (settings["night_start"], settings["night_end"], settings["timezone"]) == (
+        "7:00",
+        "9:30",
+        "Europe/Berlin",
+    )
+    assert (
+        settings["staff_groups"],
+        settings["users_per_node"],
+        settings["price_per_node_hour"],
+        settings["currency"],
+    ) == (["staff"], 4, 0.384, "EUR")
     assert c.WorkshopKubeSpawner.kernel_idle_timeout == 1200
     banner = c.JupyterHub.template_vars["announcement"]
     assert callable(banner) and banner(None) == ""
@@ -182,12 +286,18 @@ def test_cull_settings_use_z2jh_names_and_reach_the_service_file(tmp_path):
     assert service_entry(c)["command"][3:] == ["--config", str(tmp_path / "workshop-service.json")]
 
 
-@pytest.mark.parametrize("night, message", [
-    ({"start": "22:00", "end": "22:00"}, "it needs a duration"),
-    ({"start": "22:00", "end": ""}, "night window end '' is not a 24-hour HH:MM time"),
-    ({"start": "", "end": "06:00"}, "night window start '' is not a 24-hour HH:MM time"),
-    ({"start": "22:00", "end": "06:00", "timeZone": "America/Denvr"}, "unknown time zone 'America/Denvr'"),
-])
+@pytest.mark.parametrize(
+    "night, message",
+    [
+        ({"start": "22:00", "end": "22:00"}, "it needs a duration"),
+        ({"start": "22:00", "end": ""}, "night window end '' is not a 24-hour HH:MM time"),
+        ({"start": "", "end": "06:00"}, "night window start '' is not a 24-hour HH:MM time"),
+        (
+            {"start": "22:00", "end": "06:00", "timeZone": "America/Denvr"},
+            "unknown time zone 'America/Denvr'",
+        ),
+    ],
+)
 def test_the_night_window_is_checked_by_the_service_parser_when_the_hub_starts(tmp_path, night, message):
     with pytest.raises(ValueError, match=message):
         configured(tmp_path, chart_settings(cull={"night": night}))
@@ -227,7 +337,9 @@ def test_what_z2jh_set_before_is_extended_not_replaced(tmp_path):
     assert [s["name"] for s in c.JupyterHub.services] == ["workshop", "other"]
     [user] = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
     assert user["scopes"] == ["self", "read:users:name", "access:services!service=workshop"]
-    assert c.JupyterHub.template_vars["org"] == "ESIP" and callable(c.JupyterHub.template_vars["announcement"])
+    assert c.JupyterHub.template_vars["org"] == "ESIP" and callable(
+        c.JupyterHub.template_vars["announcement"]
+    )
 
 
 def test_without_the_chart_settings_the_hub_says_what_is_missing(tmp_path):
@@ -238,8 +350,12 @@ def test_without_the_chart_settings_the_hub_says_what_is_missing(tmp_path):
 
 def test_from_z2jh_reads_settings_names_and_base_url(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    values = {"custom": {"workshop": chart_settings(title="ESIP", cull={"night": {"start": "22:00", "end": "06:00"}})},
-              "hub": {"baseUrl": "/esip/"}}
+    values = {
+        "custom": {
+            "workshop": chart_settings(title="ESIP", cull={"night": {"start": "22:00", "end": "06:00"}})
+        },
+        "hub": {"baseUrl": "/esip/"},
+    }
 
     def get_config(key, default=None):
         value = values

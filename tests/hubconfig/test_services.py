@@ -1,7 +1,7 @@
 import json
 import stat
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from traitlets import TraitError
@@ -20,8 +20,12 @@ pytestmark = pytest.mark.jh55  # the hub image runs JupyterHub 5.5: this runs th
 
 def test_service_entry_runs_the_service_on_its_config_file(tmp_path):
     path = tmp_path / "workshop-service.json"
-    entry = workshop_service({"idle_timeout": 1800, "exempt_groups": []}, path, url="http://127.0.0.1:10123",
-                             environment={"WORKSHOP_DB_URL": "postgresql://u:pw@db/w"})
+    entry = workshop_service(
+        {"idle_timeout": 1800, "exempt_groups": []},
+        path,
+        url="http://127.0.0.1:10123",
+        environment={"WORKSHOP_DB_URL": "postgresql://u:pw@db/w"},
+    )
     assert entry["url"] == "http://127.0.0.1:10123" and entry["display"] is True
     assert entry["command"] == [sys.executable, "-m", "jupyterhub_workshop.service", "--config", str(path)]
     assert entry["environment"] == {"WORKSHOP_DB_URL": "postgresql://u:pw@db/w"}  # secrets by environment
@@ -39,9 +43,17 @@ def test_roles_are_least_privilege():
 
 async def test_the_service_reads_its_file_and_the_command_line_still_wins(tmp_path):
     path = tmp_path / "workshop-service.json"
-    settings = {"db_url": f"sqlite:///{tmp_path / 'usage.sqlite'}", "idle_timeout": 1800, "exempt_groups": [],
-                "staff_groups": ["instructors", "staff"], "night_start": "7:00", "night_end": "9:30",
-                "timezone": "Europe/Berlin", "dry_run": True, "price_per_node_hour": 0.384}
+    settings = {
+        "db_url": f"sqlite:///{tmp_path / 'usage.sqlite'}",
+        "idle_timeout": 1800,
+        "exempt_groups": [],
+        "staff_groups": ["instructors", "staff"],
+        "night_start": "7:00",
+        "night_end": "9:30",
+        "timezone": "Europe/Berlin",
+        "dry_run": True,
+        "price_per_node_hour": 0.384,
+    }
     entry = workshop_service(settings, path)
     service = WorkshopService()
     service.initialize([*entry["command"][3:], "--timeout=60"])
@@ -65,15 +77,29 @@ def test_the_service_refuses_a_missing_or_broken_config_file(tmp_path):
         WorkshopService().initialize(["--config", str(broken)])
 
 
-@pytest.mark.parametrize("settings, error, message", [
-    ({"idle_timout": 60}, ValueError, "unknown workshop service setting(s) ['idle_timout']"),
-    ({"idle_timeout": "an hour"}, TraitError, "'idle_timeout' trait of a WorkshopService instance expected an int"),
-    ({"night_start": "22:00", "night_end": "22:00"}, ValueError, "it needs a duration"),
-    ({"night_start": "22:00", "night_end": "06:00", "timezone": "America/Denvr"}, ValueError, "unknown time zone"),
-    ({"db_url": "postgresql+psycopg://workshop:s3cret@db/workshop"}, ValueError, "WORKSHOP_DB_URL"),
-    ({"api_token": "abc"}, ValueError, "JUPYTERHUB_API_TOKEN"),
-], ids=["unknown-key", "wrong-type", "empty-night", "unknown-zone", "db-password", "api-token"])
-def test_settings_are_checked_by_the_service_itself_before_anything_is_written(tmp_path, settings, error, message):
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"idle_timout": 60}, ValueError, "unknown workshop service setting(s) ['idle_timout']"),
+        (
+            {"idle_timeout": "an hour"},
+            TraitError,
+            "'idle_timeout' trait of a WorkshopService instance expected an int",
+        ),
+        ({"night_start": "22:00", "night_end": "22:00"}, ValueError, "it needs a duration"),
+        (
+            {"night_start": "22:00", "night_end": "06:00", "timezone": "America/Denvr"},
+            ValueError,
+            "unknown time zone",
+        ),
+        ({"db_url": "postgresql+psycopg://workshop:s3cret@db/workshop"}, ValueError, "WORKSHOP_DB_URL"),
+        ({"api_token": "abc"}, ValueError, "JUPYTERHUB_API_TOKEN"),
+    ],
+    ids=["unknown-key", "wrong-type", "empty-night", "unknown-zone", "db-password", "api-token"],
+)
+def test_settings_are_checked_by_the_service_itself_before_anything_is_written(
+    tmp_path, settings, error, message
+):
     with pytest.raises(error) as refused:
         workshop_service(settings, tmp_path / "workshop-service.json")
     assert message in str(refused.value)
@@ -83,7 +109,8 @@ def test_settings_are_checked_by_the_service_itself_before_anything_is_written(t
 def test_config_document_is_what_the_service_reads_back():
     # tuples become lists, as the service will see them after JSON
     assert service_config({"exempt_groups": ("instructors",), "db_url": "sqlite:///x.sqlite"}) == {
-        "WorkshopService": {"exempt_groups": ["instructors"], "db_url": "sqlite:///x.sqlite"}}
+        "WorkshopService": {"exempt_groups": ["instructors"], "db_url": "sqlite:///x.sqlite"}
+    }
 
 
 class Spawner:
@@ -98,12 +125,12 @@ class User:
 
 def test_night_warning_banner_shows_only_near_and_during_the_night():
     # 22:00-06:00 in Denver (UTC-7 in July): the window starts 04:00 UTC
-    now = {"t": datetime(2026, 7, 15, 3, 0, tzinfo=timezone.utc)}
+    now = {"t": datetime(2026, 7, 15, 3, 0, tzinfo=UTC)}
     banner = night_warning("22:00", "06:00", "America/Denver", warn_before=1800, clock=lambda: now["t"])
     assert banner(User(True)) == ""  # an hour before: too early
-    now["t"] = datetime(2026, 7, 15, 3, 45, tzinfo=timezone.utc)
+    now["t"] = datetime(2026, 7, 15, 3, 45, tzinfo=UTC)
     text = banner(User(True))
     assert "stopped at 22:00 (America/Denver) tonight" in text and '<a href="/services/workshop/">' in text
     assert banner(User(False)) == "" and banner(None) == ""  # nothing running, nothing to warn about
-    now["t"] = datetime(2026, 7, 15, 9, 0, tzinfo=timezone.utc)  # 03:00 local, inside
+    now["t"] = datetime(2026, 7, 15, 9, 0, tzinfo=UTC)  # 03:00 local, inside
     assert "being stopped for the night" in banner(User(True))

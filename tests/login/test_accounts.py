@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -53,7 +53,7 @@ accounts:
 """
     account = parse_accounts(text)["ws001"]
     assert account.is_instructor and not account.revoked
-    assert account.valid_from == datetime(2026, 7, 14, 8, tzinfo=timezone.utc)
+    assert account.valid_from == datetime(2026, 7, 14, 8, tzinfo=UTC)
 
 
 def test_bad_yaml_names_the_line(sample_hash):
@@ -74,7 +74,9 @@ def test_every_problem_is_reported_with_its_line(sample_hash):
         account_line("żółw"),  # 9
         account_line("WS010"),  # 10
         account_line("ws011", role="teacher"),  # 11
-        account_line("ws012", extra=', valid_from: "2026-07-15T00:00:00Z", valid_until: "2026-07-14T00:00:00Z"'),  # 12
+        account_line(
+            "ws012", extra=', valid_from: "2026-07-15T00:00:00Z", valid_until: "2026-07-14T00:00:00Z"'
+        ),  # 12
         account_line("ws013", extra=", colour: blue"),  # 13
         account_line("ws014", extra=", revoked: maybe"),  # 14
     )
@@ -125,7 +127,7 @@ def test_missing_and_non_utf8_files(tmp_path):
 
 
 def test_window_and_revocation(sample_hash):
-    t0 = datetime(2026, 7, 14, 8, tzinfo=timezone.utc)
+    t0 = datetime(2026, 7, 14, 8, tzinfo=UTC)
     a = Account("ws001", sample_hash, valid_from=t0, valid_until=t0 + timedelta(hours=8))
     assert not a.usable_at(t0 - timedelta(seconds=1))
     assert a.usable_at(t0)

@@ -33,10 +33,12 @@ def _hub_files_in_tmp(tmp_path, monkeypatch):
 @pytest.fixture
 async def hub(hub_app, accounts_file):
     path, _ = accounts_file
-    return await hub_app({
-        "JupyterHub": {"authenticator_class": "workshop"},
-        "WorkshopAuthenticator": {"accounts_file": str(path)},
-    })
+    return await hub_app(
+        {
+            "JupyterHub": {"authenticator_class": "workshop"},
+            "WorkshopAuthenticator": {"accounts_file": str(path)},
+        }
+    )
 
 
 async def test_hub_loads_the_workshop_authenticator_by_name(hub):
@@ -50,7 +52,9 @@ async def test_hub_loads_the_workshop_authenticator_by_name(hub):
 async def test_names_are_normalized_before_lookup(hub, accounts_file):
     _, cards = accounts_file
     auth = hub.authenticator
-    result = await auth.get_authenticated_user(None, {"username": "  WS001 ", "password": cards["ws001"].password})
+    result = await auth.get_authenticated_user(
+        None, {"username": "  WS001 ", "password": cards["ws001"].password}
+    )
     assert result["name"] == "ws001"
     assert result["groups"] == []
     assert not result["admin"]
@@ -67,11 +71,16 @@ async def test_instructors_are_admins_in_the_instructor_group(hub, accounts_file
 
 async def test_instructors_need_not_be_admins(hub_app, accounts_file):
     path, cards = accounts_file
-    app = await hub_app({
-        "JupyterHub": {"authenticator_class": "workshop"},
-        "WorkshopAuthenticator": {"accounts_file": str(path), "instructors_are_admins": False,
-                                  "instructor_group": "leads"},
-    })
+    app = await hub_app(
+        {
+            "JupyterHub": {"authenticator_class": "workshop"},
+            "WorkshopAuthenticator": {
+                "accounts_file": str(path),
+                "instructors_are_admins": False,
+                "instructor_group": "leads",
+            },
+        }
+    )
     result = await app.authenticator.get_authenticated_user(
         None, {"username": "wsinstructor01", "password": cards["wsinstructor01"].password}
     )
@@ -82,8 +91,9 @@ async def test_beyond_the_cap_logins_are_told_busy(hub, accounts_file):
     _, cards = accounts_file
     auth = hub.authenticator
     auth.admission.limit = 1
-    attempts = [auth.authenticate(None, {"username": "ws001", "password": cards["ws001"].password})
-                for _ in range(4)]
+    attempts = [
+        auth.authenticate(None, {"username": "ws001", "password": cards["ws001"].password}) for _ in range(4)
+    ]
     results = await asyncio.gather(*attempts, return_exceptions=True)
     assert results[0]["name"] == "ws001"
     busy = [r for r in results[1:] if isinstance(r, LoginRefused)]
@@ -114,7 +124,10 @@ async def test_unknown_names_cost_a_hash_check_like_wrong_passwords(hub):
 async def test_overlong_input_fails_like_a_wrong_password(hub, accounts_file):
     _, cards = accounts_file
     auth = hub.authenticator
-    assert await auth.authenticate(None, {"username": "ws001", "password": cards["ws001"].password + "x" * 5000}) is None
+    assert (
+        await auth.authenticate(None, {"username": "ws001", "password": cards["ws001"].password + "x" * 5000})
+        is None
+    )
     assert await auth.authenticate(None, {"username": "w" * 10_000, "password": "x"}) is None
 
 

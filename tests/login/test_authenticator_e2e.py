@@ -2,14 +2,14 @@
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jupyterhub_workshop.login.accounts import load_accounts, save_accounts
-from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.cli import main as cli
+from jupyterhub_workshop.login.accounts import load_accounts, save_accounts
 from jupyterhub_workshop.login.issuing import Batch, generate, issue
+from jupyterhub_workshop.login.printing import read_cards_csv
 
 from ..harness.browser import XSRF_FIELD, login, new_session
 from ..harness.hub import HubProcess
@@ -33,9 +33,11 @@ def workshop(tmp_path_factory):
     root = tmp_path_factory.mktemp("workshop")
     cards_dir = root / "cards"
     generate(cards_dir, Batch("ws", 8, 2), title="Hackweek")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     early, early_cards = issue(Batch("early", 1, valid_from=now + timedelta(days=1)))
-    late, late_cards = issue(Batch("late", 1, valid_from=now - timedelta(days=2), valid_until=now - timedelta(days=1)))
+    late, late_cards = issue(
+        Batch("late", 1, valid_from=now - timedelta(days=2), valid_until=now - timedelta(days=1))
+    )
     accounts = cards_dir / "accounts.yaml"
     save_accounts(accounts, [*load_accounts(accounts).values(), *early, *late])
     cards = {c.username: c for c in [*read_cards_csv(cards_dir / "cards.csv"), *early_cards, *late_cards]}
@@ -69,8 +71,11 @@ async def test_login_without_xsrf_is_refused(workshop):
     hub, _, cards = workshop
     async with new_session() as s:
         await s.get(f"{hub.url}/hub/login")
-        async with s.post(f"{hub.url}/hub/login", allow_redirects=False,
-                          data={"username": "ws002", "password": cards["ws002"].password}) as r:
+        async with s.post(
+            f"{hub.url}/hub/login",
+            allow_redirects=False,
+            data={"username": "ws002", "password": cards["ws002"].password},
+        ) as r:
             assert r.status == 403
 
 
@@ -187,10 +192,14 @@ async def test_a_crowd_beyond_the_cap_is_told_busy_then_everyone_gets_in(tmp_pat
     # mostly meets the cheap busy page, comes back after its Retry-After, and gets in
     generate(tmp_path / "cards", Batch("crowd", 12))
     cards = read_cards_csv(tmp_path / "cards" / "cards.csv")
-    hub = HubProcess(tmp_path / "hub", AUTH_CONFIG.format(accounts=tmp_path / "cards" / "accounts.yaml") + """
+    hub = HubProcess(
+        tmp_path / "hub",
+        AUTH_CONFIG.format(accounts=tmp_path / "cards" / "accounts.yaml")
+        + """
 c.WorkshopAuthenticator.concurrent_logins = 1
 c.WorkshopAuthenticator.max_logins_in_flight = 2
-""").start()
+""",
+    ).start()
     busy_answers = []
 
     async def person(card):
@@ -199,8 +208,11 @@ c.WorkshopAuthenticator.max_logins_in_flight = 2
                 xsrf = XSRF_FIELD.search(await r.text()).group(1)
             await everyone_ready.wait()  # all pages loaded: everyone presses "Sign in" together
             while True:
-                async with s.post(f"{hub.url}/hub/login", allow_redirects=False,
-                                  data={"username": card.username, "password": card.password, "_xsrf": xsrf}) as r:
+                async with s.post(
+                    f"{hub.url}/hub/login",
+                    allow_redirects=False,
+                    data={"username": card.username, "password": card.password, "_xsrf": xsrf},
+                ) as r:
                     if r.status != 503:
                         return r.status
                     busy_answers.append((r.headers.get("Retry-After"), await r.text()))

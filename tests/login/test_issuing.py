@@ -1,21 +1,38 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from jupyterhub_workshop.login.accounts import load_accounts
-from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.cli import main
+from jupyterhub_workshop.login.accounts import load_accounts
 from jupyterhub_workshop.login.passwords import verify_password
+from jupyterhub_workshop.login.printing import read_cards_csv
 
 
 @pytest.fixture
 def generated(tmp_path):
     out = tmp_path / "cards"
-    code = main([
-        "credentials", "generate", "--count", "4", "--prefix", "esip", "--instructors", "1",
-        "--valid-from", "2026-07-14T08:00:00-06:00", "--valid-until", "2026-07-16T18:00:00Z",
-        "--title", "ESIP 2026", "--hub-url", "https://hub.example.org/", "--out", str(out),
-    ])
+    code = main(
+        [
+            "credentials",
+            "generate",
+            "--count",
+            "4",
+            "--prefix",
+            "esip",
+            "--instructors",
+            "1",
+            "--valid-from",
+            "2026-07-14T08:00:00-06:00",
+            "--valid-until",
+            "2026-07-16T18:00:00Z",
+            "--title",
+            "ESIP 2026",
+            "--hub-url",
+            "https://hub.example.org/",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -29,7 +46,7 @@ def test_generate_writes_hashes_for_the_hub_and_cards_for_the_organizer(generate
     for card in cards:
         assert card.password not in accounts_text
         assert verify_password(book[card.username].password_hash, card.password)
-    assert book["esip001"].valid_from == datetime(2026, 7, 14, 14, tzinfo=timezone.utc)
+    assert book["esip001"].valid_from == datetime(2026, 7, 14, 14, tzinfo=UTC)
     html = (generated / "cards.html").read_text()
     assert "ESIP 2026" in html and "https://hub.example.org/" in html
     assert (generated / "cards.csv").stat().st_mode & 0o077 == 0  # plaintext: owner only
@@ -79,6 +96,18 @@ def test_check_names_every_bad_line(tmp_path, capsys):
 
 def test_bad_times_are_refused_by_the_parser(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["credentials", "generate", "--count", "1", "--prefix", "x", "--valid-from", "tomorrow",
-              "--out", str(tmp_path)])
+        main(
+            [
+                "credentials",
+                "generate",
+                "--count",
+                "1",
+                "--prefix",
+                "x",
+                "--valid-from",
+                "tomorrow",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert "not an ISO 8601 time" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from jupyterhub_workshop.login.printing import Card, cards_csv, cards_html, read
 
 
 def test_csv_round_trip(tmp_path):
-    cards = [Card("ws001", "abc", "participant"), Card("ws002", "d,e\"f", "instructor")]
+    cards = [Card("ws001", "abc", "participant"), Card("ws002", 'd,e"f', "instructor")]
     path = tmp_path / "cards.csv"
     path.write_text(cards_csv(cards))
     assert path.read_text().splitlines()[0] == "username,password,role"

@@ -34,7 +34,9 @@ def test_tracker_releases_after_the_delay_and_success_clears():
 
 def test_tracker_forgets_old_failures_and_bounds_memory():
     clock = Clock()
-    tracker = FailureTracker(BackoffPolicy(free_failures=1, base_delay=5, forget_after=100), clock, max_entries=2)
+    tracker = FailureTracker(
+        BackoffPolicy(free_failures=1, base_delay=5, forget_after=100), clock, max_entries=2
+    )
     tracker.record_failure("a")
     clock.now += 101
     assert tracker.retry_after("a") == 0  # forgotten

@@ -40,11 +40,23 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
     port = free_port()
     state = tmp_path / "state"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub_workshop.cli", "demo", "--port", str(port), "--state-dir", str(state)],
-        stdout=open(tmp_path / "demo.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "jupyterhub_workshop.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state),
+        ],
+        stdout=open(tmp_path / "demo.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def ready():
             assert proc.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
             return http_status(f"{url}/hub/api/") == 200
@@ -90,8 +102,16 @@ def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):
     assert (settings["night_start"], settings["night_end"]) == ("22:00", "06:00")
 
 
-@pytest.mark.parametrize("tz, zone", [("America/Denver", "America/Denver"), (":Europe/Berlin", "Europe/Berlin"),
-                                      ("US/Mountain", "UTC"), ("MST", "UTC"), ("Nowhere/Atlantis", "UTC")])
+@pytest.mark.parametrize(
+    "tz, zone",
+    [
+        ("America/Denver", "America/Denver"),
+        (":Europe/Berlin", "Europe/Berlin"),
+        ("US/Mountain", "UTC"),
+        ("MST", "UTC"),
+        ("Nowhere/Atlantis", "UTC"),
+    ],
+)
 def test_the_demo_night_window_uses_a_zone_the_service_accepts(monkeypatch, tz, zone):
     monkeypatch.setenv("TZ", tz)
     assert demo.local_timezone() == zone

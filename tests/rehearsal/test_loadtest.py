@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -83,9 +83,22 @@ def _result(name, times=None, error=None, retries=None, started=0.0, finished=No
 
 
 def test_report_counts_steps_errors_and_retries():
-    ok = [_result(f"u{i}", {"login": [0.1 * (i + 1)], "spawn": [2.0 + i], "kernel": [1.0], "code": [0.05, 0.07],
-                            "stop": [0.5]}, started=i, finished=i + 5.0, retries={"spawn_throttled": i})
-          for i in range(3)]
+    ok = [
+        _result(
+            f"u{i}",
+            {
+                "login": [0.1 * (i + 1)],
+                "spawn": [2.0 + i],
+                "kernel": [1.0],
+                "code": [0.05, 0.07],
+                "stop": [0.5],
+            },
+            started=i,
+            finished=i + 5.0,
+            retries={"spawn_throttled": i},
+        )
+        for i in range(3)
+    ]
     bad = [
         _result("u3", {}, StepError("login", "invalid username or password (HTTP 403)", "u3: Invalid")),
         _result("u4", {"login": [0.2]}, StepError("spawn", "spawn failed", "timeout")),
@@ -103,7 +116,11 @@ def test_report_counts_steps_errors_and_retries():
     assert report["retries"] == {"spawn_throttled": 3}
     first = report["errors"][0]
     assert (first["step"], first["kind"], first["count"], first["users"]) == (
-        "login", "invalid username or password (HTTP 403)", 2, ["u3", "u5"])
+        "login",
+        "invalid username or password (HTTP 403)",
+        2,
+        ["u3", "u5"],
+    )
     assert report["errors"][1]["step"] == "spawn"
     json.dumps(report)  # serializable as is
 
@@ -127,7 +144,13 @@ def test_errors_are_grouped_most_frequent_first_with_few_examples():
 
 
 def test_timeline_counts_every_user_in_exactly_one_stage():
-    transitions = [(0.0, 0, "login"), (1.0, 0, "spawn"), (0.5, 1, "login"), (1.5, 1, "failed"), (3.0, 0, "done")]
+    transitions = [
+        (0.0, 0, "login"),
+        (1.0, 0, "spawn"),
+        (0.5, 1, "login"),
+        (1.5, 1, "failed"),
+        (3.0, 0, "done"),
+    ]
     tl = timeline(transitions, users=3, end=4.0)
     assert tl["stages"] == list(STAGES)
     for row in tl["samples"]:
@@ -144,21 +167,27 @@ def test_timeline_counts_every_user_in_exactly_one_stage():
 def test_retry_after_seconds_dates_and_default():
     assert retry_after({"Retry-After": "3"}) == 3.0
     assert retry_after({}) == 5.0 and retry_after({}, default=1) == 1
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= retry_after({"Retry-After": later}) <= 30
     assert retry_after({"Retry-After": "soon"}) == 5.0
 
 
 def test_page_message_reads_the_login_error_and_error_pages():
-    assert page_message('<p class="login_error">\n  Invalid username or password\n</p>') == "Invalid username or password"
-    assert page_message("<h1>429</h1><p>Too many users trying to log in right now. Try again in 10 seconds.</p>") \
-        .startswith("Too many users")
+    assert (
+        page_message('<p class="login_error">\n  Invalid username or password\n</p>')
+        == "Invalid username or password"
+    )
+    assert page_message(
+        "<h1>429</h1><p>Too many users trying to log in right now. Try again in 10 seconds.</p>"
+    ).startswith("Too many users")
 
 
 def test_jupyter_messages_and_output():
     msg = jupyter_message("execute_request", {"code": "1"}, session="s1", username="u")
     assert msg["header"]["version"] == "5.3" and msg["header"]["msg_type"] == "execute_request"
-    assert msg["header"]["session"] == "s1" and msg["channel"] == "shell" and len(msg["header"]["msg_id"]) == 32
+    assert (
+        msg["header"]["session"] == "s1" and msg["channel"] == "shell" and len(msg["header"]["msg_id"]) == 32
+    )
     iopub = [
         {"msg_type": "stream", "content": {"name": "stdout", "text": "42\n"}},
         {"msg_type": "execute_result", "content": {"data": {"text/plain": "'x'"}}},
@@ -181,7 +210,9 @@ def test_url_and_card_selection():
 
 def test_stage_status_counts_every_stage_and_retries():
     status = stage_status(Counter(waiting=1, spawn=1, failed=1), retries=2)
-    assert status == "waiting 1 | login 0 | spawn 1 | kernel 0 | code 0 | stop 0 | done 0 | failed 1 | retries 2"
+    assert (
+        status == "waiting 1 | login 0 | spawn 1 | kernel 0 | code 0 | stop 0 | done 0 | failed 1 | retries 2"
+    )
     assert "retries" not in stage_status(Counter(done=3))
 
 
@@ -190,8 +221,11 @@ def test_stage_status_counts_every_stage_and_retries():
 
 def test_plot_stacks_the_users_of_each_stage_over_time():
     # three users: one done, one failed, one still waiting at the end
-    tl = timeline([(1.0, 0, "login"), (2.0, 0, "spawn"), (3.0, 0, "done"), (1.0, 1, "login"), (2.5, 1, "failed")],
-                  users=3, end=4.0)
+    tl = timeline(
+        [(1.0, 0, "login"), (2.0, 0, "spawn"), (3.0, 0, "done"), (1.0, 1, "login"), (2.5, 1, "failed")],
+        users=3,
+        end=4.0,
+    )
     svg = timeline_chart(tl, "users per stage")
     n = len(tl["samples"])  # one column per sample: what the drawing shows there is what was counted
     drawn = [dict(read_stacks(svg, (k + 0.5) / n)) for k in range(n)]
@@ -211,7 +245,7 @@ def test_plot_is_svg_or_an_html_page_holding_it(tmp_path):
     write_plot(tmp_path / "t.HTML", tl, "one & only")
     page = (tmp_path / "t.HTML").read_text()
     assert page.startswith("<!doctype html>") and "<title>one &amp; only</title>" in page
-    inner = page[page.index("<svg"):page.index("</svg>") + len("</svg>")]
+    inner = page[page.index("<svg") : page.index("</svg>") + len("</svg>")]
     assert read_stacks(inner, 0.99) == [("done", 1)]
     with pytest.raises(ValueError, match="PNG is no longer written"):
         write_plot(tmp_path / "t.png", tl, "x")
@@ -225,8 +259,22 @@ def test_a_plot_name_other_than_svg_or_html_is_refused_before_the_test(tmp_path,
     cards = tmp_path / "cards.csv"
     cards.write_text(cards_csv([Card("a", "b")]))
     unreachable = f"http://127.0.0.1:{free_port()}"
-    assert main(["loadtest", "--url", unreachable, "--cards", str(cards), "--users", "1",
-                 "--plot", str(tmp_path / "timeline.png")]) == 2
+    assert (
+        main(
+            [
+                "loadtest",
+                "--url",
+                unreachable,
+                "--cards",
+                str(cards),
+                "--users",
+                "1",
+                "--plot",
+                str(tmp_path / "timeline.png"),
+            ]
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     assert "timeline.png" in captured.err and ".svg" in captured.err and ".html" in captured.err
     assert captured.out == ""  # refused before any participant ran
@@ -236,14 +284,33 @@ def test_a_plot_name_other_than_svg_or_html_is_refused_before_the_test(tmp_path,
 
 
 def test_bad_cards_file_and_too_few_cards_exit_2(tmp_path, capsys):
-    assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(tmp_path / "none.csv"), "--users", "1"]) == 2
+    assert (
+        main(
+            ["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(tmp_path / "none.csv"), "--users", "1"]
+        )
+        == 2
+    )
     assert "none.csv" in capsys.readouterr().err
     cards = tmp_path / "cards.csv"
     cards.write_text(cards_csv([Card("a", "b")]))
     assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(cards), "--users", "2"]) == 2
     assert "only 1 cards" in capsys.readouterr().err
-    assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(cards), "--users", "1",
-                 "--progress-interval", "0"]) == 2
+    assert (
+        main(
+            [
+                "loadtest",
+                "--url",
+                "http://127.0.0.1:1",
+                "--cards",
+                str(cards),
+                "--users",
+                "1",
+                "--progress-interval",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "--progress-interval must be more than 0" in capsys.readouterr().err
 
 
@@ -251,17 +318,34 @@ def test_unreachable_hub_is_reported_per_user_not_a_crash(tmp_path, capsys):
     cards = tmp_path / "cards.csv"
     cards.write_text(cards_csv([Card("a", "x"), Card("b", "y")]))
     out = tmp_path / "r.json"
-    code = main(["loadtest", "--url", f"http://127.0.0.1:{free_port()}", "--cards", str(cards), "--users", "2",
-                 "--ramp", "0", "--json", str(out), "--plot", str(tmp_path / "r.html")])
+    code = main(
+        [
+            "loadtest",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+            "--cards",
+            str(cards),
+            "--users",
+            "2",
+            "--ramp",
+            "0",
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "r.html"),
+        ]
+    )
     assert code == 1
     report = json.loads(out.read_text())
     assert (report["users"], report["succeeded"], report["failed"]) == (2, 0, 2)
     (group,) = report["errors"]
     assert group["step"] == "login" and group["kind"].startswith("connection error") and group["count"] == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith("users finished: 2/2") and "failed 2" in err  # the live display's last line
+    assert (
+        err.splitlines()[-1].startswith("users finished: 2/2") and "failed 2" in err
+    )  # the live display's last line
     page = (tmp_path / "r.html").read_text()
-    assert read_stacks(page[page.index("<svg"):page.index("</svg>") + 6], 0.99) == [("failed", 2)]
+    assert read_stacks(page[page.index("<svg") : page.index("</svg>") + 6], 0.99) == [("failed", 2)]
 
 
 # --- the participant against a scripted hub: busy logins, a reasonless spawn failure -----------
@@ -278,9 +362,11 @@ async def scripted_hub(passwords: dict[str, str]):
     seen = Counter()
 
     async def login_page(request):
-        resp = web.Response(text='<form><input type="hidden" name="_xsrf" value="tok"/>'
-                                 '<input name="username"/><input name="password" type="password"/></form>',
-                            content_type="text/html")
+        resp = web.Response(
+            text='<form><input type="hidden" name="_xsrf" value="tok"/>'
+            '<input name="username"/><input name="password" type="password"/></form>',
+            content_type="text/html",
+        )
         resp.set_cookie("_xsrf", "tok", path="/hub/")
         return resp
 
@@ -292,8 +378,11 @@ async def scripted_hub(passwords: dict[str, str]):
         if seen[f"login {name}"] == 1:
             return web.Response(status=503, text="<p>busy</p>", headers={"Retry-After": "0"})
         if passwords.get(name) != form["password"]:
-            return web.Response(status=403, content_type="text/html",
-                                text='<p class="login_error">Invalid username or password</p>')
+            return web.Response(
+                status=403,
+                content_type="text/html",
+                text='<p class="login_error">Invalid username or password</p>',
+            )
         resp = web.HTTPFound("/hub/spawn")
         resp.set_cookie("user", name, path="/")
         raise resp
@@ -312,8 +401,9 @@ async def scripted_hub(passwords: dict[str, str]):
     async def user_model(request):
         name = request.match_info["name"]
         seen[f"poll {name}"] += 1
-        return web.json_response({"name": name, "pending": None, "servers": {
-            "": {"ready": True, "url": f"/user/{name}/"}}})
+        return web.json_response(
+            {"name": name, "pending": None, "servers": {"": {"ready": True, "url": f"/user/{name}/"}}}
+        )
 
     async def server(request):
         return web.Response(text="hello")
@@ -345,13 +435,20 @@ async def test_busy_login_is_retried_and_a_spawn_failed_without_reason_is_rechec
     from jupyterhub_workshop.rehearsal.loadtest.participant import Options
 
     async with scripted_hub({"ann": "pw"}) as (url, seen):
-        report = await loadtest.run_loadtest(Options(url=url, code="", stop=True), [Card("ann", "pw")],
-                                             stream=io.StringIO())
+        report = await loadtest.run_loadtest(
+            Options(url=url, code="", stop=True), [Card("ann", "pw")], stream=io.StringIO()
+        )
     assert report["succeeded"] == 1, report["errors"]
     assert report["retries"] == {"login_busy": 1, "spawn_failed_without_reason": 1}
     assert report["retry_wait_seconds"] == {"login_busy": 0.0}
     assert (seen["login ann"], seen["stop ann"]) == (2, 1) and seen["poll ann"] >= 1
-    assert [report["steps"][s]["count"] for s in ("login", "spawn", "kernel", "code", "stop")] == [1, 1, 0, 0, 1]
+    assert [report["steps"][s]["count"] for s in ("login", "spawn", "kernel", "code", "stop")] == [
+        1,
+        1,
+        0,
+        0,
+        1,
+    ]
 
 
 class Terminal(io.StringIO):
@@ -366,8 +463,12 @@ async def test_the_live_display_shows_users_per_stage(terminal, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # a wide terminal: nothing cut off
     stream = Terminal() if terminal else io.StringIO()
     async with scripted_hub({"ann": "pw", "bob": "pw2"}) as (url, seen):
-        await loadtest.run_loadtest(Options(url=url, code="", stop=True), [Card("ann", "pw"), Card("bob", "nope")],
-                                    stream=stream, interval=0.01)
+        await loadtest.run_loadtest(
+            Options(url=url, code="", stop=True),
+            [Card("ann", "pw"), Card("bob", "nope")],
+            stream=stream,
+            interval=0.01,
+        )
     text = stream.getvalue()
     if terminal:  # one line, redrawn in place
         assert text.count("\n") == 1 and text.endswith("\n") and text.count("\r") >= 2
@@ -387,11 +488,16 @@ async def test_a_wrong_card_fails_only_its_participant():
 
     cards = [Card("ann", "pw"), Card("bob", "not-bobs"), Card("cy", "pw3")]
     async with scripted_hub({"ann": "pw", "bob": "pw2", "cy": "pw3"}) as (url, seen):
-        report = await loadtest.run_loadtest(Options(url=url, code="", stop=True), cards, ramp=0.1,
-                                             stream=io.StringIO())
+        report = await loadtest.run_loadtest(
+            Options(url=url, code="", stop=True), cards, ramp=0.1, stream=io.StringIO()
+        )
     assert (report["succeeded"], report["failed"]) == (2, 1)
     (group,) = report["errors"]
-    assert (group["step"], group["kind"], group["users"]) == ("login", "invalid username or password (HTTP 403)", ["bob"])
+    assert (group["step"], group["kind"], group["users"]) == (
+        "login",
+        "invalid username or password (HTTP 403)",
+        ["bob"],
+    )
     assert group["example"] == "bob: Invalid username or password"
     assert report["steps"]["stop"]["count"] == 2 and seen["stop bob"] == 0  # bob never got a server
     assert [u["ok"] for u in report["per_user"]] == [True, False, True]
@@ -413,18 +519,25 @@ def demo_hub(tmp_path_factory):
     state = tmp / "state"
     log = tmp / "demo.log"
     config = demo.prepare(state, port=port, out=io.StringIO())
-    config.write_text(config.read_text() + textwrap.dedent("""
+    config.write_text(
+        config.read_text()
+        + textwrap.dedent("""
         c.Spawner.http_timeout = 180
         c.Spawner.start_timeout = 240
         c.JupyterHub.concurrent_spawn_limit = 3
         c.JupyterHub.tornado_settings = {"spawn_throttle_retry_range": (1, 2)}
-        """))
+        """)
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=state,
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        cwd=state,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def ready():
             assert proc.poll() is None, log.read_text()[-3000:]
             return http_status(f"{url}/hub/api/") == 200
@@ -441,10 +554,27 @@ def test_ten_participants_complete_every_step_and_throttled_spawns_are_retried(d
     users = 10
     out = tmp_path / "report"
     mark = len(log.read_text())
-    code = main(["loadtest", 
-        "--url", url + "/", "--cards", str(state / "cards.csv"), "--users", str(users), "--ramp", "10",
-        "--iterations", "2", "--json", f"{out}.json", "--csv", f"{out}.csv", "--plot", f"{out}.svg",
-    ])
+    code = main(
+        [
+            "loadtest",
+            "--url",
+            url + "/",
+            "--cards",
+            str(state / "cards.csv"),
+            "--users",
+            str(users),
+            "--ramp",
+            "10",
+            "--iterations",
+            "2",
+            "--json",
+            f"{out}.json",
+            "--csv",
+            f"{out}.csv",
+            "--plot",
+            f"{out}.svg",
+        ]
+    )
     captured = capsys.readouterr()
     hub_log = log.read_text()[mark:]
     assert code == 0, captured.out + "\n" + hub_log[-3000:]
@@ -482,15 +612,31 @@ def test_wrong_card_is_reported_as_a_login_error_not_a_crash(demo_hub, tmp_path,
     wrong = Card(cards[10].username, "wrong-password")
     path = tmp_path / "cards.csv"
     path.write_text(cards_csv([wrong]))
-    code = main(["loadtest", "--url", url, "--cards", str(path), "--users", "1", "--ramp", "0",
-                          "--json", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "loadtest",
+            "--url",
+            url,
+            "--cards",
+            str(path),
+            "--users",
+            "1",
+            "--ramp",
+            "0",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1  # gates a rehearsal
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["users"], report["succeeded"], report["failed"]) == (1, 0, 1)
     (group,) = report["errors"]
     assert (group["step"], group["kind"], group["users"]) == (
-        "login", "invalid username or password (HTTP 403)", [wrong.username])
+        "login",
+        "invalid username or password (HTTP 403)",
+        [wrong.username],
+    )
     assert "Invalid username or password" in group["example"]  # the hub's own message
     assert report["steps"]["login"]["errors"] == 1 and report["steps"]["spawn"]["count"] == 0
     assert f"1 x login: invalid username or password (HTTP 403)  ({wrong.username})" in out

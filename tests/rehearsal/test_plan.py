@@ -18,14 +18,18 @@ from jupyterhub_workshop.rehearsal.plan.sizing import (
 
 CATALOGUE = load_catalogue()
 M5_2XLARGE = CATALOGUE.nodes["m5.2xlarge"]
-NO_OVERHEADS = Overheads(system_cpu=0, system_memory=0, daemonset_cpu=0, daemonset_memory=0, hub_cpu=0, hub_memory=0)
+NO_OVERHEADS = Overheads(
+    system_cpu=0, system_memory=0, daemonset_cpu=0, daemonset_memory=0, hub_cpu=0, hub_memory=0
+)
 
 
 # --- the seed figures --------------------------------------------------------------------
 
+
 def test_icesat2_hackweek_fits_four_users_per_m5_2xlarge():
-    plan = make_plan(users=60, cpu=1.75, memory=7 * GIB, cpu_limit=4, memory_limit=8 * GIB, node=M5_2XLARGE,
-                     hours=24)
+    plan = make_plan(
+        users=60, cpu=1.75, memory=7 * GIB, cpu_limit=4, memory_limit=8 * GIB, node=M5_2XLARGE, hours=24
+    )
     assert isinstance(plan, Plan)
     assert plan.users_per_node == 4 and plan.fit.limited_by == "memory"
     assert plan.nodes_for_users == 15  # 60 / 4
@@ -36,7 +40,9 @@ def test_icesat2_hackweek_fits_four_users_per_m5_2xlarge():
 
 def test_jetstream_guide_fits_eleven_users_of_10g_on_128g_with_128m_for_the_hub():
     machine = NodeType("custom", cpu=32, memory=128 * GIB)
-    plan = make_plan(users=11, cpu=0, memory=10 * GIB, node=machine, overheads=OverheadSettings(hub_memory=128 * MIB))
+    plan = make_plan(
+        users=11, cpu=0, memory=10 * GIB, node=machine, overheads=OverheadSettings(hub_memory=128 * MIB)
+    )
     assert plan.users_per_node == 11 and plan.nodes_for_users == 1
     assert plan.overheads.hub_memory == 128 * MIB
     # the catalogue's Jetstream2 m3.xl (125 GB) holds the same eleven
@@ -53,11 +59,16 @@ def test_the_overheads_are_what_make_the_seed_figures():
 
 # --- impossible requests -----------------------------------------------------------------
 
+
 def test_guarantee_larger_than_any_node_is_refused_with_a_clear_message():
     with pytest.raises(PlanError) as refused:
         make_plan(users=10, cpu=1, memory=2000 * GIB, node=M5_2XLARGE, catalogue=CATALOGUE)
     message = str(refused.value)
-    assert "impossible request" in message and "memory guarantee 2000.0 GiB" in message and "m5.2xlarge" in message
+    assert (
+        "impossible request" in message
+        and "memory guarantee 2000.0 GiB" in message
+        and "m5.2xlarge" in message
+    )
     assert "larger than any node type in the catalogue" in message
 
 
@@ -66,27 +77,35 @@ def test_guarantee_larger_than_the_chosen_node_names_nodes_that_fit():
         make_plan(users=10, cpu=12, memory=4 * GIB, node=M5_2XLARGE, catalogue=CATALOGUE)
     message = str(refused.value)
     assert "CPU guarantee 12" in message
-    assert "m5.4xlarge" in message and "m5.2xlarge:" in message  # the smallest m5 that fits, and why this one does not
+    assert (
+        "m5.4xlarge" in message and "m5.2xlarge:" in message
+    )  # the smallest m5 that fits, and why this one does not
     with pytest.raises(PlanError) as without_catalogue:
         make_plan(users=10, cpu=12, memory=4 * GIB, node=M5_2XLARGE)
     assert "catalogue" not in str(without_catalogue.value)
 
 
-@pytest.mark.parametrize("request_, message", [
-    (dict(memory_limit=4 * GIB), "below the memory guarantee"),
-    (dict(cpu=2, cpu_limit=1), "below the CPU guarantee"),
-    (dict(users=-1), "--users cannot be negative"),
-    (dict(hours=-1), "--hours cannot be negative"),
-    (dict(placeholders=-1), "--placeholders cannot be negative"),
-    (dict(headroom_percent=-1), "--headroom cannot be negative"),
-    (dict(memory=0), "memory guarantee larger than 0"),
-])
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (dict(memory_limit=4 * GIB), "below the memory guarantee"),
+        (dict(cpu=2, cpu_limit=1), "below the CPU guarantee"),
+        (dict(users=-1), "--users cannot be negative"),
+        (dict(hours=-1), "--hours cannot be negative"),
+        (dict(placeholders=-1), "--placeholders cannot be negative"),
+        (dict(headroom_percent=-1), "--headroom cannot be negative"),
+        (dict(memory=0), "memory guarantee larger than 0"),
+    ],
+)
 def test_requests_that_cannot_be_planned(request_, message):
     with pytest.raises(PlanError, match=message):
-        make_plan(**{"users": 1, "cpu": 0, "memory": 8 * GIB, "node": CATALOGUE.nodes["m5.xlarge"], **request_})
+        make_plan(
+            **{"users": 1, "cpu": 0, "memory": 8 * GIB, "node": CATALOGUE.nodes["m5.xlarge"], **request_}
+        )
 
 
 # --- the rules -----------------------------------------------------------------------------
+
 
 def test_fit_is_limited_by_the_scarcer_resource():
     node = NodeType("n", cpu=8, memory=64 * GIB)
@@ -108,13 +127,17 @@ def test_placeholders_are_a_share_of_the_users_rounded_up():
 def test_any_machine_by_cpu_memory_and_price():
     machine = NodeType("custom", cpu=16, memory=64 * GIB, price=0.5)
     plan = make_plan(users=20, cpu=1, memory=4 * GIB, node=machine, hours=10, placeholders=0)
-    assert plan.users_per_node == 14  # 15.69 CPU -> 15 by CPU; 64 - 3.94 - 0.5 - 0.125 = 59.4 GiB -> 14 by memory
+    assert (
+        plan.users_per_node == 14
+    )  # 15.69 CPU -> 15 by CPU; 64 - 3.94 - 0.5 - 0.125 = 59.4 GiB -> 14 by memory
     assert (plan.nodes, plan.node_hours, plan.cost) == (2, 20, 10.0)
     assert plan.unused_memory_per_full_node == plan.fit.allocatable_memory - 14 * 4 * GIB
 
 
 def test_warnings_say_what_the_numbers_leave_out():
-    overcommitted = make_plan(users=8, cpu=1.75, memory=7 * GIB, memory_limit=8 * GIB, node=M5_2XLARGE, hours=3)
+    overcommitted = make_plan(
+        users=8, cpu=1.75, memory=7 * GIB, memory_limit=8 * GIB, node=M5_2XLARGE, hours=3
+    )
     assert any("overcommit" in w for w in overcommitted.warnings)
     quiet = make_plan(users=8, cpu=1.75, memory=7 * GIB, memory_limit=7 * GIB, node=M5_2XLARGE, hours=3)
     assert quiet.warnings == ()
@@ -122,7 +145,9 @@ def test_warnings_say_what_the_numbers_leave_out():
     assert one_hour.hours == 1 and one_hour.cost is None
     assert [w.split(":")[0] for w in one_hour.warnings] == [
         "the CPU limit 16 is more than a node has for users (7.71); it will never be reached",
-        "no --hours or --schedule", "no price for this node"]
+        "no --hours or --schedule",
+        "no price for this node",
+    ]
 
 
 def test_schedule_sums_node_hours_per_block():

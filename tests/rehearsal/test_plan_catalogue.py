@@ -16,7 +16,9 @@ def test_catalogue_has_the_families_and_a_price_date():
     assert providers == {"aws", "gcp", "jetstream2"}
     names = set(cat.nodes)
     assert {"m5.xlarge", "m6i.2xlarge", "n2-standard-8", "n2-highmem-8", "m3.medium", "m3.xl"} <= names
-    assert all(n.price is not None and n.price > 0 and n.source.startswith("https://") for n in cat.nodes.values())
+    assert all(
+        n.price is not None and n.price > 0 and n.source.startswith("https://") for n in cat.nodes.values()
+    )
 
 
 def test_unknown_node_names_get_suggestions():

@@ -16,16 +16,48 @@ def run_json(capsys, *argv):
 
 
 def test_icesat2_hackweek_from_the_command_line(capsys):
-    result = run_json(capsys, "--users", "60", "--cpu", "1.75", "--memory", "7G", "--cpu-limit", "4",
-                      "--memory-limit", "8G", "--node", "m5.2xlarge", "--hours", "24")
+    result = run_json(
+        capsys,
+        "--users",
+        "60",
+        "--cpu",
+        "1.75",
+        "--memory",
+        "7G",
+        "--cpu-limit",
+        "4",
+        "--memory-limit",
+        "8G",
+        "--node",
+        "m5.2xlarge",
+        "--hours",
+        "24",
+    )
     assert (result["users_per_node"], result["nodes"], result["node_hours"]) == (4, 17, 408)
     assert main(["plan", "--users", "60", "--cpu", "1.75", "--memory", "7G", "--node", "m5.2xlarge"]) == 0
     assert "4 (limited by memory)" in capsys.readouterr().out
 
 
 def test_overhead_options_reach_the_plan(capsys):
-    result = run_json(capsys, "--users", "11", "--memory", "10G", "--node-cpu", "32", "--node-memory", "128G",
-                      "--system-memory", "0", "--daemonset-memory", "0", "--hub-memory", "0", "--hub-cpu", "500m")
+    result = run_json(
+        capsys,
+        "--users",
+        "11",
+        "--memory",
+        "10G",
+        "--node-cpu",
+        "32",
+        "--node-memory",
+        "128G",
+        "--system-memory",
+        "0",
+        "--daemonset-memory",
+        "0",
+        "--hub-memory",
+        "0",
+        "--hub-cpu",
+        "500m",
+    )
     assert result["users_per_node"] == 12
     ov = result["overheads_per_node"]
     assert ov["system"]["memory_gib"] == ov["daemonsets"]["memory_gib"] == ov["hub"]["memory_gib"] == 0
@@ -33,28 +65,75 @@ def test_overhead_options_reach_the_plan(capsys):
 
 
 def test_node_options(capsys):
-    custom = run_json(capsys, "--users", "20", "--cpu", "1", "--memory", "4G", "--node-cpu", "16",
-                      "--node-memory", "64G", "--price", "0.5", "--hours", "10", "--placeholders", "0")
+    custom = run_json(
+        capsys,
+        "--users",
+        "20",
+        "--cpu",
+        "1",
+        "--memory",
+        "4G",
+        "--node-cpu",
+        "16",
+        "--node-memory",
+        "64G",
+        "--price",
+        "0.5",
+        "--hours",
+        "10",
+        "--placeholders",
+        "0",
+    )
     assert custom["node"]["name"] == "custom" and custom["node"]["price"] == 0.5 and custom["cost"] == 10.0
-    modified = run_json(capsys, "--users", "4", "--memory", "4G", "--node", "m5.2xlarge", "--node-cpu", "16",
-                        "--currency", "EUR")
+    modified = run_json(
+        capsys,
+        "--users",
+        "4",
+        "--memory",
+        "4G",
+        "--node",
+        "m5.2xlarge",
+        "--node-cpu",
+        "16",
+        "--currency",
+        "EUR",
+    )
     assert modified["node"]["provider"] == "aws (modified)" and modified["node"]["cpu"] == 16
     assert modified["node"]["memory_gib"] == 32 and modified["currency"] == "EUR"
-    named = run_json(capsys, "--users", "4", "--memory", "4G", "--node", "lab-box", "--node-cpu", "8",
-                     "--node-memory", "32G")
+    named = run_json(
+        capsys,
+        "--users",
+        "4",
+        "--memory",
+        "4G",
+        "--node",
+        "lab-box",
+        "--node-cpu",
+        "8",
+        "--node-memory",
+        "32G",
+    )
     assert named["node"]["name"] == "lab-box" and named["cost"] is None
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--users", "10", "--cpu", "1", "--memory", "2000G", "--node", "m5.2xlarge"],
-     "larger than any node type in the catalogue"),
-    (["--users", "10", "--cpu", "12", "--memory", "4G", "--node", "m5.2xlarge"], "m5.4xlarge"),
-    (["--users", "1", "--memory", "8G", "--memory-limit", "4G", "--node", "m5.xlarge"], "below the memory guarantee"),
-    (["--users", "1", "--memory", "1G", "--node", "m5.2xlage"], "did you mean m5.2xlarge"),
-    (["--users", "1", "--memory", "1G"], "give --node TYPE"),
-    (["--users", "1", "--node", "m5.xlarge"], "missing --memory"),
-    (["--users", "1", "--memory", "1G", "--node-cpu", "0", "--node-memory", "4G"], "more than 0 CPU"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--users", "10", "--cpu", "1", "--memory", "2000G", "--node", "m5.2xlarge"],
+            "larger than any node type in the catalogue",
+        ),
+        (["--users", "10", "--cpu", "12", "--memory", "4G", "--node", "m5.2xlarge"], "m5.4xlarge"),
+        (
+            ["--users", "1", "--memory", "8G", "--memory-limit", "4G", "--node", "m5.xlarge"],
+            "below the memory guarantee",
+        ),
+        (["--users", "1", "--memory", "1G", "--node", "m5.2xlage"], "did you mean m5.2xlarge"),
+        (["--users", "1", "--memory", "1G"], "give --node TYPE"),
+        (["--users", "1", "--node", "m5.xlarge"], "missing --memory"),
+        (["--users", "1", "--memory", "1G", "--node-cpu", "0", "--node-memory", "4G"], "more than 0 CPU"),
+    ],
+)
 def test_requests_that_cannot_be_planned_exit_1_with_the_reason(capsys, argv, message):
     assert main(["plan", *argv]) == 1
     assert message in capsys.readouterr().err
@@ -64,9 +143,21 @@ def test_schedule_file(tmp_path, capsys):
     sched = tmp_path / "schedule.yaml"
     sched.write_text(
         "- {start: '2026-07-14T08:00:00-06:00', end: '2026-07-14T17:00:00-06:00'}\n"
-        "- {start: '2026-07-15T08:00:00-06:00', end: '2026-07-15T12:00:00-06:00', users: 20}\n")
-    result = run_json(capsys, "--users", "40", "--cpu", "1.75", "--memory", "7G", "--node", "m5.2xlarge",
-                      "--schedule", str(sched))
+        "- {start: '2026-07-15T08:00:00-06:00', end: '2026-07-15T12:00:00-06:00', users: 20}\n"
+    )
+    result = run_json(
+        capsys,
+        "--users",
+        "40",
+        "--cpu",
+        "1.75",
+        "--memory",
+        "7G",
+        "--node",
+        "m5.2xlarge",
+        "--schedule",
+        str(sched),
+    )
     assert [(b["users"], b["nodes"], b["hours"]) for b in result["schedule"]] == [(40, 11, 9), (20, 6, 4)]
     assert result["node_hours"] == 11 * 9 + 6 * 4
 
@@ -94,7 +185,9 @@ def test_from_usage_gives_actual_node_hours_and_cost(tmp_path, capsys):
     assert result["node_hours"] == pytest.approx(2.5) and result["peak_servers"] == 3
     assert result["cost"] == pytest.approx(0.96) and result["node"] is None
     # or sized from the node and guarantees: 4 per m5.2xlarge, catalogue price
-    result = run_json(capsys, "--from-usage", str(path), "--node", "m5.2xlarge", "--cpu", "1.75", "--memory", "7G")
+    result = run_json(
+        capsys, "--from-usage", str(path), "--node", "m5.2xlarge", "--cpu", "1.75", "--memory", "7G"
+    )
     assert result["users_per_node"] == 4 and result["node_hours"] == pytest.approx(2.0)
     assert result["cost"] == pytest.approx(0.77) and result["currency"] == "USD"
     assert main(["plan", "--from-usage", str(path)]) == 1

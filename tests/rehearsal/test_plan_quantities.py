@@ -9,10 +9,20 @@ from jupyterhub_workshop.rehearsal.plan.quantities import (
 )
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("7G", 7 * GIB), ("7Gi", 7 * GIB), ("7GB", 7 * GIB), ("512M", 512 * MIB), ("128Mi", 128 * MIB),
-    ("1.5T", int(1.5 * 1024 * GIB)), ("10", 10 * GIB), ("0", 0), (2, 2 * GIB),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("7G", 7 * GIB),
+        ("7Gi", 7 * GIB),
+        ("7GB", 7 * GIB),
+        ("512M", 512 * MIB),
+        ("128Mi", 128 * MIB),
+        ("1.5T", int(1.5 * 1024 * GIB)),
+        ("10", 10 * GIB),
+        ("0", 0),
+        (2, 2 * GIB),
+    ],
+)
 def test_memory_units_are_binary_like_jupyterhub(text, expected):
     assert parse_memory(text) == expected
 

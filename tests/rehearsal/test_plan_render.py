@@ -1,7 +1,7 @@
 """A plan shown as a table and as JSON (`plan --format json`, whose shape scripts rely on)."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from jupyterhub_workshop.rehearsal.plan.catalogue import load_catalogue
 from jupyterhub_workshop.rehearsal.plan.quantities import GIB
@@ -10,44 +10,111 @@ from jupyterhub_workshop.rehearsal.plan.schedule import Block
 from jupyterhub_workshop.rehearsal.plan.sizing import make_plan
 
 CATALOGUE = load_catalogue()
-ICESAT2 = dict(users=60, cpu=1.75, memory=7 * GIB, cpu_limit=4, memory_limit=8 * GIB,
-               node=CATALOGUE.nodes["m5.2xlarge"], hours=24)
+ICESAT2 = dict(
+    users=60,
+    cpu=1.75,
+    memory=7 * GIB,
+    cpu_limit=4,
+    memory_limit=8 * GIB,
+    node=CATALOGUE.nodes["m5.2xlarge"],
+    hours=24,
+)
 
 
 def test_json_has_every_figure_of_the_plan():
     result = plan_json(make_plan(**ICESAT2))
     assert json.loads(json.dumps(result)) == result
     assert list(result) == [
-        "users", "node", "guarantee", "limit", "overheads_per_node", "allocatable_per_node", "users_per_node",
-        "users_per_node_by", "limited_by", "unused_per_full_node", "headroom_percent", "placeholders",
-        "nodes_for_users", "nodes", "hours", "schedule", "node_hours", "cost", "currency", "warnings"]
-    assert result["node"] == {"name": "m5.2xlarge", "provider": "aws", "cpu": 8, "memory_gib": 32, "price": 0.384,
-                              "currency": "USD", "prices_read": CATALOGUE.prices_read,
-                              "source": "https://aws.amazon.com/ec2/pricing/on-demand/"}
-    assert result["guarantee"] == {"cpu": 1.75, "memory_gib": 7} and result["limit"] == {"cpu": 4, "memory_gib": 8}
+        "users",
+        "node",
+        "guarantee",
+        "limit",
+        "overheads_per_node",
+        "allocatable_per_node",
+        "users_per_node",
+        "users_per_node_by",
+        "limited_by",
+        "unused_per_full_node",
+        "headroom_percent",
+        "placeholders",
+        "nodes_for_users",
+        "nodes",
+        "hours",
+        "schedule",
+        "node_hours",
+        "cost",
+        "currency",
+        "warnings",
+    ]
+    assert result["node"] == {
+        "name": "m5.2xlarge",
+        "provider": "aws",
+        "cpu": 8,
+        "memory_gib": 32,
+        "price": 0.384,
+        "currency": "USD",
+        "prices_read": CATALOGUE.prices_read,
+        "source": "https://aws.amazon.com/ec2/pricing/on-demand/",
+    }
+    assert result["guarantee"] == {"cpu": 1.75, "memory_gib": 7} and result["limit"] == {
+        "cpu": 4,
+        "memory_gib": 8,
+    }
     assert result["overheads_per_node"]["daemonsets"] == {"cpu": 0.2, "memory_gib": 0.5}
     assert result["users_per_node_by"] == {"cpu": 4, "memory": 4} and result["limited_by"] == "memory"
-    assert (result["headroom_percent"], result["placeholders"], result["nodes_for_users"], result["nodes"]) == (
-        10, 6, 15, 17)
-    assert (result["hours"], result["node_hours"], result["cost"], result["schedule"]) == (24, 408, 156.67, None)
+    assert (
+        result["headroom_percent"],
+        result["placeholders"],
+        result["nodes_for_users"],
+        result["nodes"],
+    ) == (10, 6, 15, 17)
+    assert (result["hours"], result["node_hours"], result["cost"], result["schedule"]) == (
+        24,
+        408,
+        156.67,
+        None,
+    )
 
 
 def test_schedule_rows_in_json_and_table():
-    start = datetime(2026, 7, 14, 8, tzinfo=timezone.utc)
-    plan = make_plan(users=40, cpu=1.75, memory=7 * GIB, node=CATALOGUE.nodes["m5.2xlarge"],
-                     schedule=[Block(start, start + timedelta(hours=2.5), 40)])
+    start = datetime(2026, 7, 14, 8, tzinfo=UTC)
+    plan = make_plan(
+        users=40,
+        cpu=1.75,
+        memory=7 * GIB,
+        node=CATALOGUE.nodes["m5.2xlarge"],
+        schedule=[Block(start, start + timedelta(hours=2.5), 40)],
+    )
     (row,) = plan_json(plan)["schedule"]
-    assert row == {"start": "2026-07-14T08:00:00+00:00", "end": "2026-07-14T10:30:00+00:00", "users": 40,
-                   "placeholders": 4, "nodes": 11, "hours": 2.5, "node_hours": 27.5}
+    assert row == {
+        "start": "2026-07-14T08:00:00+00:00",
+        "end": "2026-07-14T10:30:00+00:00",
+        "users": 40,
+        "placeholders": 4,
+        "nodes": 11,
+        "hours": 2.5,
+        "node_hours": 27.5,
+    }
     table = plan_table(plan)
     assert "2.5 (schedule)" in table
-    assert "2026-07-14T08:00:00+00:00  2026-07-14T10:30:00+00:00     40             4     11    2.5        27.5" in table
+    assert (
+        "2026-07-14T08:00:00+00:00  2026-07-14T10:30:00+00:00     40             4     11    2.5        27.5"
+        in table
+    )
 
 
 def test_table_shows_each_overhead_and_the_result():
     table = plan_table(make_plan(**ICESAT2))
-    for label in ("- system (kubelet, OS)", "- daemonsets", "- hub and proxy", "= left for users",
-                  "users per node", "placeholders for arrivals", "node-hours", "cost"):
+    for label in (
+        "- system (kubelet, OS)",
+        "- daemonsets",
+        "- hub and proxy",
+        "= left for users",
+        "users per node",
+        "placeholders for arrivals",
+        "node-hours",
+        "cost",
+    ):
         assert label in table
     assert "prices read 2026-" in table and "4 (limited by memory)" in table
     assert "156.67 USD" in table

@@ -19,7 +19,9 @@ def postgres_url():
     """The PostgreSQL server URL, or skip when it is not configured or does not answer."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        pytest.skip(f"PostgreSQL not configured: set {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            f"PostgreSQL not configured: set {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     try:
         engine = sa.create_engine(normalize_url(url), connect_args={"connect_timeout": 3})
     except ImportError as e:  # no driver installed

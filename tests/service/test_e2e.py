@@ -13,15 +13,15 @@ import re
 import signal
 import subprocess
 import urllib.error
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.login.issuing import Batch, generate
+from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.service.store import UsageStore
 
 from ..harness.browser import login, new_session
@@ -30,7 +30,9 @@ from ..harness.hub import HubProcess, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(os.environ.get("WORKSHOP_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("WORKSHOP_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
 
 
 class ServiceHub:
@@ -70,7 +72,7 @@ c.JupyterHub.load_roles.extend(workshop_roles())
         self.url = hub.url
         self.service_url = f"{hub.url}/services/workshop/"
 
-    def start(self) -> "ServiceHub":
+    def start(self) -> ServiceHub:
         self.hub.start()
         wait_for(lambda: self.service_pid(), 30, message="the workshop service process")
         return self
@@ -82,7 +84,9 @@ c.JupyterHub.load_roles.extend(workshop_roles())
 
     def service_pid(self) -> int | None:
         # the service's command line names its config file, unique to this hub
-        out = subprocess.run(["pgrep", "-f", f"service --config {self.service_config}"], capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            ["pgrep", "-f", f"service --config {self.service_config}"], capture_output=True, text=True
+        ).stdout.split()
         return int(out[0]) if out else None
 
     def store(self) -> UsageStore:
@@ -181,13 +185,20 @@ async def test_opt_out_needs_xsrf_and_keeps_the_server_through_the_night(night_h
     for survivor in ("ws002", "ws004", "wsinstructor01"):  # opted out, admin, exempt group
         assert hub.running(survivor), survivor
     assert hub.query("SELECT username, reason, dry_run FROM workshop_culls") == [("ws001", "night", 0)]
-    wait_for(lambda: hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws001'") == [("night",)],
-             10, message="ws001's session to be closed as a night cull")
+    wait_for(
+        lambda: (
+            hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws001'") == [("night",)]
+        ),
+        10,
+        message="ws001's session to be closed as a night cull",
+    )
 
 
 async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
     hub = night_hub
-    wait_for(lambda: hub.query("SELECT count(*) FROM workshop_culls")[0][0] >= 1, 30, message="the night cull")
+    wait_for(
+        lambda: hub.query("SELECT count(*) FROM workshop_culls")[0][0] >= 1, 30, message="the night cull"
+    )
     async with new_session() as s:
         assert (await login(s, hub.url, "ws004", hub.cards["ws004"].password)).ok  # a hub admin
         status, page = await open_service(s, hub)
@@ -206,7 +217,9 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert before.splitlines()[1:] == []
         status, naive = await open_service(s, hub, "usage.csv?end=2000-01-01")
         assert status == 400 and "no UTC offset" in naive  # typed times carry their offset
-        status, later = await open_service(s, hub, "usage.csv?start=2099-01-01T00:00:00%2B02:00")  # only still-open sessions overlap
+        status, later = await open_service(
+            s, hub, "usage.csv?start=2099-01-01T00:00:00%2B02:00"
+        )  # only still-open sessions overlap
         assert not any(line.startswith("ws001,") for line in later.splitlines())
         assert any(line.startswith("ws002,") for line in later.splitlines())
     async with new_session() as s:  # Prometheus scrapes without a hub login
@@ -218,16 +231,28 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
 
 
 async def test_admin_page_renders_in_headless_chromium(night_hub):
-    playwright = pytest.importorskip("playwright.async_api", reason="playwright (pip) is needed for the browser test")
-    chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+    playwright = pytest.importorskip(
+        "playwright.async_api", reason="playwright (pip) is needed for the browser test"
+    )
+    chromium = next(
+        (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None
+    )
     if chromium is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     hub = night_hub
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with playwright.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = await pw.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1400})
             await page.goto(f"{hub.url}/hub/login")
@@ -265,8 +290,12 @@ def test_idle_culls_survive_hub_errors_and_spare_active_servers(tmp_path):
         hub.proxy.fail_next = 2
 
         def keep_ws002_active():
-            body = json.dumps({"servers": {"": {"last_activity": datetime.now(timezone.utc).isoformat()}},
-                               "last_activity": datetime.now(timezone.utc).isoformat()}).encode()
+            body = json.dumps(
+                {
+                    "servers": {"": {"last_activity": datetime.now(UTC).isoformat()}},
+                    "last_activity": datetime.now(UTC).isoformat(),
+                }
+            ).encode()
             hub.hub.api("/users/ws002/activity", method="POST", data=body)
             faults_served = hub.proxy.fail_next == 0 and hub.proxy.stall_next == 0
             return faults_served and not hub.running("ws001")
@@ -276,8 +305,13 @@ def test_idle_culls_survive_hub_errors_and_spare_active_servers(tmp_path):
         statuses = [status for _, _, status in hub.proxy.seen]
         assert statuses.count(503) >= 6 and 0 in statuses  # failures and the stall were really served
         assert hub.query("SELECT username, reason FROM workshop_culls") == [("ws001", "idle")]
-        wait_for(lambda: hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws001'") == [("idle",)],
-                 10, message="ws001's session to be closed as idle")
+        wait_for(
+            lambda: (
+                hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws001'") == [("idle",)]
+            ),
+            10,
+            message="ws001's session to be closed as idle",
+        )
         assert "retrying" in hub.hub.log_text()
     finally:
         hub.stop()
@@ -293,8 +327,13 @@ def test_dry_run_stops_nothing_and_a_killed_service_loses_no_session(tmp_path):
     try:
         for name in ("ws001", "ws002", "ws003"):
             hub.spawn(name)
-        wait_for(lambda: hub.query("SELECT count(DISTINCT username) FROM workshop_culls WHERE dry_run = 1")[0][0] == 3,
-                 30, message="dry-run culls of all three")
+        wait_for(
+            lambda: (
+                hub.query("SELECT count(DISTINCT username) FROM workshop_culls WHERE dry_run = 1")[0][0] == 3
+            ),
+            30,
+            message="dry-run culls of all three",
+        )
         hub.wait_passes(2)
         assert all(hub.running(n) for n in ("ws001", "ws002", "ws003"))
         assert hub.query("SELECT count(*) FROM workshop_sessions WHERE stopped IS NULL")[0][0] == 3
@@ -304,19 +343,31 @@ def test_dry_run_stops_nothing_and_a_killed_service_loses_no_session(tmp_path):
         hub.proxy.delete_delay = 0
         seen = len(hub.proxy.seen)
         hub.proxy.stall_next = 1
-        wait_for(lambda: any(status == 0 for _, _, status in hub.proxy.seen[seen:]), 10,
-                 message="a pass to be in flight")
+        wait_for(
+            lambda: any(status == 0 for _, _, status in hub.proxy.seen[seen:]),
+            10,
+            message="a pass to be in flight",
+        )
         victim = hub.service_pid()
         os.kill(victim, signal.SIGKILL)
         hub.hub.api("/users/ws003/server", method="DELETE")  # stopped while the service is down
         wait_for(lambda: not hub.running("ws003"), 20, message="ws003 to stop")
-        wait_for(lambda: (hub.service_pid() or victim) != victim, 30, message="the hub to restart the service")
-        wait_for(lambda: hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws003'") == [("unknown",)],
-                 30, message="the restarted service to close ws003's session")
+        wait_for(
+            lambda: (hub.service_pid() or victim) != victim, 30, message="the hub to restart the service"
+        )
+        wait_for(
+            lambda: (
+                hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws003'")
+                == [("unknown",)]
+            ),
+            30,
+            message="the restarted service to close ws003's session",
+        )
         rows_after = hub.query("SELECT id, username, started FROM workshop_sessions")
         assert rows_after == rows_before  # nothing lost, nothing duplicated
-        assert hub.query("SELECT username FROM workshop_sessions WHERE stopped IS NULL ORDER BY username") == [
-            ("ws001",), ("ws002",)]
+        assert hub.query(
+            "SELECT username FROM workshop_sessions WHERE stopped IS NULL ORDER BY username"
+        ) == [("ws001",), ("ws002",)]
         assert hub.query("SELECT count(*) FROM workshop_culls WHERE dry_run = 0")[0][0] == 0
     finally:
         hub.stop()

@@ -1,6 +1,6 @@
 """The culling decision: idle, max age and the night window, exemptions, opt-outs, DST."""
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,8 +23,9 @@ def containing(window, now):
     start, end = window.next(now)
     return (start, end) if start <= now else None
 
+
 DENVER = ZoneInfo("America/Denver")
-UTC = timezone.utc
+UTC = UTC
 NIGHTS = NightWindow.parse("22:00", "06:00", "America/Denver")
 EARLY_HOURS = NightWindow.parse("01:00", "05:00", "America/Denver")
 # Night-only policy, so tests of the window are not disturbed by idle culling.
@@ -39,7 +40,17 @@ def denver(month, day, hour, minute=0, *, year=2026, fold=0):
 AFTERNOON = denver(5, 12, 15, 0)
 
 
-def server(user="alice", name="", *, admin=False, groups=(), started=None, idle=timedelta(0), now=AFTERNOON, ready=True):
+def server(
+    user="alice",
+    name="",
+    *,
+    admin=False,
+    groups=(),
+    started=None,
+    idle=timedelta(0),
+    now=AFTERNOON,
+    ready=True,
+):
     """A ready server started 10 min before ``now`` (unless given) and last active ``idle`` ago."""
     now_utc = now.astimezone(UTC)
     return ServerInfo(
@@ -71,7 +82,9 @@ def test_server_not_yet_idle_long_enough_is_kept():
 
 
 def test_idle_limit_is_inclusive():
-    assert culled(decide([server(idle=timedelta(hours=1))], set(), CullPolicy(), AFTERNOON)) == {("alice", ""): IDLE}
+    assert culled(decide([server(idle=timedelta(hours=1))], set(), CullPolicy(), AFTERNOON)) == {
+        ("alice", ""): IDLE
+    }
 
 
 def test_idle_falls_back_to_start_time_when_never_active():
@@ -115,7 +128,10 @@ def test_max_age_is_real_elapsed_time_across_spring_forward():
     overnight = ServerInfo("alice", "", False, frozenset(), started, last_activity=None, ready=True)
     policy = CullPolicy(idle_timeout=None, max_age=timedelta(hours=8))
     assert decide([overnight], set(), policy, denver(3, 8, 4, 30)) == []
-    assert cull_time(overnight, False, policy, denver(3, 8, 4, 30)) == (datetime(2026, 3, 8, 11, tzinfo=UTC), MAX_AGE)
+    assert cull_time(overnight, False, policy, denver(3, 8, 4, 30)) == (
+        datetime(2026, 3, 8, 11, tzinfo=UTC),
+        MAX_AGE,
+    )
 
 
 # --- the night window -----------------------------------------------------------------------
@@ -131,7 +147,12 @@ def test_night_cull_inside_the_window_but_not_before_it():
 
 def test_window_across_midnight_is_one_night_for_opt_outs():
     evening, after_midnight = denver(5, 12, 23, 30), denver(5, 13, 2, 0)
-    assert NIGHTS.night_of(AFTERNOON) == NIGHTS.night_of(evening) == NIGHTS.night_of(after_midnight) == date(2026, 5, 12)
+    assert (
+        NIGHTS.night_of(AFTERNOON)
+        == NIGHTS.night_of(evening)
+        == NIGHTS.night_of(after_midnight)
+        == date(2026, 5, 12)
+    )
     assert NIGHTS.night_of(denver(5, 13, 6, 0)) == date(2026, 5, 13)  # the end is exclusive
 
     # Alice opts out at 15:00; the service looks opt-outs up by the night it is culling.
@@ -175,7 +196,9 @@ def test_opted_out_exempt_group_and_admin_survive_the_night_but_a_neighbour_does
 
 def test_admins_are_night_culled_when_not_exempt():
     policy = CullPolicy(idle_timeout=None, night=NIGHTS, exempt_admins=False)
-    assert culled(decide([server("root", admin=True)], set(), policy, denver(5, 12, 23, 0))) == {("root", ""): NIGHT}
+    assert culled(decide([server("root", admin=True)], set(), policy, denver(5, 12, 23, 0))) == {
+        ("root", ""): NIGHT
+    }
 
 
 def test_exempt_users_are_still_idle_culled():
@@ -190,7 +213,10 @@ def test_named_servers_are_decided_separately():
     at_night = CullPolicy(night=NIGHTS)
     evening = denver(5, 12, 23, 0)
     servers = [server("alice", now=evening), server("alice", "gpu", now=evening)]
-    assert culled(decide(servers, set(), at_night, evening)) == {("alice", ""): NIGHT, ("alice", "gpu"): NIGHT}
+    assert culled(decide(servers, set(), at_night, evening)) == {
+        ("alice", ""): NIGHT,
+        ("alice", "gpu"): NIGHT,
+    }
 
 
 def test_pending_servers_are_never_culled():
@@ -215,7 +241,9 @@ def test_strongest_reason_is_reported(now, reason):
 def test_idle_is_reported_when_nothing_stronger_applies():
     now = denver(5, 12, 21, 0)
     policy = CullPolicy(night=NIGHTS, max_age=timedelta(hours=8))
-    assert culled(decide([server(idle=timedelta(hours=2), now=now)], set(), policy, now)) == {("alice", ""): IDLE}
+    assert culled(decide([server(idle=timedelta(hours=2), now=now)], set(), policy, now)) == {
+        ("alice", ""): IDLE
+    }
 
 
 # --- cull_time ------------------------------------------------------------------------------
@@ -284,7 +312,9 @@ def test_no_warning_for_users_the_night_cull_will_not_touch(running, opted_out, 
 
 
 def test_parse_reads_24_hour_times():
-    assert NightWindow.parse("22:00", "6:30", "America/Denver") == NightWindow(time(22), time(6, 30), "America/Denver")
+    assert NightWindow.parse("22:00", "6:30", "America/Denver") == NightWindow(
+        time(22), time(6, 30), "America/Denver"
+    )
 
 
 @pytest.mark.parametrize("bad", ["25:00", "7pm", "22:60", "", "22"])

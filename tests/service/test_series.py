@@ -1,10 +1,10 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jupyterhub_workshop.service.series import bucket_peaks, slice_index, slice_seconds
 
-T0 = datetime(2026, 7, 14, tzinfo=timezone.utc)
+T0 = datetime(2026, 7, 14, tzinfo=UTC)
 
 
 def test_slices_are_equal_and_the_last_instant_is_in_the_last():

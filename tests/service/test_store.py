@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from jupyterhub_workshop.service.series import bucket_peaks
 from jupyterhub_workshop.service.store import STOP_REASONS, SessionRow, UsageStore, normalize_url
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,9 @@ def test_samples(store):
     store.record_sample(T0 + timedelta(minutes=1), 2, 3)
     rows = store.samples()
     assert [(r.at - T0, r.active_users, r.running_servers) for r in rows] == [
-        (timedelta(0), 1, 2), (timedelta(minutes=1), 2, 3), (timedelta(minutes=2), 3, 4),
+        (timedelta(0), 1, 2),
+        (timedelta(minutes=1), 2, 3),
+        (timedelta(minutes=2), 3, 4),
     ]
     window = store.samples(T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))  # [start, end)
     assert [r.running_servers for r in window] == [3]
@@ -130,8 +132,9 @@ def test_sample_peaks_in_sql_match_their_definition(store, db_url):
     for at in times:
         store.record_sample(at, rng.randint(0, 300), rng.randint(0, 400))
     first, last = store.sample_span()
-    expected = bucket_peaks(((s.at, (s.active_users, s.running_servers)) for s in store.iter_samples()),
-                            first, last, 37)
+    expected = bucket_peaks(
+        ((s.at, (s.active_users, s.running_servers)) for s in store.iter_samples()), first, last, 37
+    )
     assert len(expected) == 37
     assert store.sample_peaks(37) == expected
     fallback = StoreWithoutDateArithmetic(db_url)
@@ -329,10 +332,16 @@ def test_killed_writer_loses_nothing(tmp_path):
     path = tmp_path / "usage.sqlite"
     url = f"sqlite:///{path}"
     total = 1_000_000  # far more than it can write before the kill
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, url, str(total)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     reported = []
     try:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import types
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -14,14 +14,22 @@ from jupyterhub_workshop.service.store import SessionRow, UsageStore
 from jupyterhub_workshop.service.usage import export, sessions_csv, sessions_json
 from jupyterhub_workshop.usage_accounting import USAGE_COLUMNS, NodeHours
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 ROWS = [
     SessionRow(1, "ws-001", "", "small", T0, T0 + timedelta(hours=1, seconds=30), "idle"),
     SessionRow(2, 'o"brien, jr', "my server", 'say "hi", ok', T0, T0 + timedelta(microseconds=1500), "user"),
     SessionRow(3, "ws-003", "", None, T0 + timedelta(microseconds=250), None, None),
-    SessionRow(4, "zoë\nline", "", "gpu", T0.astimezone(timezone(timedelta(hours=-7))), T0 + timedelta(days=1), "night"),
+    SessionRow(
+        4,
+        "zoë\nline",
+        "",
+        "gpu",
+        T0.astimezone(timezone(timedelta(hours=-7))),
+        T0 + timedelta(days=1),
+        "night",
+    ),
 ]
 
 
@@ -33,14 +41,37 @@ def test_csv_header_then_rows():
     text = header + "".join(chunks)
     parsed = list(csv.reader(io.StringIO(text, newline="")))
     assert parsed[0] == list(USAGE_COLUMNS)
-    assert parsed[1] == ["ws-001", "", "small", "2025-03-01T09:00:00Z", "2025-03-01T10:00:30Z", "3630.0", "idle"]
+    assert parsed[1] == [
+        "ws-001",
+        "",
+        "small",
+        "2025-03-01T09:00:00Z",
+        "2025-03-01T10:00:30Z",
+        "3630.0",
+        "idle",
+    ]
     # quotes and commas survive a round trip
-    assert parsed[2] == ['o"brien, jr', "my server", 'say "hi", ok', "2025-03-01T09:00:00Z",
-                         "2025-03-01T09:00:00.001500Z", "0.0015", "user"]
+    assert parsed[2] == [
+        'o"brien, jr',
+        "my server",
+        'say "hi", ok',
+        "2025-03-01T09:00:00Z",
+        "2025-03-01T09:00:00.001500Z",
+        "0.0015",
+        "user",
+    ]
     # open session: empty stopped, duration and reason; no profile: empty cell
     assert parsed[3] == ["ws-003", "", "", "2025-03-01T09:00:00.000250Z", "", "", ""]
     # other zones are written as UTC; a newline inside a value is quoted
-    assert parsed[4] == ["zoë\nline", "", "gpu", "2025-03-01T09:00:00Z", "2025-03-02T09:00:00Z", "86400.0", "night"]
+    assert parsed[4] == [
+        "zoë\nline",
+        "",
+        "gpu",
+        "2025-03-01T09:00:00Z",
+        "2025-03-02T09:00:00Z",
+        "86400.0",
+        "night",
+    ]
     assert len(parsed) == 5
     assert '"o""brien, jr"' in text
 
@@ -66,13 +97,23 @@ def test_json_is_one_valid_streamed_document():
     sessions = document["sessions"]
     assert [list(s) for s in sessions] == [list(USAGE_COLUMNS)] * 4
     assert sessions[0] == {
-        "user": "ws-001", "server": "", "profile": "small", "started": "2025-03-01T09:00:00Z",
-        "stopped": "2025-03-01T10:00:30Z", "duration_seconds": 3630.0, "stop_reason": "idle",
+        "user": "ws-001",
+        "server": "",
+        "profile": "small",
+        "started": "2025-03-01T09:00:00Z",
+        "stopped": "2025-03-01T10:00:30Z",
+        "duration_seconds": 3630.0,
+        "stop_reason": "idle",
     }
     assert sessions[1]["user"] == 'o"brien, jr'
     assert sessions[2] == {
-        "user": "ws-003", "server": "", "profile": None, "started": "2025-03-01T09:00:00.000250Z",
-        "stopped": None, "duration_seconds": None, "stop_reason": None,
+        "user": "ws-003",
+        "server": "",
+        "profile": None,
+        "started": "2025-03-01T09:00:00.000250Z",
+        "stopped": None,
+        "duration_seconds": None,
+        "stop_reason": None,
     }
     assert sessions[3]["user"] == "zoë\nline" and sessions[3]["started"] == "2025-03-01T09:00:00Z"
 
@@ -120,7 +161,9 @@ def filled_store(tmp_path):
         for i in range(7):
             store.open_session(f"ws-{i:03d}", "" if i % 3 else "named", "small", T0 + timedelta(hours=i))
             if i < 5:
-                store.close_session(f"ws-{i:03d}", "" if i % 3 else "named", T0 + timedelta(hours=i, minutes=30), "idle")
+                store.close_session(
+                    f"ws-{i:03d}", "" if i % 3 else "named", T0 + timedelta(hours=i, minutes=30), "idle"
+                )
     return url
 
 
@@ -148,7 +191,7 @@ def test_export_writes_what_the_row_functions_write(tmp_path, fmt):
     with UsageStore(url) as store:
         for i in range(1300):  # more than one chunk
             started = T0 + timedelta(minutes=i, microseconds=(i * 7919) % 3 * 250_001)
-            user = f'ws-{i % 50:03d}' if i % 11 else f'o"dd, {i % 50}'
+            user = f"ws-{i % 50:03d}" if i % 11 else f'o"dd, {i % 50}'
             store.open_session(user, "" if i % 5 else "named", ["small", None, 'a "b"'][i % 3], started)
             if i < 1270:
                 stopped = started + timedelta(seconds=i * 37, microseconds=(i * 104729) % 1_000_000 * (i % 2))

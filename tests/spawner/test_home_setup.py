@@ -12,7 +12,16 @@ from jupyterhub_workshop.spawner import home_setup
 
 pytestmark = pytest.mark.jh55  # kubespawner 7.0 / JupyterHub 5.5 too
 
-HOSTILE = ["it's", 'say "hi"', "$(touch PWNED)", "`touch PWNED`", "a b  c", "new\nline", "-rf", "; touch PWNED"]
+HOSTILE = [
+    "it's",
+    'say "hi"',
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "a b  c",
+    "new\nline",
+    "-rf",
+    "; touch PWNED",
+]
 
 
 def run(home: Path, cwd: Path, **env) -> subprocess.CompletedProcess:
@@ -104,14 +113,20 @@ def test_writers_get_a_readwrite_link(world):
     assert os.readlink(home / "shared-readwrite") == str(world / "shared")
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs a non-root user or setpriv")
+@pytest.mark.skipif(
+    os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs a non-root user or setpriv"
+)
 def test_read_only_home_still_exits_zero(world):
     home = world / "home"
     home.chmod(0o555)
     cmd = home_setup.command()
     if os.geteuid() == 0:  # root ignores permissions: drop to nobody
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), **setup_env(world / "src" / "README.md", world / "shared")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        **setup_env(world / "src" / "README.md", world / "shared"),
+    }
     world.chmod(0o755)
     result = subprocess.run(cmd, env=env, cwd="/", capture_output=True, timeout=10)
     assert result.returncode == 0
@@ -127,8 +142,7 @@ def test_hostile_values_are_data_never_code(tmp_path, hostile):
     src = tmp_path / f"src {hostile}.md"
     src.write_text("hello\n")
     name = hostile.replace("/", "_").replace("\n", "_") or "x"
-    result = run(home, tmp_path, **setup_env(src, shared, name=name),
-                 JUPYTERHUB_USER=hostile)
+    result = run(home, tmp_path, **setup_env(src, shared, name=name), JUPYTERHUB_USER=hostile)
     assert result.returncode == 0
     assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
     assert (home / name).read_text() == "hello\n"

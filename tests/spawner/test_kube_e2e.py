@@ -50,8 +50,11 @@ def workshop(cluster, tmp_path_factory):
     cards_dir = tmp_path_factory.mktemp("cards")
     generate(cards_dir, Batch("ws", 3, 1))
     cards = {c.username: c for c in read_cards_csv(cards_dir / "cards.csv")}
-    hub = HubProcess(tmp_path_factory.mktemp("hub"), CONFIG.replace("ACCOUNTS_FILE", str(cards_dir / "accounts.yaml")),
-                     env=cluster.env)
+    hub = HubProcess(
+        tmp_path_factory.mktemp("hub"),
+        CONFIG.replace("ACCOUNTS_FILE", str(cards_dir / "accounts.yaml")),
+        env=cluster.env,
+    )
     hub.start()
     yield hub, cards
     hub.stop()
@@ -121,14 +124,17 @@ async def test_instructors_get_the_shared_data_writable(cluster, workshop):
         assert mounts["/srv/shared"]["readOnly"] is True
         assert not mounts["/srv/shared-readwrite"].get("readOnly", False)
         home = cluster.pvc_path(f"claim-{name}")
-        assert os.readlink(home / "shared-readwrite") == str(cluster.translate(f"jupyter-{name}", "/srv/shared-readwrite"))
+        assert os.readlink(home / "shared-readwrite") == str(
+            cluster.translate(f"jupyter-{name}", "/srv/shared-readwrite")
+        )
     finally:
         stop_server(hub, cluster, name)
 
 
 def progress_events(hub, name, timeout=60):
-    request = urllib.request.Request(f"{hub.url}/hub/api/users/{name}/server/progress",
-                                     headers={"Authorization": f"token {hub.api_token}"})
+    request = urllib.request.Request(
+        f"{hub.url}/hub/api/users/{name}/server/progress", headers={"Authorization": f"token {hub.api_token}"}
+    )
     events = []
     with urllib.request.urlopen(request, timeout=timeout) as stream:
         for raw in stream:
@@ -151,8 +157,15 @@ def test_a_claim_that_never_binds_fails_the_spawn_naming_the_storage_class(clust
     finally:
         cluster.pvc_bind_delay = 0.5
     messages = [e.get("message", "") for e in events]
-    assert any("Waiting for your home volume claim-ws002 (storage class 'fast')" in m for m in messages), messages
+    assert any("Waiting for your home volume claim-ws002 (storage class 'fast')" in m for m in messages), (
+        messages
+    )
     assert events[-1]["failed"] is True
-    assert "storage class 'fast'" in events[-1]["message"] and "not provisioned within 6 seconds" in events[-1]["message"]
-    wait_for(lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the failed pod to be removed")
+    assert (
+        "storage class 'fast'" in events[-1]["message"]
+        and "not provisioned within 6 seconds" in events[-1]["message"]
+    )
+    wait_for(
+        lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the failed pod to be removed"
+    )
     assert cluster.get("persistentvolumeclaims", f"claim-{name}") is not None  # never deleted

@@ -27,8 +27,12 @@ def make(tmp_path):
 
     def make(name, groups=(), **config):
         return WorkshopLocalSpawner(
-            user=User(name, groups), home_dir_template=str(tmp_path / "homes" / "{username}"),
-            readme_file=str(tmp_path / "README.md"), shared_dir=str(tmp_path / "shared"), **config)
+            user=User(name, groups),
+            home_dir_template=str(tmp_path / "homes" / "{username}"),
+            readme_file=str(tmp_path / "README.md"),
+            shared_dir=str(tmp_path / "shared"),
+            **config,
+        )
 
     return make
 

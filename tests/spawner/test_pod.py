@@ -43,12 +43,24 @@ def test_instructor_also_gets_a_writable_view():
     assert plan.environment["WORKSHOP_SHARED_RW_DIR"] == "/srv/shared-readwrite"
 
 
-@pytest.mark.parametrize("storage, volume, mount_extra, ensure", [
-    (HomeStorage(storage_class="rook-ceph", capacity="5Gi"), {"persistentVolumeClaim": {"claimName": "{pvc_name}"}}, {}, True),
-    (HomeStorage(mode="static", claim="nfs-homes"), {"persistentVolumeClaim": {"claimName": "nfs-homes"}},
-     {"subPath": "{username}"}, False),
-    (HomeStorage(mode="none"), None, None, False),
-])
+@pytest.mark.parametrize(
+    "storage, volume, mount_extra, ensure",
+    [
+        (
+            HomeStorage(storage_class="rook-ceph", capacity="5Gi"),
+            {"persistentVolumeClaim": {"claimName": "{pvc_name}"}},
+            {},
+            True,
+        ),
+        (
+            HomeStorage(mode="static", claim="nfs-homes"),
+            {"persistentVolumeClaim": {"claimName": "nfs-homes"}},
+            {"subPath": "{username}"},
+            False,
+        ),
+        (HomeStorage(mode="none"), None, None, False),
+    ],
+)
 def test_storage_modes(storage, volume, mount_extra, ensure):
     plan = plan_pod([], storage, None, Readme(), "/home/jovyan", ["instructors"])
     home = [v for v in plan.volumes if v["name"] == "workshop-home"]
@@ -57,7 +69,11 @@ def test_storage_modes(storage, volume, mount_extra, ensure):
         assert home == [] and "/home/jovyan" not in mounts_by_path(plan)
     else:
         assert home == [{"name": "workshop-home", **volume}]
-        assert mounts_by_path(plan)["/home/jovyan"] == {"name": "workshop-home", "mountPath": "/home/jovyan", **mount_extra}
+        assert mounts_by_path(plan)["/home/jovyan"] == {
+            "name": "workshop-home",
+            "mountPath": "/home/jovyan",
+            **mount_extra,
+        }
     if ensure:
         assert (plan.storage_class, plan.storage_capacity) == ("rook-ceph", "5Gi")
 
@@ -84,17 +100,29 @@ def test_group_storage_overrides_merge_over_the_base():
 
 
 def test_merge_replaces_our_entries_and_mounts_at_our_paths():
-    existing = [{"name": "z2jh-home", "mountPath": "/home/jovyan"}, {"name": "workshop-shared", "mountPath": "/old"},
-                {"name": "keep", "mountPath": "/data"}]
+    existing = [
+        {"name": "z2jh-home", "mountPath": "/home/jovyan"},
+        {"name": "workshop-shared", "mountPath": "/old"},
+        {"name": "keep", "mountPath": "/data"},
+    ]
     merged = merge_named(existing, [{"name": "workshop-home", "mountPath": "/home/jovyan"}], ["/home/jovyan"])
-    assert merged == [{"name": "keep", "mountPath": "/data"}, {"name": "workshop-home", "mountPath": "/home/jovyan"}]
-    assert merge_named(merged, [{"name": "workshop-home", "mountPath": "/home/jovyan"}], ["/home/jovyan"]) == merged
+    assert merged == [
+        {"name": "keep", "mountPath": "/data"},
+        {"name": "workshop-home", "mountPath": "/home/jovyan"},
+    ]
+    assert (
+        merge_named(merged, [{"name": "workshop-home", "mountPath": "/home/jovyan"}], ["/home/jovyan"])
+        == merged
+    )
 
 
 def test_merge_accepts_kubespawners_dict_form():
     existing = {"data": {"persistentVolumeClaim": {"claimName": "d"}}, "workshop-home": {"emptyDir": {}}}
     merged = merge_named(existing, [{"name": "workshop-home", "emptyDir": {}}])
-    assert merged == [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}}, {"name": "workshop-home", "emptyDir": {}}]
+    assert merged == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
+        {"name": "workshop-home", "emptyDir": {}},
+    ]
 
 
 def test_profiles_are_offered_by_group():
@@ -106,6 +134,7 @@ def test_profiles_are_offered_by_group():
 
 
 # --- manifests from the real KubeSpawner subclass ----------------------------------------
+
 
 async def manifest(groups, **config):
     from jupyterhub_workshop.spawner.kube import WorkshopKubeSpawner
@@ -125,7 +154,9 @@ def container_mounts(pod):
 @pytest.mark.parametrize("groups, writable", [(["participants"], False), (["instructors"], True)])
 async def test_manifests_validate_and_differ_by_role(groups, writable):
     spawner, pod, pvc = await manifest(
-        groups, shared_data={"nfs_server": "10.0.0.5", "nfs_path": "/export"}, readme_config_map="workshop-readme",
+        groups,
+        shared_data={"nfs_server": "10.0.0.5", "nfs_path": "/export"},
+        readme_config_map="workshop-readme",
         home_storage={"mode": "dynamic", "storage_class": "rook-ceph", "capacity": "5Gi"},
     )
     assert kubernetes_validate.validate(pod, "1.32", strict=True)
@@ -150,8 +181,9 @@ async def test_manifests_validate_and_differ_by_role(groups, writable):
 
 @pytest.mark.parametrize("storage", [{"mode": "static", "claim": "nfs-homes"}, {"mode": "none"}])
 async def test_other_storage_modes_validate(storage):
-    spawner, pod, _ = await manifest(["participants"], home_storage=storage,
-                                     shared_data={"claim": "shared-rwx"})
+    spawner, pod, _ = await manifest(
+        ["participants"], home_storage=storage, shared_data={"claim": "shared-rwx"}
+    )
     assert kubernetes_validate.validate(pod, "1.32", strict=True)
     assert spawner.storage_pvc_ensure is False
     mounts = container_mounts(pod)
@@ -162,12 +194,26 @@ async def test_other_storage_modes_validate(storage):
 
 
 async def test_high_performance_profile_only_for_allowed_groups():
-    config = {"high_performance": {"node_selector": {"pool": "big"}, "gpus": 1,
-                                   "tolerations": [{"key": "big", "operator": "Exists", "effect": "NoSchedule"}]},
-              "cpu_guarantee": 1.75, "cpu_limit": 4, "mem_guarantee": "7G", "mem_limit": "8G"}
+    config = {
+        "high_performance": {
+            "node_selector": {"pool": "big"},
+            "gpus": 1,
+            "tolerations": [{"key": "big", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+        "cpu_guarantee": 1.75,
+        "cpu_limit": 4,
+        "mem_guarantee": "7G",
+        "mem_limit": "8G",
+    }
     participant, _, _ = await manifest(["participants"], **config)
     assert participant.profile_list(participant) == [
-        {"display_name": "Standard", "slug": "standard", "default": True, "description": "The workshop's usual server"}]
+        {
+            "display_name": "Standard",
+            "slug": "standard",
+            "default": True,
+            "description": "The workshop's usual server",
+        }
+    ]
     instructor, pod, _ = await manifest(["instructors"], **config)
     assert [p["slug"] for p in instructor.profile_list(instructor)] == ["standard", "high-performance"]
     resources = pod["spec"]["containers"][0]["resources"]

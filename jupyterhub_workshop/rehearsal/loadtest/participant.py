@@ -18,10 +18,10 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import unescape
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,8 +29,10 @@ from yarl import URL
 
 from .report import StepError, UserResult
 
-XSRF_FIELD = re.compile(r"""<input[^>]*name=["']_xsrf["'][^>]*value=["']([^"']+)["']|"""
-                        r"""<input[^>]*value=["']([^"']+)["'][^>]*name=["']_xsrf["']""")
+XSRF_FIELD = re.compile(
+    r"""<input[^>]*name=["']_xsrf["'][^>]*value=["']([^"']+)["']|"""
+    r"""<input[^>]*value=["']([^"']+)["'][^>]*name=["']_xsrf["']"""
+)
 LOGIN_ERROR = re.compile(r'class="login_error"[^>]*>(.*?)</', re.S)
 ERROR_MESSAGE = re.compile(r"<p>(.*?)</p>", re.S)
 DEFAULT_RETRY_AFTER = 5.0
@@ -72,7 +74,7 @@ def retry_after(headers, default: float = DEFAULT_RETRY_AFTER) -> float:
     try:
         from email.utils import parsedate_to_datetime
 
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return default
 
@@ -84,12 +86,24 @@ def page_message(html: str, limit: int = 200) -> str:
     return " ".join(unescape(text).split())[:limit]
 
 
-def jupyter_message(msg_type: str, content: dict, session: str, username: str, channel: str = "shell") -> dict:
+def jupyter_message(
+    msg_type: str, content: dict, session: str, username: str, channel: str = "shell"
+) -> dict:
     """A Jupyter messaging protocol 5.3 message for the JSON websocket (``channel`` included)."""
     return {
-        "header": {"msg_id": uuid.uuid4().hex, "username": username, "session": session, "msg_type": msg_type,
-                   "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
-        "parent_header": {}, "metadata": {}, "content": content, "buffers": [], "channel": channel,
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "username": username,
+            "session": session,
+            "msg_type": msg_type,
+            "version": "5.3",
+            "date": datetime.now(UTC).isoformat(),
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "buffers": [],
+        "channel": channel,
     }
 
 
@@ -110,15 +124,24 @@ def collect_output(messages: list[dict]) -> str:
 class Participant:
     """One card, one browser: cookies of its own, connections from a shared pool."""
 
-    def __init__(self, options: Options, username: str, password: str, result: UserResult,
-                 connector: aiohttp.BaseConnector, on_stage: Callable[[str], None] = lambda stage: None):
+    def __init__(
+        self,
+        options: Options,
+        username: str,
+        password: str,
+        result: UserResult,
+        connector: aiohttp.BaseConnector,
+        on_stage: Callable[[str], None] = lambda stage: None,
+    ):
         self.o = options
         self.username = username
         self.password = password
         self.result = result
         self.on_stage = on_stage
         self.session = aiohttp.ClientSession(
-            connector=connector, connector_owner=False, cookie_jar=aiohttp.CookieJar(unsafe=True),
+            connector=connector,
+            connector_owner=False,
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
             timeout=aiohttp.ClientTimeout(total=options.request_timeout),
         )
         self.server_url: str | None = None  # e.g. http://hub/user/name/
@@ -145,8 +168,11 @@ class Participant:
         delay = retry_after(headers)
         self.result.retries[key] += 1
         if time.monotonic() + delay > deadline:
-            raise Failed(step, "timeout while told to retry later",
-                         f"Retry-After {delay:g}s would pass the step's deadline")
+            raise Failed(
+                step,
+                "timeout while told to retry later",
+                f"Retry-After {delay:g}s would pass the step's deadline",
+            )
         self.result.waited[key] += delay
         await asyncio.sleep(delay)
 
@@ -154,7 +180,7 @@ class Participant:
         began = time.monotonic()
         try:
             value = await asyncio.wait_for(coro, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if time.monotonic() - began >= timeout - 0.05:
                 raise Failed(step, "timeout", f"no result after {timeout:g}s") from None
             raise Failed(step, "timeout", f"a request got no answer in {self.o.request_timeout:g}s") from None
@@ -191,7 +217,7 @@ class Participant:
             r.error = e.error
         except aiohttp.ClientError as e:
             r.error = StepError(step, f"connection error: {type(e).__name__}", str(e)[:300])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             r.error = StepError(step, "timeout", f"a request took longer than {self.o.request_timeout:g}s")
         except Exception as e:  # a surprise in the hub's answers must not end the whole test
             r.error = StepError(step, f"unexpected {type(e).__name__}", str(e)[:300])
@@ -220,8 +246,11 @@ class Participant:
         m = XSRF_FIELD.search(page)
         xsrf = (m.group(1) or m.group(2)) if m else self._xsrf_for(url)
         if 'name="password"' not in page and "name='password'" not in page:
-            raise Failed("login", "no login form",
-                         f"{final} has no password field (an OAuth authenticator? cards need the workshop one)")
+            raise Failed(
+                "login",
+                "no login form",
+                f"{final} has no password field (an OAuth authenticator? cards need the workshop one)",
+            )
         deadline = time.monotonic() + self.o.login_timeout
         while True:
             data = {"username": self.username, "password": self.password}
@@ -233,11 +262,16 @@ class Participant:
             if status in (302, 303):
                 return
             if status in (429, 503) and "Retry-After" in headers:
-                await self._wait_retry("login_busy" if status == 503 else "login_backoff", headers, deadline, "login")
+                await self._wait_retry(
+                    "login_busy" if status == 503 else "login_backoff", headers, deadline, "login"
+                )
                 continue
             if status == 403:
-                raise Failed("login", "invalid username or password (HTTP 403)",
-                             f"{self.username}: {page_message(body)}")
+                raise Failed(
+                    "login",
+                    "invalid username or password (HTTP 403)",
+                    f"{self.username}: {page_message(body)}",
+                )
             raise Failed("login", f"HTTP {status}", page_message(body))
 
     # -- spawn --------------------------------------------------------------------------------
@@ -246,7 +280,9 @@ class Participant:
         deadline = time.monotonic() + self.o.spawn_timeout
         user_prefix = f"/user/{self.username}/"
         while True:
-            async with self.session.get(f"{self.o.url}/hub/spawn", allow_redirects=False, headers=NAVIGATE) as resp:
+            async with self.session.get(
+                f"{self.o.url}/hub/spawn", allow_redirects=False, headers=NAVIGATE
+            ) as resp:
                 body = await resp.text()
                 status, headers = resp.status, resp.headers
             if status == 429:
@@ -295,8 +331,9 @@ class Participant:
         """
         url = f"{self.o.url}/hub/api/users/{self.username}/server/progress"
         timeout = aiohttp.ClientTimeout(total=None, sock_read=max(1.0, deadline - time.monotonic()))
-        async with self.session.get(url, headers={**self._api_headers(url), "Accept": "text/event-stream"},
-                                    timeout=timeout) as resp:
+        async with self.session.get(
+            url, headers={**self._api_headers(url), "Accept": "text/event-stream"}, timeout=timeout
+        ) as resp:
             if resp.status == 200:
                 async for raw in resp.content:
                     line = raw.decode("utf-8", "replace").strip()
@@ -347,7 +384,11 @@ class Participant:
             if status < 500 and final.startswith(prefix) and "/oauth_callback" not in final:
                 if self.o.code and status != 200:
                     raise Failed("spawn", f"server page HTTP {status}", f"{final}: {body[:200]}")
-                if self.o.code and not self._xsrf_for(self.server_url + "api/kernels") and target == self.server_url:
+                if (
+                    self.o.code
+                    and not self._xsrf_for(self.server_url + "api/kernels")
+                    and target == self.server_url
+                ):
                     target = self.server_url + "lab"  # a default page that set no XSRF cookie: open Lab
                     continue
                 return
@@ -365,19 +406,25 @@ class Participant:
         body = {"name": self.o.kernel_name} if self.o.kernel_name else {}
         headers = self._api_headers(url)
         if "X-XSRFToken" not in headers:
-            raise Failed("kernel", "no XSRF cookie from the single-user server", f"after loading {self.server_url}")
+            raise Failed(
+                "kernel", "no XSRF cookie from the single-user server", f"after loading {self.server_url}"
+            )
         async with self.session.post(url, json=body, headers=headers) as resp:
             text = await resp.text()
             if resp.status != 201:
                 raise Failed("kernel", f"start HTTP {resp.status}", text[:300])
             self.kernel_id = json.loads(text)["id"]
         ws_url = URL(self.server_url + f"api/kernels/{self.kernel_id}/channels").with_query(
-            session_id=self.kernel_session)
+            session_id=self.kernel_session
+        )
         ws_url = ws_url.with_scheme("wss" if ws_url.scheme == "https" else "ws")
         try:
             self.ws = await self.session.ws_connect(
-                ws_url, headers={"Sec-Fetch-Mode": "websocket", "X-XSRFToken": headers["X-XSRFToken"]},
-                heartbeat=30, max_msg_size=0)
+                ws_url,
+                headers={"Sec-Fetch-Mode": "websocket", "X-XSRFToken": headers["X-XSRFToken"]},
+                heartbeat=30,
+                max_msg_size=0,
+            )
         except aiohttp.WSServerHandshakeError as e:
             raise Failed("kernel", f"websocket HTTP {e.status}", str(e)[:300]) from None
         reply, _ = await self._request("kernel_info_request", {}, "kernel")
@@ -392,8 +439,12 @@ class Participant:
         reply, iopub, idle = None, [], False
         while reply is None or not idle:
             frame = await self.ws.receive()
-            if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
-                              aiohttp.WSMsgType.ERROR):
+            if frame.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
                 raise Failed(step, "kernel websocket closed", f"{frame.type.name} {frame.data or ''}"[:300])
             if frame.type != aiohttp.WSMsgType.TEXT:
                 continue  # binary frames: buffers we do not need
@@ -413,14 +464,24 @@ class Participant:
     async def run_code(self) -> None:
         reply, iopub = await self._request(
             "execute_request",
-            {"code": self.o.code, "silent": False, "store_history": True, "user_expressions": {},
-             "allow_stdin": False, "stop_on_error": True},
-            "code")
+            {
+                "code": self.o.code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+            "code",
+        )
         content = reply.get("content", {})
         output = collect_output(iopub)
         if content.get("status") != "ok":
-            raise Failed("code", f"{content.get('ename', 'error')} in the code",
-                         f"{content.get('ename', '')}: {content.get('evalue', '')}"[:300])
+            raise Failed(
+                "code",
+                f"{content.get('ename', 'error')} in the code",
+                f"{content.get('ename', '')}: {content.get('evalue', '')}"[:300],
+            )
         if self.o.expect is not None and self.o.expect not in output:
             raise Failed("code", "unexpected output", f"expected {self.o.expect!r} in {output[:200]!r}")
 

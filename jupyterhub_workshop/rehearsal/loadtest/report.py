@@ -74,7 +74,9 @@ def group_errors(results: list[UserResult], examples: int = 5) -> list[dict]:
         if r.error is None:
             continue
         key = (r.error.step, r.error.kind)
-        g = groups.setdefault(key, {"step": key[0], "kind": key[1], "count": 0, "users": [], "example": r.error.detail})
+        g = groups.setdefault(
+            key, {"step": key[0], "kind": key[1], "count": 0, "users": [], "example": r.error.detail}
+        )
         g["count"] += 1
         if len(g["users"]) < examples:
             g["users"].append(r.username)
@@ -98,8 +100,9 @@ def arrival_offsets(n: int, ramp: float, seed: int | None = 0) -> list[float]:
     return [i * slot + rng.random() * slot for i in range(n)]
 
 
-def timeline(transitions: list[tuple[float, int, str]], users: int, end: float,
-             max_samples: int = 240) -> dict:
+def timeline(
+    transitions: list[tuple[float, int, str]], users: int, end: float, max_samples: int = 240
+) -> dict:
     """Users per stage over time, sampled evenly from 0 to ``end``.
 
     ``transitions`` are ``(seconds since start, user index, stage entered)``; every user is in
@@ -125,11 +128,19 @@ def timeline(transitions: list[tuple[float, int, str]], users: int, end: float,
     return {"stages": list(STAGES), "interval": round(interval, 4), "samples": rows}
 
 
-def build_report(results: list[UserResult], *, url: str, duration: float, settings: dict,
-                 transitions: list[tuple[float, int, str]] | None = None) -> dict:
+def build_report(
+    results: list[UserResult],
+    *,
+    url: str,
+    duration: float,
+    settings: dict,
+    transitions: list[tuple[float, int, str]] | None = None,
+) -> dict:
     """The JSON report: totals, per-step statistics, errors by kind, retries, per-user times."""
     failed_at = Counter(r.error.step for r in results if r.error)
-    steps = {s: step_stats([t for r in results for t in r.times.get(s, [])], failed_at.get(s, 0)) for s in STEPS}
+    steps = {
+        s: step_stats([t for r in results for t in r.times.get(s, [])], failed_at.get(s, 0)) for s in STEPS
+    }
     journeys = [r.finished - r.started for r in results if r.ok and r.started is not None]
     retries, waited = Counter(), Counter()
     for r in results:
@@ -148,12 +159,17 @@ def build_report(results: list[UserResult], *, url: str, duration: float, settin
         "retries": dict(sorted(retries.items())),
         "retry_wait_seconds": {k: round(v, 3) for k, v in sorted(waited.items())},
         "per_user": [
-            {"username": r.username, "ok": r.ok,
-             "arrived": _round(r.started), "finished": _round(r.finished),
-             "times": {s: [round(t, 4) for t in ts] for s, ts in r.times.items()},
-             "error": None if r.error is None else {"step": r.error.step, "kind": r.error.kind,
-                                                     "detail": r.error.detail},
-             "retries": dict(r.retries)}
+            {
+                "username": r.username,
+                "ok": r.ok,
+                "arrived": _round(r.started),
+                "finished": _round(r.finished),
+                "times": {s: [round(t, 4) for t in ts] for s, ts in r.times.items()},
+                "error": None
+                if r.error is None
+                else {"step": r.error.step, "kind": r.error.kind, "detail": r.error.detail},
+                "retries": dict(r.retries),
+            }
             for r in results
         ],
     }
@@ -176,14 +192,19 @@ def render_text(report: dict) -> str:
         f"  {'step':8} {'count':>6} {'errors':>6} {'p50':>8} {'p95':>8} {'max':>8}",
     ]
     for name, st in [*report["steps"].items(), ("total", report["total"])]:
-        lines.append(f"  {name:8} {st['count']:>6} {st['errors']:>6} {_fmt(st['p50']):>8} {_fmt(st['p95']):>8} "
-                     f"{_fmt(st['max']):>8}")
+        lines.append(
+            f"  {name:8} {st['count']:>6} {st['errors']:>6} {_fmt(st['p50']):>8} {_fmt(st['p95']):>8} "
+            f"{_fmt(st['max']):>8}"
+        )
     lines.append("")
     lines.append(f"  succeeded {report['succeeded']}/{report['users']}, failed {report['failed']}")
     if report["retries"]:
         waited = report["retry_wait_seconds"]
-        parts = [f"{k.replace('_', ' ')} {v}" + (f" (waited {waited[k]:.0f}s for Retry-After)" if k in waited else "")
-                 for k, v in report["retries"].items()]
+        parts = [
+            f"{k.replace('_', ' ')} {v}"
+            + (f" (waited {waited[k]:.0f}s for Retry-After)" if k in waited else "")
+            for k, v in report["retries"].items()
+        ]
         lines.append("  retries: " + ", ".join(parts))
     if report["errors"]:
         lines.append("")

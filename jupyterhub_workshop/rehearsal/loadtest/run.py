@@ -66,13 +66,20 @@ async def show_every(interval: float, show, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             show()
 
 
-async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | None = 0,
-                       stream: TextIO | None = None, interval: float | None = None,
-                       settings: dict | None = None) -> dict:
+async def run_loadtest(
+    options,
+    cards: list,
+    *,
+    ramp: float = 0.0,
+    seed: int | None = 0,
+    stream: TextIO | None = None,
+    interval: float | None = None,
+    settings: dict | None = None,
+) -> dict:
     """Run every participant and return the report (see ``report.build_report``)."""
     import aiohttp
 
@@ -122,51 +129,105 @@ async def run_loadtest(options, cards: list, *, ramp: float = 0.0, seed: int | N
             await shown
             await connector.close()
         bar.show(*snapshot())
-    return build_report(results, url=options.url, duration=time.monotonic() - began,
-                        settings=settings or {}, transitions=transitions)
+    return build_report(
+        results,
+        url=options.url,
+        duration=time.monotonic() - began,
+        settings=settings or {},
+        transitions=transitions,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Simulate workshop participants with the real login cards: log in through the form, start "
         "the server, start a kernel, run code over its websocket and check the output, stop the "
-        "server. Exit code 1 when any participant failed.")
+        "server. Exit code 1 when any participant failed."
+    )
     parser.add_argument("--url", required=True, help="the hub's public URL, e.g. https://hub.example.org/")
-    parser.add_argument("--cards", required=True, type=Path,
-                        help="cards.csv from `credentials generate` (username,password,role)")
-    parser.add_argument("--users", required=True, type=int, metavar="N",
-                        help="simulated participants: the first N cards, participants before instructors")
-    parser.add_argument("--ramp", type=float, default=60.0, metavar="SECONDS",
-                        help="spread arrivals over this many seconds, one at a random moment in each "
-                             "equal slot (default: 60; 0: everyone at once)")
-    parser.add_argument("--code", default=DEFAULT_CODE,
-                        help=f"code each participant runs in a new kernel (default: {DEFAULT_CODE!r}); "
-                             "an empty string skips the kernel and code steps")
-    parser.add_argument("--expect", default=None,
-                        help=f"text the code's output must contain (default: {DEFAULT_EXPECT!r} for the default "
-                             "code, otherwise only that it runs without error)")
-    parser.add_argument("--iterations", type=int, default=1, metavar="K", help="runs of the code per participant")
+    parser.add_argument(
+        "--cards",
+        required=True,
+        type=Path,
+        help="cards.csv from `credentials generate` (username,password,role)",
+    )
+    parser.add_argument(
+        "--users",
+        required=True,
+        type=int,
+        metavar="N",
+        help="simulated participants: the first N cards, participants before instructors",
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="spread arrivals over this many seconds, one at a random moment in each "
+        "equal slot (default: 60; 0: everyone at once)",
+    )
+    parser.add_argument(
+        "--code",
+        default=DEFAULT_CODE,
+        help=f"code each participant runs in a new kernel (default: {DEFAULT_CODE!r}); "
+        "an empty string skips the kernel and code steps",
+    )
+    parser.add_argument(
+        "--expect",
+        default=None,
+        help=f"text the code's output must contain (default: {DEFAULT_EXPECT!r} for the default "
+        "code, otherwise only that it runs without error)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=1, metavar="K", help="runs of the code per participant"
+    )
     stop = parser.add_mutually_exclusive_group()
-    stop.add_argument("--stop", dest="stop", action="store_true", default=True,
-                      help="stop each server at the end (default)")
-    stop.add_argument("--keep", dest="stop", action="store_false",
-                      help="leave the servers running (kernels are still shut down)")
-    parser.add_argument("--kernel", default=None, metavar="NAME", help="kernel name (default: the server's default)")
+    stop.add_argument(
+        "--stop", dest="stop", action="store_true", default=True, help="stop each server at the end (default)"
+    )
+    stop.add_argument(
+        "--keep",
+        dest="stop",
+        action="store_false",
+        help="leave the servers running (kernels are still shut down)",
+    )
+    parser.add_argument(
+        "--kernel", default=None, metavar="NAME", help="kernel name (default: the server's default)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="write per-step statistics as CSV")
-    parser.add_argument("--plot", type=Path, metavar="OUT.svg",
-                        help="write a timeline of users per stage, stacked: SVG (OUT.svg) or an HTML page "
-                             "holding it (OUT.html); no PNG")
-    parser.add_argument("--spawn-timeout", type=float, default=300.0, metavar="SECONDS",
-                        help="per participant, from pressing start to the server answering, waits for "
-                             "Retry-After included (default: 300)")
-    parser.add_argument("--step-timeout", type=float, default=120.0, metavar="SECONDS",
-                        help="every other step: login (with its Retry-After waits), kernel start, one code "
-                             "run, stop (default: 120)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.svg",
+        help="write a timeline of users per stage, stacked: SVG (OUT.svg) or an HTML page "
+        "holding it (OUT.html); no PNG",
+    )
+    parser.add_argument(
+        "--spawn-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="per participant, from pressing start to the server answering, waits for "
+        "Retry-After included (default: 300)",
+    )
+    parser.add_argument(
+        "--step-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="every other step: login (with its Retry-After waits), kernel start, one code "
+        "run, stop (default: 120)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the arrival times (default: 0)")
-    parser.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
-                        help="how often the live display updates (default: 0.5 on a terminal; otherwise 5, "
-                             "a line only when something changed)")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often the live display updates (default: 0.5 on a terminal; otherwise 5, "
+        "a line only when something changed)",
+    )
 
 
 def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -190,17 +251,44 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         print(f"error: {e}", file=err)
         return 2
     code = args.code if args.code.strip() else ""
-    expect = args.expect if args.expect is not None else (DEFAULT_EXPECT if args.code == DEFAULT_CODE else None)
-    options = Options(
-        url=url, code=code, expect=expect if code else None, iterations=args.iterations, stop=args.stop,
-        kernel_name=args.kernel, login_timeout=args.step_timeout, spawn_timeout=args.spawn_timeout,
-        kernel_timeout=args.step_timeout, code_timeout=args.step_timeout, stop_timeout=args.step_timeout,
+    expect = (
+        args.expect if args.expect is not None else (DEFAULT_EXPECT if args.code == DEFAULT_CODE else None)
     )
-    settings = {"ramp": args.ramp, "code": code, "expect": options.expect, "iterations": args.iterations,
-                "stop": args.stop, "kernel": args.kernel, "seed": args.seed, "cards": str(args.cards)}
+    options = Options(
+        url=url,
+        code=code,
+        expect=expect if code else None,
+        iterations=args.iterations,
+        stop=args.stop,
+        kernel_name=args.kernel,
+        login_timeout=args.step_timeout,
+        spawn_timeout=args.spawn_timeout,
+        kernel_timeout=args.step_timeout,
+        code_timeout=args.step_timeout,
+        stop_timeout=args.step_timeout,
+    )
+    settings = {
+        "ramp": args.ramp,
+        "code": code,
+        "expect": options.expect,
+        "iterations": args.iterations,
+        "stop": args.stop,
+        "kernel": args.kernel,
+        "seed": args.seed,
+        "cards": str(args.cards),
+    }
     try:
-        report = asyncio.run(run_loadtest(options, cards, ramp=args.ramp, seed=args.seed, stream=err,
-                                          interval=args.progress_interval, settings=settings))
+        report = asyncio.run(
+            run_loadtest(
+                options,
+                cards,
+                ramp=args.ramp,
+                seed=args.seed,
+                stream=err,
+                interval=args.progress_interval,
+                settings=settings,
+            )
+        )
     except KeyboardInterrupt:
         print("interrupted: some servers may still be running", file=err)
         return 130
@@ -210,6 +298,9 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
     if args.csv:
         args.csv.write_text(render_csv(report), encoding="utf-8")
     if args.plot:
-        write_plot(args.plot, report["timeline"],
-                   f"users per stage: {report['users']} users, {report['failed']} failed, {report['duration']:.1f}s")
+        write_plot(
+            args.plot,
+            report["timeline"],
+            f"users per stage: {report['users']} users, {report['failed']} failed, {report['duration']:.1f}s",
+        )
     return 0 if report["failed"] == 0 else 1

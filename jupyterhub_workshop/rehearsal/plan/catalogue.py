@@ -58,10 +58,14 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     for i, entry in enumerate(data.get("nodes") or [], 1):
         try:
             node = NodeType(
-                name=str(entry["name"]), cpu=parse_cpu(entry["cpu"]), memory=parse_memory(entry["memory"]),
+                name=str(entry["name"]),
+                cpu=parse_cpu(entry["cpu"]),
+                memory=parse_memory(entry["memory"]),
                 price=None if entry.get("price") is None else float(entry["price"]),
-                currency=str(entry.get("currency", "USD")), provider=str(entry.get("provider", "")),
-                source=str(entry.get("source", "")), prices_read=str(entry.get("prices_read", prices_read)),
+                currency=str(entry.get("currency", "USD")),
+                provider=str(entry.get("provider", "")),
+                source=str(entry.get("source", "")),
+                prices_read=str(entry.get("prices_read", prices_read)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: node entry {i}: {e}") from None

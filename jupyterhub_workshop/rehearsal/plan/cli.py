@@ -42,58 +42,133 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Users per node, nodes, placeholder headroom, node-hours and cost for a workshop; or, with "
         "--from-usage, the actual node-hours and cost from the workshop service's usage export. "
-        "Memory sizes use JupyterHub's binary units (7G = 7 GiB); CPU in cores (1.75) or millicores (500m).")
+        "Memory sizes use JupyterHub's binary units (7G = 7 GiB); CPU in cores (1.75) or millicores (500m)."
+    )
     what = parser.add_argument_group("users")
-    what.add_argument("--users", type=int, help="participants using the hub at the same time (plus instructors)")
-    what.add_argument("--cpu", type=_cpu_arg, help="CPU guarantee per user, e.g. 1.75 (KubeSpawner cpu_guarantee)")
-    what.add_argument("--memory", type=_memory_arg, metavar="GUARANTEE",
-                      help="memory guarantee per user, e.g. 7G (KubeSpawner mem_guarantee)")
-    what.add_argument("--cpu-limit", type=_cpu_arg, metavar="L", help="CPU limit per user (checked, reported)")
-    what.add_argument("--memory-limit", type=_memory_arg, metavar="L",
-                      help="memory limit per user (warns when a full node would overcommit)")
+    what.add_argument(
+        "--users", type=int, help="participants using the hub at the same time (plus instructors)"
+    )
+    what.add_argument(
+        "--cpu", type=_cpu_arg, help="CPU guarantee per user, e.g. 1.75 (KubeSpawner cpu_guarantee)"
+    )
+    what.add_argument(
+        "--memory",
+        type=_memory_arg,
+        metavar="GUARANTEE",
+        help="memory guarantee per user, e.g. 7G (KubeSpawner mem_guarantee)",
+    )
+    what.add_argument(
+        "--cpu-limit", type=_cpu_arg, metavar="L", help="CPU limit per user (checked, reported)"
+    )
+    what.add_argument(
+        "--memory-limit",
+        type=_memory_arg,
+        metavar="L",
+        help="memory limit per user (warns when a full node would overcommit)",
+    )
 
     node = parser.add_argument_group("node")
     node.add_argument("--node", metavar="TYPE", help="node type from the catalogue (see --list-nodes)")
     node.add_argument("--node-cpu", type=_cpu_arg, help="any machine: its vCPUs (also overrides --node's)")
     node.add_argument("--node-memory", type=_memory_arg, help="any machine: its memory, e.g. 128G")
-    node.add_argument("--price", type=float, metavar="PER_NODE_HOUR", help="price of one node-hour (overrides the catalogue)")
+    node.add_argument(
+        "--price",
+        type=float,
+        metavar="PER_NODE_HOUR",
+        help="price of one node-hour (overrides the catalogue)",
+    )
     node.add_argument("--currency", help="currency of --price (default: the catalogue's, or USD)")
-    node.add_argument("--catalogue", type=Path, help="another node catalogue YAML (default: the packaged nodes.yaml)")
+    node.add_argument(
+        "--catalogue", type=Path, help="another node catalogue YAML (default: the packaged nodes.yaml)"
+    )
     node.add_argument("--list-nodes", action="store_true", help="print the catalogue and exit")
 
     over = parser.add_argument_group(
-        "per-node overheads", "subtracted from every node before users are fitted; shown in the table")
-    over.add_argument("--system-cpu", type=_cpu_arg, default=None,
-                      help="kubelet/OS CPU reserve (default: GKE's tiers, 6%% of the first core, 1%% of the "
-                           "second, 0.5%% of the next two, 0.25%% above four)")
-    over.add_argument("--system-memory", type=_memory_arg, default=None,
-                      help="kubelet/OS memory reserve (default: 6%% of the node's memory + 100 MiB eviction threshold)")
-    over.add_argument("--daemonset-cpu", type=_cpu_arg, default=DEFAULT_DAEMONSET_CPU,
-                      help="CPU requested by daemonsets on each node: kube-proxy, CNI, CSI, log/metrics agents, "
-                           "image puller (default: 0.2)")
-    over.add_argument("--daemonset-memory", type=_memory_arg, default="512M", help="memory requested by daemonsets on each node (default: 512M)")
-    over.add_argument("--hub-cpu", type=_cpu_arg, default=DEFAULT_HUB_CPU, help="CPU kept for the hub and proxy on each node (default: 0)")
-    over.add_argument("--hub-memory", type=_memory_arg, default="128M",
-                      help="memory kept for the hub and proxy on each node (default: 128M, the Jetstream guide's "
-                           "budget; 0 when they run on separate core nodes)")
+        "per-node overheads", "subtracted from every node before users are fitted; shown in the table"
+    )
+    over.add_argument(
+        "--system-cpu",
+        type=_cpu_arg,
+        default=None,
+        help="kubelet/OS CPU reserve (default: GKE's tiers, 6%% of the first core, 1%% of the "
+        "second, 0.5%% of the next two, 0.25%% above four)",
+    )
+    over.add_argument(
+        "--system-memory",
+        type=_memory_arg,
+        default=None,
+        help="kubelet/OS memory reserve (default: 6%% of the node's memory + 100 MiB eviction threshold)",
+    )
+    over.add_argument(
+        "--daemonset-cpu",
+        type=_cpu_arg,
+        default=DEFAULT_DAEMONSET_CPU,
+        help="CPU requested by daemonsets on each node: kube-proxy, CNI, CSI, log/metrics agents, "
+        "image puller (default: 0.2)",
+    )
+    over.add_argument(
+        "--daemonset-memory",
+        type=_memory_arg,
+        default="512M",
+        help="memory requested by daemonsets on each node (default: 512M)",
+    )
+    over.add_argument(
+        "--hub-cpu",
+        type=_cpu_arg,
+        default=DEFAULT_HUB_CPU,
+        help="CPU kept for the hub and proxy on each node (default: 0)",
+    )
+    over.add_argument(
+        "--hub-memory",
+        type=_memory_arg,
+        default="128M",
+        help="memory kept for the hub and proxy on each node (default: 128M, the Jetstream guide's "
+        "budget; 0 when they run on separate core nodes)",
+    )
 
     when = parser.add_argument_group("event")
     times = when.add_mutually_exclusive_group()
-    times.add_argument("--hours", type=float, metavar="H", help="length of the event in hours (default: cost of one hour)")
-    times.add_argument("--schedule", type=Path, metavar="FILE",
-                       help="sessions: CSV with header start,end[,users] or a YAML list of {start, end, users}; "
-                            "ISO 8601 times with offset; nodes are assumed scaled down between sessions")
-    when.add_argument("--headroom", type=float, default=DEFAULT_HEADROOM_PERCENT, metavar="PERCENT",
-                      help="user placeholders kept free for arrivals, as a percentage of --users, rounded up (default: 10)")
-    when.add_argument("--placeholders", type=int, metavar="N", help="exact number of user placeholders (instead of --headroom)")
+    times.add_argument(
+        "--hours", type=float, metavar="H", help="length of the event in hours (default: cost of one hour)"
+    )
+    times.add_argument(
+        "--schedule",
+        type=Path,
+        metavar="FILE",
+        help="sessions: CSV with header start,end[,users] or a YAML list of {start, end, users}; "
+        "ISO 8601 times with offset; nodes are assumed scaled down between sessions",
+    )
+    when.add_argument(
+        "--headroom",
+        type=float,
+        default=DEFAULT_HEADROOM_PERCENT,
+        metavar="PERCENT",
+        help="user placeholders kept free for arrivals, as a percentage of --users, rounded up (default: 10)",
+    )
+    when.add_argument(
+        "--placeholders",
+        type=int,
+        metavar="N",
+        help="exact number of user placeholders (instead of --headroom)",
+    )
 
     after = parser.add_argument_group("after the event")
-    after.add_argument("--from-usage", type=Path, metavar="USAGE_CSV",
-                       help="actual node-hours and cost from `usage export` CSV (user,server,profile,started,stopped,...)")
-    after.add_argument("--users-per-node", type=int, metavar="K",
-                       help="with --from-usage: users per node (default: computed from --node, --cpu and --memory)")
+    after.add_argument(
+        "--from-usage",
+        type=Path,
+        metavar="USAGE_CSV",
+        help="actual node-hours and cost from `usage export` CSV (user,server,profile,started,stopped,...)",
+    )
+    after.add_argument(
+        "--users-per-node",
+        type=int,
+        metavar="K",
+        help="with --from-usage: users per node (default: computed from --node, --cpu and --memory)",
+    )
 
-    parser.add_argument("--format", choices=("table", "json"), default="table", help="output (default: table)")
+    parser.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output (default: table)"
+    )
 
 
 def _described(args) -> bool:
@@ -111,7 +186,9 @@ def node_from_args(args, catalogue: Catalogue) -> NodeType:
     elif _described(args):
         node = NodeType(args.node or "custom", args.node_cpu, args.node_memory)
     else:
-        raise PlanError("give --node TYPE (see --list-nodes) or describe the machine with --node-cpu and --node-memory")
+        raise PlanError(
+            "give --node TYPE (see --list-nodes) or describe the machine with --node-cpu and --node-memory"
+        )
     if args.price is not None:
         node = dataclasses.replace(node, price=args.price, prices_read="")
     if args.currency:
@@ -122,9 +199,14 @@ def node_from_args(args, catalogue: Catalogue) -> NodeType:
 
 
 def overheads_from_args(args) -> OverheadSettings:
-    return OverheadSettings(system_cpu=args.system_cpu, system_memory=args.system_memory,
-                            daemonset_cpu=args.daemonset_cpu, daemonset_memory=args.daemonset_memory,
-                            hub_cpu=args.hub_cpu, hub_memory=args.hub_memory)
+    return OverheadSettings(
+        system_cpu=args.system_cpu,
+        system_memory=args.system_memory,
+        daemonset_cpu=args.daemonset_cpu,
+        daemonset_memory=args.daemonset_memory,
+        hub_cpu=args.hub_cpu,
+        hub_memory=args.hub_memory,
+    )
 
 
 def usage_report(args, catalogue: Catalogue) -> dict:
@@ -139,15 +221,22 @@ def usage_report(args, catalogue: Catalogue) -> dict:
         if args.memory is None:
             raise PlanError("--from-usage needs --users-per-node K, or --node with --cpu and --memory")
         node = node_from_args(args, catalogue)
-        k = fit_at_least_one(node, overheads_from_args(args), args.cpu or 0.0, args.memory, catalogue).users_per_node
+        k = fit_at_least_one(
+            node, overheads_from_args(args), args.cpu or 0.0, args.memory, catalogue
+        ).users_per_node
     if node is not None:  # node_from_args already applied --price and --currency
         price, currency = node.price, node.currency
     else:
         price, currency = args.price, args.currency or "USD"
     report = usage_totals(sessions, k)
-    report.update(file=str(args.from_usage), users_per_node=k, node=node.name if node else None,
-                  price=price, currency=currency,
-                  cost=None if price is None else round(report["node_hours"] * price, 2))
+    report.update(
+        file=str(args.from_usage),
+        users_per_node=k,
+        node=node.name if node else None,
+        price=price,
+        currency=currency,
+        cost=None if price is None else round(report["node_hours"] * price, 2),
+    )
     return report
 
 
@@ -166,9 +255,18 @@ def run(args, out=None) -> int:
     if missing:
         raise PlanError(f"missing {' and '.join(missing)} (or use --from-usage)")
     plan = make_plan(
-        users=args.users, cpu=args.cpu or 0.0, memory=args.memory, node=node_from_args(args, catalogue),
-        overheads=overheads_from_args(args), cpu_limit=args.cpu_limit, memory_limit=args.memory_limit,
-        hours=args.hours, schedule=read_schedule(args.schedule, args.users) if args.schedule else None,
-        headroom_percent=args.headroom, placeholders=args.placeholders, catalogue=catalogue)
+        users=args.users,
+        cpu=args.cpu or 0.0,
+        memory=args.memory,
+        node=node_from_args(args, catalogue),
+        overheads=overheads_from_args(args),
+        cpu_limit=args.cpu_limit,
+        memory_limit=args.memory_limit,
+        hours=args.hours,
+        schedule=read_schedule(args.schedule, args.users) if args.schedule else None,
+        headroom_percent=args.headroom,
+        placeholders=args.placeholders,
+        catalogue=catalogue,
+    )
     out.write(json.dumps(plan_json(plan), indent=2) + "\n" if args.format == "json" else plan_table(plan))
     return 0

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from .catalogue import NodeType
 from .quantities import MIB
 
-SYSTEM_MEMORY_FRACTION = 0.06        # GKE's reservation rate for nodes of 16-128 GiB
-EVICTION_THRESHOLD = 100 * MIB       # kubelet's default memory.available hard eviction
+SYSTEM_MEMORY_FRACTION = 0.06  # GKE's reservation rate for nodes of 16-128 GiB
+EVICTION_THRESHOLD = 100 * MIB  # kubelet's default memory.available hard eviction
 DEFAULT_DAEMONSET_CPU = 0.2
 DEFAULT_DAEMONSET_MEMORY = 512 * MIB
 DEFAULT_HUB_CPU = 0.0
-DEFAULT_HUB_MEMORY = 128 * MIB       # the Jetstream guide's budget for JupyterHub
+DEFAULT_HUB_MEMORY = 128 * MIB  # the Jetstream guide's budget for JupyterHub
 
 
 def default_system_cpu(node_cpu: float) -> float:
@@ -72,7 +72,11 @@ class OverheadSettings:
     def for_node(self, node: NodeType) -> Overheads:
         return Overheads(
             system_cpu=default_system_cpu(node.cpu) if self.system_cpu is None else self.system_cpu,
-            system_memory=default_system_memory(node.memory) if self.system_memory is None else self.system_memory,
-            daemonset_cpu=self.daemonset_cpu, daemonset_memory=self.daemonset_memory,
-            hub_cpu=self.hub_cpu, hub_memory=self.hub_memory,
+            system_memory=default_system_memory(node.memory)
+            if self.system_memory is None
+            else self.system_memory,
+            daemonset_cpu=self.daemonset_cpu,
+            daemonset_memory=self.daemonset_memory,
+            hub_cpu=self.hub_cpu,
+            hub_memory=self.hub_memory,
         )

@@ -20,12 +20,21 @@ def plan_json(plan: Plan) -> dict:
     node, ov, fit = plan.node, plan.overheads, plan.fit
     return {
         "users": plan.users,
-        "node": {"name": node.name, "provider": node.provider, "cpu": node.cpu, "memory_gib": node.memory / GIB,
-                 "price": node.price, "currency": node.currency, "prices_read": node.prices_read or None,
-                 "source": node.source or None},
+        "node": {
+            "name": node.name,
+            "provider": node.provider,
+            "cpu": node.cpu,
+            "memory_gib": node.memory / GIB,
+            "price": node.price,
+            "currency": node.currency,
+            "prices_read": node.prices_read or None,
+            "source": node.source or None,
+        },
         "guarantee": {"cpu": plan.cpu, "memory_gib": _r(plan.memory / GIB)},
-        "limit": {"cpu": plan.cpu_limit,
-                  "memory_gib": None if plan.memory_limit is None else _r(plan.memory_limit / GIB)},
+        "limit": {
+            "cpu": plan.cpu_limit,
+            "memory_gib": None if plan.memory_limit is None else _r(plan.memory_limit / GIB),
+        },
         "overheads_per_node": {
             "system": _cpu_memory(ov.system_cpu, ov.system_memory),
             "daemonsets": _cpu_memory(ov.daemonset_cpu, ov.daemonset_memory),
@@ -41,11 +50,20 @@ def plan_json(plan: Plan) -> dict:
         "nodes_for_users": plan.nodes_for_users,
         "nodes": plan.nodes,
         "hours": _r(plan.hours),
-        "schedule": None if plan.schedule is None else [
-            {"start": b.block.start.isoformat(), "end": b.block.end.isoformat(), "users": b.block.users,
-             "placeholders": b.placeholders, "nodes": b.nodes, "hours": _r(b.block.hours),
-             "node_hours": _r(b.node_hours)}
-            for b in plan.schedule],
+        "schedule": None
+        if plan.schedule is None
+        else [
+            {
+                "start": b.block.start.isoformat(),
+                "end": b.block.end.isoformat(),
+                "users": b.block.users,
+                "placeholders": b.placeholders,
+                "nodes": b.nodes,
+                "hours": _r(b.block.hours),
+                "node_hours": _r(b.node_hours),
+            }
+            for b in plan.schedule
+        ],
         "node_hours": _r(plan.node_hours),
         "cost": None if plan.cost is None else round(plan.cost, 2),
         "currency": node.currency,
@@ -71,34 +89,72 @@ def plan_table(plan: Plan) -> str:
     n, ov, fit = plan.node, plan.overheads, plan.fit
     price = f"{n.price:g} {n.currency}/node-hour" if n.price is not None else "no price"
     read = f", prices read {n.prices_read}" if n.prices_read and n.price is not None else ""
-    lines = [f"Plan: {plan.users} users on {n.name} ({n.cpu:g} CPU, {n.memory / GIB:.1f} GiB, {price}{read})", ""]
-    lines += _table([
-        ("node", format_cpu(n.cpu), f"{n.memory / GIB:.1f} GiB", ""),
-        ("- system (kubelet, OS)", format_cpu(ov.system_cpu), format_memory(ov.system_memory),
-         "--system-cpu/--system-memory"),
-        ("- daemonsets", format_cpu(ov.daemonset_cpu), format_memory(ov.daemonset_memory),
-         "--daemonset-cpu/--daemonset-memory"),
-        ("- hub and proxy", format_cpu(ov.hub_cpu), format_memory(ov.hub_memory), "--hub-cpu/--hub-memory"),
-        ("= left for users", format_cpu(fit.allocatable_cpu), format_memory(fit.allocatable_memory), ""),
-        ("per user (guarantee)", format_cpu(plan.cpu), format_memory(plan.memory), ""),
-        ("users that fit", "-" if fit.by_cpu is None else str(fit.by_cpu), str(fit.by_memory), ""),
-    ], ("per node", "CPU", "memory", "change with"), left=(0, 3))
+    lines = [
+        f"Plan: {plan.users} users on {n.name} ({n.cpu:g} CPU, {n.memory / GIB:.1f} GiB, {price}{read})",
+        "",
+    ]
+    lines += _table(
+        [
+            ("node", format_cpu(n.cpu), f"{n.memory / GIB:.1f} GiB", ""),
+            (
+                "- system (kubelet, OS)",
+                format_cpu(ov.system_cpu),
+                format_memory(ov.system_memory),
+                "--system-cpu/--system-memory",
+            ),
+            (
+                "- daemonsets",
+                format_cpu(ov.daemonset_cpu),
+                format_memory(ov.daemonset_memory),
+                "--daemonset-cpu/--daemonset-memory",
+            ),
+            (
+                "- hub and proxy",
+                format_cpu(ov.hub_cpu),
+                format_memory(ov.hub_memory),
+                "--hub-cpu/--hub-memory",
+            ),
+            ("= left for users", format_cpu(fit.allocatable_cpu), format_memory(fit.allocatable_memory), ""),
+            ("per user (guarantee)", format_cpu(plan.cpu), format_memory(plan.memory), ""),
+            ("users that fit", "-" if fit.by_cpu is None else str(fit.by_cpu), str(fit.by_memory), ""),
+        ],
+        ("per node", "CPU", "memory", "change with"),
+        left=(0, 3),
+    )
     lines.append("")
-    headroom = f"{plan.headroom_percent:g}% headroom" if plan.headroom_percent is not None else "--placeholders"
-    lines += _table([
-        ("users per node", f"{plan.users_per_node} (limited by {fit.limited_by})"),
-        ("nodes for the users", str(plan.nodes_for_users)),
-        ("placeholders for arrivals", f"{plan.placeholders} ({headroom})"),
-        ("nodes", str(plan.nodes)),
-        ("hours", f"{_r(plan.hours):g}" + (" (schedule)" if plan.schedule else "")),
-        ("node-hours", f"{_r(plan.node_hours):g}"),
-        ("cost", _money(plan.cost, n.currency)),
-    ], left=(0, 1))
+    headroom = (
+        f"{plan.headroom_percent:g}% headroom" if plan.headroom_percent is not None else "--placeholders"
+    )
+    lines += _table(
+        [
+            ("users per node", f"{plan.users_per_node} (limited by {fit.limited_by})"),
+            ("nodes for the users", str(plan.nodes_for_users)),
+            ("placeholders for arrivals", f"{plan.placeholders} ({headroom})"),
+            ("nodes", str(plan.nodes)),
+            ("hours", f"{_r(plan.hours):g}" + (" (schedule)" if plan.schedule else "")),
+            ("node-hours", f"{_r(plan.node_hours):g}"),
+            ("cost", _money(plan.cost, n.currency)),
+        ],
+        left=(0, 1),
+    )
     if plan.schedule:
         lines.append("")
-        lines += _table([(b.block.start.isoformat(), b.block.end.isoformat(), b.block.users, b.placeholders, b.nodes,
-                          f"{_r(b.block.hours):g}", f"{_r(b.node_hours):g}") for b in plan.schedule],
-                        ("start", "end", "users", "placeholders", "nodes", "hours", "node-hours"), left=(0, 1))
+        lines += _table(
+            [
+                (
+                    b.block.start.isoformat(),
+                    b.block.end.isoformat(),
+                    b.block.users,
+                    b.placeholders,
+                    b.nodes,
+                    f"{_r(b.block.hours):g}",
+                    f"{_r(b.node_hours):g}",
+                )
+                for b in plan.schedule
+            ],
+            ("start", "end", "users", "placeholders", "nodes", "hours", "node-hours"),
+            left=(0, 1),
+        )
     for w in plan.warnings:
         lines.append(f"note: {w}")
     return "\n".join(lines) + "\n"
@@ -107,23 +163,40 @@ def plan_table(plan: Plan) -> str:
 def usage_table(report: dict) -> str:
     """``plan --from-usage``: the report the command line puts together (see :mod:`.cli`)."""
     lines = [f"Usage from {report['file']}: {report['first'] or '-'} to {report['last'] or '-'}", ""]
-    lines += _table([
-        ("sessions", f"{report['sessions']} ({report['open_sessions']} still open, counted to the end)"),
-        ("users", str(report["users"])),
-        ("server-hours", f"{report['server_hours']:g}"),
-        ("peak servers", f"{report['peak_servers']}" + (f" at {report['peak_at']}" if report["peak_at"] else "")),
-        ("users per node", f"{report['users_per_node']}" + (f" ({report['node']})" if report.get("node") else "")),
-        ("peak nodes", str(report["peak_nodes"])),
-        ("node-hours", f"{report['node_hours']:g}"),
-        ("cost", _money(report["cost"], report["currency"])),
-    ], left=(0, 1))
+    lines += _table(
+        [
+            ("sessions", f"{report['sessions']} ({report['open_sessions']} still open, counted to the end)"),
+            ("users", str(report["users"])),
+            ("server-hours", f"{report['server_hours']:g}"),
+            (
+                "peak servers",
+                f"{report['peak_servers']}" + (f" at {report['peak_at']}" if report["peak_at"] else ""),
+            ),
+            (
+                "users per node",
+                f"{report['users_per_node']}" + (f" ({report['node']})" if report.get("node") else ""),
+            ),
+            ("peak nodes", str(report["peak_nodes"])),
+            ("node-hours", f"{report['node_hours']:g}"),
+            ("cost", _money(report["cost"], report["currency"])),
+        ],
+        left=(0, 1),
+    )
     lines.append("note: node-hours assume nodes packed full and removed when empty; add your core/hub nodes.")
     return "\n".join(lines) + "\n"
 
 
 def nodes_table(catalogue: Catalogue) -> str:
-    rows = [(n.name, n.provider, f"{n.cpu:g}", format_memory(n.memory),
-             "-" if n.price is None else f"{n.price:g} {n.currency}") for n in catalogue.nodes.values()]
+    rows = [
+        (
+            n.name,
+            n.provider,
+            f"{n.cpu:g}",
+            format_memory(n.memory),
+            "-" if n.price is None else f"{n.price:g} {n.currency}",
+        )
+        for n in catalogue.nodes.values()
+    ]
     lines = _table(rows, ("node", "provider", "CPU", "memory", "per hour"))
     lines.append(f"prices read {catalogue.prices_read}. {catalogue.note}")
     return "\n".join(lines) + "\n"

@@ -43,7 +43,9 @@ def fit_users(node: NodeType, overheads: Overheads, cpu: float, memory: int) -> 
     return Fit(by_memory, alloc_cpu, alloc_mem, by_cpu, by_memory, "memory")
 
 
-def _fitting_nodes(catalogue: Catalogue | None, cpu: float, memory: int, settings: OverheadSettings) -> list[str]:
+def _fitting_nodes(
+    catalogue: Catalogue | None, cpu: float, memory: int, settings: OverheadSettings
+) -> list[str]:
     """The smallest catalogue node of each family that holds one user with these guarantees."""
     if catalogue is None:
         return []
@@ -56,33 +58,49 @@ def _fitting_nodes(catalogue: Catalogue | None, cpu: float, memory: int, setting
     return [n.name for n in smallest.values()]
 
 
-def _impossible(node: NodeType, ov: Overheads, fit: Fit, cpu: float, memory: int,
-                catalogue: Catalogue | None, settings: OverheadSettings) -> PlanError:
+def _impossible(
+    node: NodeType,
+    ov: Overheads,
+    fit: Fit,
+    cpu: float,
+    memory: int,
+    catalogue: Catalogue | None,
+    settings: OverheadSettings,
+) -> PlanError:
     short = []
     if fit.by_memory < 1:
-        short.append(f"memory guarantee {format_memory(memory)} is larger than the "
-                     f"{format_memory(max(fit.allocatable_memory, 0))} one {node.name} node has left for users")
+        short.append(
+            f"memory guarantee {format_memory(memory)} is larger than the "
+            f"{format_memory(max(fit.allocatable_memory, 0))} one {node.name} node has left for users"
+        )
     if fit.by_cpu is not None and fit.by_cpu < 1:
-        short.append(f"CPU guarantee {cpu:g} is larger than the {max(fit.allocatable_cpu, 0):.2f} CPU "
-                     f"one {node.name} node has left for users")
-    detail = (f" ({node.name}: {node.cpu:g} CPU, {format_memory(node.memory)}; minus system "
-              f"{ov.system_cpu:.2f} CPU / {format_memory(ov.system_memory)}, daemonsets {ov.daemonset_cpu:.2f} CPU / "
-              f"{format_memory(ov.daemonset_memory)}, hub {ov.hub_cpu:.2f} CPU / {format_memory(ov.hub_memory)})")
+        short.append(
+            f"CPU guarantee {cpu:g} is larger than the {max(fit.allocatable_cpu, 0):.2f} CPU "
+            f"one {node.name} node has left for users"
+        )
+    detail = (
+        f" ({node.name}: {node.cpu:g} CPU, {format_memory(node.memory)}; minus system "
+        f"{ov.system_cpu:.2f} CPU / {format_memory(ov.system_memory)}, daemonsets {ov.daemonset_cpu:.2f} CPU / "
+        f"{format_memory(ov.daemonset_memory)}, hub {ov.hub_cpu:.2f} CPU / {format_memory(ov.hub_memory)})"
+    )
     fitting = _fitting_nodes(catalogue, cpu, memory, settings)
     if fitting:
         hint = f" The smallest catalogue node types that hold one such user: {', '.join(fitting)}."
     elif catalogue is not None:
         biggest = max(catalogue.nodes.values(), key=lambda n: (n.memory, n.cpu))
-        hint = (f" That is larger than any node type in the catalogue (largest: {biggest.name}, "
-                f"{biggest.cpu:g} CPU, {format_memory(biggest.memory)}); lower the guarantee or describe a "
-                "bigger machine with --node-cpu/--node-memory.")
+        hint = (
+            f" That is larger than any node type in the catalogue (largest: {biggest.name}, "
+            f"{biggest.cpu:g} CPU, {format_memory(biggest.memory)}); lower the guarantee or describe a "
+            "bigger machine with --node-cpu/--node-memory."
+        )
     else:
         hint = ""
     return PlanError("impossible request: " + "; ".join(short) + detail + "." + hint)
 
 
-def fit_at_least_one(node: NodeType, settings: OverheadSettings, cpu: float, memory: int,
-                     catalogue: Catalogue | None = None) -> Fit:
+def fit_at_least_one(
+    node: NodeType, settings: OverheadSettings, cpu: float, memory: int, catalogue: Catalogue | None = None
+) -> Fit:
     """:func:`fit_users` with the node's overheads; PlanError explaining why (and which
     catalogue nodes would do) when not even one user fits."""
     overheads = settings.for_node(node)
@@ -150,18 +168,22 @@ class Plan:
         return self.fit.allocatable_memory - self.users_per_node * self.memory
 
 
-def _warnings(fit: Fit, node: NodeType, cpu_limit: float | None, memory_limit: int | None,
-              timed: bool) -> tuple[str, ...]:
+def _warnings(
+    fit: Fit, node: NodeType, cpu_limit: float | None, memory_limit: int | None, timed: bool
+) -> tuple[str, ...]:
     k = fit.users_per_node
     warnings = []
     if memory_limit is not None and k * memory_limit > fit.allocatable_memory:
         warnings.append(
             f"memory limits overcommit a full node: {k} x {format_memory(memory_limit)} = "
             f"{format_memory(k * memory_limit)} > {format_memory(fit.allocatable_memory)} left for users; "
-            "if everyone on a node reaches the limit, the kernel kills processes")
+            "if everyone on a node reaches the limit, the kernel kills processes"
+        )
     if cpu_limit is not None and cpu_limit > fit.allocatable_cpu:
-        warnings.append(f"the CPU limit {cpu_limit:g} is more than a node has for users "
-                        f"({fit.allocatable_cpu:.2f}); it will never be reached")
+        warnings.append(
+            f"the CPU limit {cpu_limit:g} is more than a node has for users "
+            f"({fit.allocatable_cpu:.2f}); it will never be reached"
+        )
     if not timed:
         warnings.append("no --hours or --schedule: node-hours and cost are for one hour")
     if node.price is None:
@@ -169,11 +191,21 @@ def _warnings(fit: Fit, node: NodeType, cpu_limit: float | None, memory_limit: i
     return tuple(warnings)
 
 
-def make_plan(*, users: int, cpu: float, memory: int, node: NodeType,
-              overheads: OverheadSettings = OverheadSettings(), cpu_limit: float | None = None,
-              memory_limit: int | None = None, hours: float | None = None, schedule: list[Block] | None = None,
-              headroom_percent: float = DEFAULT_HEADROOM_PERCENT, placeholders: int | None = None,
-              catalogue: Catalogue | None = None) -> Plan:
+def make_plan(
+    *,
+    users: int,
+    cpu: float,
+    memory: int,
+    node: NodeType,
+    overheads: OverheadSettings = OverheadSettings(),
+    cpu_limit: float | None = None,
+    memory_limit: int | None = None,
+    hours: float | None = None,
+    schedule: list[Block] | None = None,
+    headroom_percent: float = DEFAULT_HEADROOM_PERCENT,
+    placeholders: int | None = None,
+    catalogue: Catalogue | None = None,
+) -> Plan:
     """The plan for ``users`` with these guarantees on ``node``, over ``hours`` (default one)
     or the blocks of a ``schedule`` (nodes scaled down between blocks). ``catalogue``: where
     to look for nodes that would fit when none does."""
@@ -182,8 +214,10 @@ def make_plan(*, users: int, cpu: float, memory: int, node: NodeType,
     if cpu_limit is not None and cpu_limit < cpu:
         raise PlanError(f"--cpu-limit {cpu_limit:g} is below the CPU guarantee {cpu:g}")
     if memory_limit is not None and memory_limit < memory:
-        raise PlanError(f"--memory-limit {format_memory(memory_limit)} is below the memory guarantee "
-                        f"{format_memory(memory)}")
+        raise PlanError(
+            f"--memory-limit {format_memory(memory_limit)} is below the memory guarantee "
+            f"{format_memory(memory)}"
+        )
     if hours is not None and schedule is not None:
         raise PlanError("give --hours or --schedule, not both")
     if hours is not None and hours < 0:
@@ -212,10 +246,22 @@ def make_plan(*, users: int, cpu: float, memory: int, node: NodeType,
         total_hours = 1.0 if hours is None else hours
         node_hours = nodes * total_hours
     return Plan(
-        users=users, node=node, cpu=cpu, memory=memory, cpu_limit=cpu_limit, memory_limit=memory_limit,
-        overheads=overheads.for_node(node), fit=fit,
+        users=users,
+        node=node,
+        cpu=cpu,
+        memory=memory,
+        cpu_limit=cpu_limit,
+        memory_limit=memory_limit,
+        overheads=overheads.for_node(node),
+        fit=fit,
         headroom_percent=None if placeholders is not None else headroom_percent,
-        placeholders=ph, nodes=nodes, hours=total_hours, schedule=None if blocks is None else tuple(blocks),
-        node_hours=node_hours, cost=None if node.price is None else node_hours * node.price,
-        warnings=_warnings(fit, node, cpu_limit, memory_limit, timed=hours is not None or schedule is not None),
+        placeholders=ph,
+        nodes=nodes,
+        hours=total_hours,
+        schedule=None if blocks is None else tuple(blocks),
+        node_hours=node_hours,
+        cost=None if node.price is None else node_hours * node.price,
+        warnings=_warnings(
+            fit, node, cpu_limit, memory_limit, timed=hours is not None or schedule is not None
+        ),
     )

@@ -10,7 +10,8 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp.web
 import attrs
@@ -50,8 +51,14 @@ class ApiError(Exception):
 
     def status(self) -> dict:
         return {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "details": self.details, "code": self.code,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
         }
 
     def response(self) -> aiohttp.web.Response:
@@ -59,8 +66,9 @@ class ApiError(Exception):
 
 
 def not_found(res: kmock.resource, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{qualified_plural(res)} "{name}" not found',
-                    {"name": name, "kind": res.plural})
+    return ApiError(
+        404, "NotFound", f'{qualified_plural(res)} "{name}" not found', {"name": name, "kind": res.plural}
+    )
 
 
 class Watcher:
@@ -99,7 +107,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     default_namespace: str = "default"
 
     request_count: int = attrs.field(default=0, init=False)
-    recent_requests: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=200), init=False)
+    recent_requests: collections.deque = attrs.field(
+        factory=lambda: collections.deque(maxlen=200), init=False
+    )
     deletion_hooks: dict = attrs.field(factory=dict, init=False)  # plural -> async fn(obj, grace)
     _rv: int = attrs.field(default=0, init=False)
     _live: dict = attrs.field(factory=dict, init=False)  # resource -> {(ns, name): kmock Object}
@@ -164,8 +174,13 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     def find(self, res: Any, name: str, namespace: str | None = None) -> dict | None:
         return self._current(as_resource(res), namespace, name)
 
-    def list(self, res: Any, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[dict]:
+    def list(
+        self,
+        res: Any,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict]:
         res = as_resource(res)
         labels, fields = parse_label_selector(label_selector), parse_field_selector(field_selector)
         items = []
@@ -189,16 +204,26 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         elif ns is None and res.plural not in CLUSTER_SCOPED_PLURALS:
             ns = self.default_namespace
         if namespace is not None and meta.get("namespace") not in (None, namespace):
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
         name = meta.get("name")
         if not name:
             if meta.get("generateName"):
                 name = meta["generateName"] + uuid.uuid4().hex[:5]
             else:
-                raise ApiError(422, "Invalid", f"{kind_of(res.plural)} is invalid: metadata.name: Required value")
+                raise ApiError(
+                    422, "Invalid", f"{kind_of(res.plural)} is invalid: metadata.name: Required value"
+                )
         if self._current(res, ns, name) is not None:
-            raise ApiError(409, "AlreadyExists", f'{qualified_plural(res)} "{name}" already exists',
-                           {"name": name, "kind": res.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{qualified_plural(res)} "{name}" already exists',
+                {"name": name, "kind": res.plural},
+            )
         obj.setdefault("apiVersion", api_version(res))
         obj.setdefault("kind", kind_of(res.plural))
         meta["name"] = name
@@ -242,8 +267,15 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     def _keep_identity(old: dict, new: dict) -> dict:
         """Clients cannot change who an object is, only what it says."""
         meta = new.setdefault("metadata", {})
-        for key in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                    "deletionGracePeriodSeconds", "generation"):
+        for key in (
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
             if key in old["metadata"]:
                 meta[key] = old["metadata"][key]
             else:
@@ -252,8 +284,16 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         new.setdefault("kind", old.get("kind"))
         return new
 
-    def patch(self, res: Any, name: str, patch: Any, namespace: str | None = None, *,
-              subresource: str | None = None, patch_type: str = "merge") -> dict:
+    def patch(
+        self,
+        res: Any,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+        patch_type: str = "merge",
+    ) -> dict:
         """``patch_type``: ``merge`` (also used for strategic-merge and apply) or ``json``."""
         res = as_resource(res)
         old = self._current(res, namespace, name)
@@ -265,23 +305,28 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             else:
                 new = merge_patch(old, patch)
         except (KeyError, IndexError, ValueError, TypeError) as e:
-            raise ApiError(422, "Invalid", f"the patch could not be applied: {e}")
+            raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
         if subresource == "status":
             new = {**copy.deepcopy(old), "status": new.get("status", {})}
         # (the real API ignores status in main-resource patches; we are lenient and apply it)
         new = self._keep_identity(old, new)
         return self._replace_stored(res, namespace, name, new)
 
-    def replace(self, res: Any, name: str, body: dict, namespace: str | None = None, *,
-                subresource: str | None = None) -> dict:
+    def replace(
+        self, res: Any, name: str, body: dict, namespace: str | None = None, *, subresource: str | None = None
+    ) -> dict:
         res = as_resource(res)
         old = self._current(res, namespace, name)
         if old is None:
             raise not_found(res, name)
         wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
         if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.plural} "{name}": '
-                           "the object has been modified; please apply your changes to the latest version and try again")
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {res.plural} "{name}": '
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
         if subresource == "status":
             new = {**copy.deepcopy(old), "status": copy.deepcopy(body.get("status", {}))}
         else:
@@ -293,8 +338,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
 
     # ---- deletion ----------------------------------------------------------------------
 
-    def delete(self, res: Any, name: str, namespace: str | None = None, *,
-               grace_period_seconds: int | None = None) -> dict:
+    def delete(
+        self, res: Any, name: str, namespace: str | None = None, *, grace_period_seconds: int | None = None
+    ) -> dict:
         """Delete; pods (with a kubelet) and objects with finalizers get a ``deletionTimestamp`` first."""
         res = as_resource(res)
         old = self._current(res, namespace, name)
@@ -307,13 +353,17 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         obj = old
         if not old["metadata"].get("deletionTimestamp"):
             if grace_period_seconds is None:
-                grace_period_seconds = int((old.get("spec") or {}).get("terminationGracePeriodSeconds", 30)) \
-                    if res.plural == "pods" else 0
+                grace_period_seconds = (
+                    int((old.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+                    if res.plural == "pods"
+                    else 0
+                )
             obj = self._mark_deleting(res, namespace, name, old, grace_period_seconds)
         key = (res, namespace, name)
         if hook is not None and key not in self._hook_tasks:
             self._hook_tasks[key] = asyncio.get_running_loop().create_task(
-                self._run_deletion_hook(key, hook, obj, grace_period_seconds))
+                self._run_deletion_hook(key, hook, obj, grace_period_seconds)
+            )
         return obj
 
     def _mark_deleting(self, res: kmock.resource, ns: str | None, name: str, old: dict, grace: int) -> dict:
@@ -414,7 +464,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         except ValueError:
             if "yaml" in (raw.content_type or ""):
                 return yaml.safe_load(data)
-            raise ApiError(400, "BadRequest", "the request body is not valid JSON")
+            raise ApiError(400, "BadRequest", "the request body is not valid JSON") from None
 
     async def _serve(self, raw, res, ns, name, sub, legacy_watch) -> aiohttp.web.StreamResponse:
         body = await self._read_body(raw)
@@ -438,16 +488,20 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {raw.path}")
 
     def _list_response(self, res: kmock.resource, items: list[dict]) -> aiohttp.web.Response:
-        return aiohttp.web.json_response({
-            "kind": f"{kind_of(res.plural)}List",
-            "apiVersion": api_version(res),
-            "metadata": {"resourceVersion": str(self._rv)},
-            "items": items,
-        })
+        return aiohttp.web.json_response(
+            {
+                "kind": f"{kind_of(res.plural)}List",
+                "apiVersion": api_version(res),
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": items,
+            }
+        )
 
     def _serve_get(self, res, ns, name, sub, query) -> aiohttp.web.Response:
         if name is None:
-            return self._list_response(res, self.list(res, ns, query.get("labelSelector"), query.get("fieldSelector")))
+            return self._list_response(
+                res, self.list(res, ns, query.get("labelSelector"), query.get("fieldSelector"))
+            )
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         return aiohttp.web.json_response(self.get(res, name, ns))
@@ -458,7 +512,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
         if dry_run:
             return aiohttp.web.json_response(self.get(res, name, ns))
-        return aiohttp.web.json_response(self.patch(res, name, body, ns, subresource=sub, patch_type=patch_type))
+        return aiohttp.web.json_response(
+            self.patch(res, name, body, ns, subresource=sub, patch_type=patch_type)
+        )
 
     def _serve_delete(self, res, ns, name, body, query, dry_run) -> aiohttp.web.Response:
         grace = query.get("gracePeriodSeconds")
@@ -466,9 +522,12 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             grace = body.get("gracePeriodSeconds")
         grace = None if grace is None else int(grace)
         if name is None:  # deletecollection
-            deleted = [self.delete(res, obj["metadata"]["name"], obj["metadata"].get("namespace"),
-                                   grace_period_seconds=grace)
-                       for obj in self.list(res, ns, query.get("labelSelector"), query.get("fieldSelector"))]
+            deleted = [
+                self.delete(
+                    res, obj["metadata"]["name"], obj["metadata"].get("namespace"), grace_period_seconds=grace
+                )
+                for obj in self.list(res, ns, query.get("labelSelector"), query.get("fieldSelector"))
+            ]
             return self._list_response(res, deleted)
         if dry_run:
             return aiohttp.web.json_response(self.get(res, name, ns))
@@ -502,7 +561,9 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         finally:
             self._watchers.get(res, set()).discard(watcher)
 
-    def _watch_backlog(self, res: kmock.resource, watcher: Watcher, resource_version: str | None) -> list[dict]:
+    def _watch_backlog(
+        self, res: kmock.resource, watcher: Watcher, resource_version: str | None
+    ) -> list[dict]:
         """What a new watch sends first: the changes after ``resourceVersion`` if one is given
         (410 Expired if they are no longer kept), else every current object as ``ADDED``."""
         try:
@@ -510,17 +571,23 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         except ValueError:
             since = 0
         if since <= 0:
-            return [{"type": "ADDED", "object": entry.last.raw}
-                    for entry in list(self._live.get(res, {}).values())
-                    if watcher.matches(entry.last.raw)]
+            return [
+                {"type": "ADDED", "object": entry.last.raw}
+                for entry in list(self._live.get(res, {}).values())
+                if watcher.matches(entry.last.raw)
+            ]
         if since < self._events_dropped_rv:
             gone = ApiError(410, "Expired", f"too old resource version: {since} ({self._events_dropped_rv})")
             return [{"type": "ERROR", "object": gone.status()}]
-        return [event for (rv, event_res, event) in self._events
-                if rv > since and event_res == res and watcher.matches(event["object"])]
+        return [
+            event
+            for (rv, event_res, event) in self._events
+            if rv > since and event_res == res and watcher.matches(event["object"])
+        ]
 
-    async def _stream_events(self, raw, response: aiohttp.web.StreamResponse, watcher: Watcher,
-                             deadline: float | None) -> None:
+    async def _stream_events(
+        self, raw, response: aiohttp.web.StreamResponse, watcher: Watcher, deadline: float | None
+    ) -> None:
         """Forward the watcher's events until the deadline, the client leaves or the server closes."""
         while True:
             wait = _WATCH_POLL_SECONDS
@@ -530,7 +597,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
                     return
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if raw.transport is None or raw.transport.is_closing():
                     return
                 continue

@@ -7,8 +7,9 @@ import contextlib
 import copy
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp.web
 import yaml
@@ -17,8 +18,9 @@ from .apiserver import KubeAPIServer
 from .kubelet import Kubelet, PodRecord
 
 
-def write_kubeconfig(path: str | os.PathLike, server: str, *, namespace: str = "default",
-                     name: str = "kube-harness") -> Path:
+def write_kubeconfig(
+    path: str | os.PathLike, server: str, *, namespace: str = "default", name: str = "kube-harness"
+) -> Path:
     """Write a kubeconfig for ``server`` (e.g. ``http://127.0.0.1:PORT``), no auth; return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,15 +57,29 @@ class KubeHarness:
     All sync methods are thread-safe (they run in the harness's loop and return copies).
     """
 
-    def __init__(self, root: str | os.PathLike, *, namespace: str = "default", host: str = "127.0.0.1",
-                 port: int = 0, kubelet: bool = True, pvc_bind_delay: float | None = 0.0,
-                 mocksu: bool = False, post_start_timeout: float = 30.0, **kubelet_options):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        namespace: str = "default",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        kubelet: bool = True,
+        pvc_bind_delay: float | None = 0.0,
+        mocksu: bool = False,
+        post_start_timeout: float = 30.0,
+        **kubelet_options,
+    ):
         self.root = Path(root)
         self.namespace = namespace
         self.host, self._port = host, port
         self._with_kubelet = kubelet
-        self._kubelet_options = dict(pvc_bind_delay=pvc_bind_delay, mocksu=mocksu,
-                                     post_start_timeout=post_start_timeout, **kubelet_options)
+        self._kubelet_options = dict(
+            pvc_bind_delay=pvc_bind_delay,
+            mocksu=mocksu,
+            post_start_timeout=post_start_timeout,
+            **kubelet_options,
+        )
         self.api: KubeAPIServer | None = None
         self.kubelet: Kubelet | None = None
         self.kubeconfig: Path | None = None
@@ -82,7 +98,7 @@ class KubeHarness:
     def env(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig)}
 
-    def start(self) -> "KubeHarness":
+    def start(self) -> KubeHarness:
         if self._thread is not None:
             raise RuntimeError("already started")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -133,7 +149,7 @@ class KubeHarness:
         self._loop = None
         self._thread = None
 
-    def __enter__(self) -> "KubeHarness":
+    def __enter__(self) -> KubeHarness:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -149,8 +165,10 @@ class KubeHarness:
 
     def call(self, fn: Callable, *args, **kwargs):
         """Run a plain function in the harness loop (where all state lives); return its result."""
+
         async def _call():
             return fn(*args, **kwargs)
+
         return self.run(_call())
 
     @contextlib.asynccontextmanager
@@ -172,8 +190,13 @@ class KubeHarness:
         ns = self._ns(namespace)
         return copy.deepcopy(self.call(lambda: self.api.find(res, name, ns)))
 
-    def list(self, res: Any, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[dict]:
+    def list(
+        self,
+        res: Any,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict]:
         return copy.deepcopy(self.call(self.api.list, res, namespace, label_selector, field_selector))
 
     def create(self, res: Any, obj: dict, namespace: str | None = None) -> dict:
@@ -182,10 +205,14 @@ class KubeHarness:
     def patch(self, res: Any, name: str, patch: Any, namespace: str | None = None, **kw) -> dict:
         return copy.deepcopy(self.call(self.api.patch, res, name, patch, self._ns(namespace), **kw))
 
-    def delete(self, res: Any, name: str, namespace: str | None = None,
-               grace_period_seconds: int | None = None) -> dict:
-        return copy.deepcopy(self.call(self.api.delete, res, name, self._ns(namespace),
-                                       grace_period_seconds=grace_period_seconds))
+    def delete(
+        self, res: Any, name: str, namespace: str | None = None, grace_period_seconds: int | None = None
+    ) -> dict:
+        return copy.deepcopy(
+            self.call(
+                self.api.delete, res, name, self._ns(namespace), grace_period_seconds=grace_period_seconds
+            )
+        )
 
     # ---- kubelet views ------------------------------------------------------------------
 
@@ -200,12 +227,14 @@ class KubeHarness:
 
     def pod_paths(self, name: str, namespace: str | None = None) -> dict[str, Path]:
         """``{mountPath: local directory}`` for the pod's first container, plus its HOME path."""
+
         def paths():
             rec = self._rec(name, namespace)
             result = dict(rec.mounts)
             if rec.home is not None:
                 result.setdefault(rec.pod_home, rec.home)
             return result
+
         return self.call(paths)
 
     def translate(self, name: str, pod_path: str, namespace: str | None = None) -> Path:
@@ -264,15 +293,23 @@ class KubeHarness:
         if self.kubelet is not None:
             self.call(setattr, self.kubelet, "mocksu", value)
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-                 message: str = "condition"):
+    def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float = 30.0,
+        interval: float = 0.05,
+        message: str = "condition",
+    ):
         """Poll ``predicate`` (called in the test thread) until truthy."""
         from ..hub import wait_for
 
         return wait_for(predicate, timeout, interval, message)
 
-    def wait_pod_phase(self, name: str, phase: str, timeout: float = 30.0, namespace: str | None = None) -> dict:
+    def wait_pod_phase(
+        self, name: str, phase: str, timeout: float = 30.0, namespace: str | None = None
+    ) -> dict:
         def check():
             pod = self.get("pods", name, namespace)
             return pod if pod and (pod.get("status") or {}).get("phase") == phase else None
+
         return self.wait_for(check, timeout, message=f"pod {name} to be {phase}")

@@ -37,10 +37,12 @@ _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 def expand_vars(text: str, env: dict) -> str:
     """Kubernetes ``$(VAR)`` expansion: known vars expand, unknown stay, ``$$`` escapes."""
+
     def sub(m):
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _VAR_REF.sub(sub, text)
 
 
@@ -55,11 +57,14 @@ def _container_name(container: dict) -> str:
 @dataclass
 class PodRecord:
     """What the kubelet knows about one pod (kept after deletion until a pod of that name returns)."""
+
     namespace: str
     name: str
     uid: str
     root: Path  # root/pods/<pod>
-    state: str = "pending"  # pending | waiting-for-volumes | starting | running | failed | exited | terminated
+    state: str = (
+        "pending"  # pending | waiting-for-volumes | starting | running | failed | exited | terminated
+    )
     ip: str | None = None
     port: int | None = None
     argv: list[str] = field(default_factory=list)
@@ -103,11 +108,11 @@ class PodRecord:
                 if best is None or len(mp) > len(best[0]):
                     best = (mp, self.mounts[mount_path])
         if best is not None:
-            rest = pod_path[len(best[0]):].strip("/")
+            rest = pod_path[len(best[0]) :].strip("/")
             return best[1] / rest if rest else best[1]
         home = "/" + self.pod_home.strip("/")
         if _under(pod_path, home):
-            rest = pod_path[len(home):].strip("/")
+            rest = pod_path[len(home) :].strip("/")
             return self.homes / rest if rest else self.homes
         return self.rootfs / pod_path.strip("/")
 
@@ -119,11 +124,23 @@ class PodRecord:
 
     def snapshot(self) -> dict:
         return {
-            "namespace": self.namespace, "name": self.name, "uid": self.uid, "state": self.state,
-            "ip": self.ip, "port": self.port, "pid": self.pid, "argv": list(self.argv),
-            "env": dict(self.env), "cwd": self.cwd, "home": self.home, "pod_home": self.pod_home,
-            "mounts": dict(self.mounts), "post_start": copy.deepcopy(self.post_start),
-            "exit_code": self.exit_code, "alive": self.alive(), "log_path": self.log_path,
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+            "state": self.state,
+            "ip": self.ip,
+            "port": self.port,
+            "pid": self.pid,
+            "argv": list(self.argv),
+            "env": dict(self.env),
+            "cwd": self.cwd,
+            "home": self.home,
+            "pod_home": self.pod_home,
+            "mounts": dict(self.mounts),
+            "post_start": copy.deepcopy(self.post_start),
+            "exit_code": self.exit_code,
+            "alive": self.alive(),
+            "log_path": self.log_path,
             "ignored_env": list(self.ignored_env),
         }
 
@@ -131,6 +148,7 @@ class PodRecord:
 @dataclass(frozen=True)
 class VolumeMount:
     """One container volumeMount resolved to the local directories that play it."""
+
     mount_path: str
     volume: dict  # the pod's volume entry ({} if the pod does not declare it)
     source_dir: Path  # root/volumes/<source>
@@ -190,13 +208,24 @@ class Kubelet:
     * ``termination_grace_cap``: upper bound on the SIGTERM→SIGKILL wait at pod deletion.
     """
 
-    def __init__(self, api: KubeAPIServer, root: Path, *, pvc_bind_delay: float | None = 0.0,
-                 mocksu: bool = False, post_start_timeout: float = 30.0, default_port: int = 8888,
-                 default_home: str = "/home/jovyan", termination_grace_cap: float = 10.0,
-                 python: str = sys.executable, image_entrypoint: list[str] | None = None,
-                 image_cmd: list[str] | None = None,
-                 base_env: dict[str, str] | None = None, emit_events: bool = True,
-                 node_name: str = "kube-harness"):
+    def __init__(
+        self,
+        api: KubeAPIServer,
+        root: Path,
+        *,
+        pvc_bind_delay: float | None = 0.0,
+        mocksu: bool = False,
+        post_start_timeout: float = 30.0,
+        default_port: int = 8888,
+        default_home: str = "/home/jovyan",
+        termination_grace_cap: float = 10.0,
+        python: str = sys.executable,
+        image_entrypoint: list[str] | None = None,
+        image_cmd: list[str] | None = None,
+        base_env: dict[str, str] | None = None,
+        emit_events: bool = True,
+        node_name: str = "kube-harness",
+    ):
         self.api = api
         self.root = Path(root)
         self.pvc_bind_delay = pvc_bind_delay
@@ -224,9 +253,14 @@ class Kubelet:
     def _default_base_env(python: str) -> dict[str, str]:
         """A container does not inherit the test's environment: only locale, time zone, paths,
         and ``python``'s bin directory first on PATH (so its console scripts are found)."""
-        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
-               if k in os.environ}
-        env["PATH"] = os.pathsep.join([str(Path(python).parent), env.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
+        env = {
+            k: os.environ[k]
+            for k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "TMPDIR")
+            if k in os.environ
+        }
+        env["PATH"] = os.pathsep.join(
+            [str(Path(python).parent), env.get("PATH", "/usr/local/bin:/usr/bin:/bin")]
+        )
         env.setdefault("LANG", "C.UTF-8")
         return env
 
@@ -261,8 +295,12 @@ class Kubelet:
         if event_type == "ADDED" and (obj.get("status") or {}).get("phase") != "Bound":
             if self.pvc_bind_delay is not None:
                 handle = asyncio.get_running_loop().call_later(
-                    max(0.0, self.pvc_bind_delay), self._bind_if_same,
-                    meta.get("namespace"), meta["name"], meta["uid"])
+                    max(0.0, self.pvc_bind_delay),
+                    self._bind_if_same,
+                    meta.get("namespace"),
+                    meta["name"],
+                    meta["uid"],
+                )
                 self._timers.append(handle)
         # pods waiting for their volumes re-check on every PVC change
         self._spawn(self._notify_pvc())
@@ -299,12 +337,20 @@ class Kubelet:
         spec = obj.get("spec") or {}
         storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage") or "1Gi"
         self.volume_dir(name).mkdir(parents=True, exist_ok=True)
-        return self.api.patch(PVCS, name, {
-            "metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
-            "spec": {"volumeName": f"pvc-{obj['metadata']['uid']}"},
-            "status": {"phase": "Bound", "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
-                       "capacity": {"storage": storage}},
-        }, namespace)
+        return self.api.patch(
+            PVCS,
+            name,
+            {
+                "metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+                "spec": {"volumeName": f"pvc-{obj['metadata']['uid']}"},
+                "status": {
+                    "phase": "Bound",
+                    "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                    "capacity": {"storage": storage},
+                },
+            },
+            namespace,
+        )
 
     def volume_dir(self, source_name: str, sub_path: str | None = None) -> Path:
         path = self.root / "volumes" / source_name
@@ -328,38 +374,76 @@ class Kubelet:
             return
         self.api.patch(PODS, rec.name, patch, rec.namespace, subresource=subresource)
 
-    def _event(self, rec: PodRecord, reason: str, message: str, type_: str = "Normal",
-               component: str = "kubelet", container: str | None = None) -> None:
+    def _event(
+        self,
+        rec: PodRecord,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "kubelet",
+        container: str | None = None,
+    ) -> None:
         if not self.emit_events:
             return
         now = timestamp()
-        involved = {"kind": "Pod", "namespace": rec.namespace, "name": rec.name, "uid": rec.uid,
-                    "apiVersion": "v1"}
+        involved = {
+            "kind": "Pod",
+            "namespace": rec.namespace,
+            "name": rec.name,
+            "uid": rec.uid,
+            "apiVersion": "v1",
+        }
         if container:
             involved["fieldPath"] = f"spec.containers{{{container}}}"
-        self.api.create(EVENTS, {
-            "metadata": {"name": f"{rec.name}.{uuid.uuid4().hex[:16]}", "namespace": rec.namespace},
-            "involvedObject": involved, "reason": reason, "message": message, "type": type_,
-            "source": {"component": component, "host": self.node_name},
-            "firstTimestamp": now, "lastTimestamp": now, "eventTime": None, "count": 1,
-            "reportingComponent": component, "reportingInstance": self.node_name,
-        }, rec.namespace)
+        self.api.create(
+            EVENTS,
+            {
+                "metadata": {"name": f"{rec.name}.{uuid.uuid4().hex[:16]}", "namespace": rec.namespace},
+                "involvedObject": involved,
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "source": {"component": component, "host": self.node_name},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "eventTime": None,
+                "count": 1,
+                "reportingComponent": component,
+                "reportingInstance": self.node_name,
+            },
+            rec.namespace,
+        )
 
     @staticmethod
     def _container_status(container: dict, *, ready: bool, state: dict, started: bool) -> dict:
         return {
-            "name": _container_name(container), "ready": ready, "started": started,
-            "restartCount": 0, "image": container.get("image", "kube-harness/local"),
-            "imageID": "", "containerID": f"harness://{uuid.uuid4().hex[:12]}", "state": state,
+            "name": _container_name(container),
+            "ready": ready,
+            "started": started,
+            "restartCount": 0,
+            "image": container.get("image", "kube-harness/local"),
+            "imageID": "",
+            "containerID": f"harness://{uuid.uuid4().hex[:12]}",
+            "state": state,
             "lastState": {},
         }
 
     def _mark_failed(self, rec: PodRecord, container: dict, terminated: dict, **status) -> None:
         """Report the container as terminated and the pod as ``Failed``."""
-        self._patch_pod(rec, {"status": {
-            "phase": "Failed", **status,
-            "containerStatuses": [self._container_status(
-                container, ready=False, started=False, state={"terminated": terminated})]}})
+        self._patch_pod(
+            rec,
+            {
+                "status": {
+                    "phase": "Failed",
+                    **status,
+                    "containerStatuses": [
+                        self._container_status(
+                            container, ready=False, started=False, state={"terminated": terminated}
+                        )
+                    ],
+                }
+            },
+        )
 
     # ---- running a pod -------------------------------------------------------------------
 
@@ -374,7 +458,9 @@ class Kubelet:
             rec.state = "failed"
             with contextlib.suppress(Exception):
                 self._event(rec, "Failed", f"kube-harness kubelet error: {e}", "Warning")
-                self._patch_pod(rec, {"status": {"phase": "Failed", "reason": "KubeletError", "message": str(e)}})
+                self._patch_pod(
+                    rec, {"status": {"phase": "Failed", "reason": "KubeletError", "message": str(e)}}
+                )
 
     async def _run_pod_steps(self, rec: PodRecord, pod: dict) -> None:
         spec = pod.get("spec") or {}
@@ -404,8 +490,11 @@ class Kubelet:
 
     async def _wait_for_volumes(self, rec: PodRecord, spec: dict) -> None:
         """Scheduling: a pod does not start until every PVC it mounts exists and is Bound."""
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes") or []
-                  if v.get("persistentVolumeClaim")]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in spec.get("volumes") or []
+            if v.get("persistentVolumeClaim")
+        ]
         if not claims:
             return
         announced = False
@@ -423,11 +512,29 @@ class Kubelet:
         """What KubeSpawner shows while waiting: the scheduler's condition and event."""
         rec.state = "waiting-for-volumes"
         missing = [c for c in unbound if self.api.find(PVCS, c, rec.namespace) is None]
-        message = (f'persistentvolumeclaim "{missing[0]}" not found' if missing else
-                   "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
-        self._patch_pod(rec, {"status": {"phase": "Pending", "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message, "lastTransitionTime": timestamp(), "lastProbeTime": None}]}})
+        message = (
+            f'persistentvolumeclaim "{missing[0]}" not found'
+            if missing
+            else "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+        )
+        self._patch_pod(
+            rec,
+            {
+                "status": {
+                    "phase": "Pending",
+                    "conditions": [
+                        {
+                            "type": "PodScheduled",
+                            "status": "False",
+                            "reason": "Unschedulable",
+                            "message": message,
+                            "lastTransitionTime": timestamp(),
+                            "lastProbeTime": None,
+                        }
+                    ],
+                }
+            },
+        )
         self._event(rec, "FailedScheduling", message, "Warning", component="default-scheduler")
 
     def _prepare_sandbox(self, rec: PodRecord, container: dict) -> None:
@@ -435,7 +542,9 @@ class Kubelet:
         rec.state = "starting"
         rec.ip = self.ips.allocate()
         ports = container.get("ports") or []
-        rec.port = int(ports[0]["containerPort"]) if ports and ports[0].get("containerPort") else self.default_port
+        rec.port = (
+            int(ports[0]["containerPort"]) if ports and ports[0].get("containerPort") else self.default_port
+        )
         rec.root.mkdir(parents=True, exist_ok=True)
         rec.rootfs.mkdir(parents=True, exist_ok=True)
 
@@ -446,8 +555,14 @@ class Kubelet:
         for vm in container.get("volumeMounts") or []:
             volume = volumes.get(vm["name"], {})
             source = self._volume_source(rec, vm["name"], volume)
-            mounts.append(VolumeMount(mount_path=vm["mountPath"], volume=volume, source_dir=self.volume_dir(source),
-                                      local_dir=self.volume_dir(source, vm.get("subPath"))))
+            mounts.append(
+                VolumeMount(
+                    mount_path=vm["mountPath"],
+                    volume=volume,
+                    source_dir=self.volume_dir(source),
+                    local_dir=self.volume_dir(source, vm.get("subPath")),
+                )
+            )
         return mounts
 
     @staticmethod
@@ -517,13 +632,16 @@ class Kubelet:
         service_url = pod_env.get("JUPYTERHUB_SERVICE_URL")
         if service_url:
             parts = urlsplit(service_url)
-            service_url = urlunsplit(("http", f"{rec.ip}:{rec.port}", parts.path, parts.query, parts.fragment))
+            service_url = urlunsplit(
+                ("http", f"{rec.ip}:{rec.port}", parts.path, parts.query, parts.fragment)
+            )
         else:
             service_url = f"http://{rec.ip}:{rec.port}"
         # processes cannot really see mounts at their pod paths: an env value naming a path
         # inside a mount is handed over as the mount's local directory instead
         mounted_env = {
-            key: str(rec.translate(value)) for key, value in pod_env.items()
+            key: str(rec.translate(value))
+            for key, value in pod_env.items()
             if key != "HOME" and value.startswith("/") and rec.under_mount(value)
         }
         return {
@@ -542,7 +660,9 @@ class Kubelet:
     def _command(self, pod: dict, container: dict, pod_env: dict[str, str]) -> list[str]:
         """The argv to run: the mocksu stand-in if asked for, else what Kubernetes would exec."""
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
-        mocksu = {"true": True, "false": False}.get(str(annotations.get(MOCKSU_ANNOTATION, "")).lower(), self.mocksu)
+        mocksu = {"true": True, "false": False}.get(
+            str(annotations.get(MOCKSU_ANNOTATION, "")).lower(), self.mocksu
+        )
         if mocksu:
             return [self.python, "-m", "jupyterhub.tests.mocksu"]
         # Kubernetes: command replaces the image ENTRYPOINT, args replace its CMD, and a
@@ -555,18 +675,42 @@ class Kubelet:
 
     def _mark_scheduled(self, rec: PodRecord, container: dict) -> None:
         """Publish the node, the pod IP and ``ContainerCreating``, as the scheduler and kubelet do."""
-        self._patch_pod(rec, {
-            "spec": {"nodeName": self.node_name},
-            "status": {"phase": "Pending", "hostIP": "127.0.0.1", "podIP": rec.ip, "podIPs": [{"ip": rec.ip}],
-                       "startTime": timestamp(),
-                       "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": timestamp(),
-                                       "lastProbeTime": None}],
-                       "containerStatuses": [self._container_status(
-                           container, ready=False, started=False,
-                           state={"waiting": {"reason": "ContainerCreating"}})]},
-        }, subresource=None)
-        self._event(rec, "Scheduled", f"Successfully assigned {rec.namespace}/{rec.name} to {self.node_name}",
-                    component="default-scheduler")
+        self._patch_pod(
+            rec,
+            {
+                "spec": {"nodeName": self.node_name},
+                "status": {
+                    "phase": "Pending",
+                    "hostIP": "127.0.0.1",
+                    "podIP": rec.ip,
+                    "podIPs": [{"ip": rec.ip}],
+                    "startTime": timestamp(),
+                    "conditions": [
+                        {
+                            "type": "PodScheduled",
+                            "status": "True",
+                            "lastTransitionTime": timestamp(),
+                            "lastProbeTime": None,
+                        }
+                    ],
+                    "containerStatuses": [
+                        self._container_status(
+                            container,
+                            ready=False,
+                            started=False,
+                            state={"waiting": {"reason": "ContainerCreating"}},
+                        )
+                    ],
+                },
+            },
+            subresource=None,
+        )
+        self._event(
+            rec,
+            "Scheduled",
+            f"Successfully assigned {rec.namespace}/{rec.name} to {self.node_name}",
+            component="default-scheduler",
+        )
 
     async def _start_process(self, rec: PodRecord, container: dict) -> bool:
         """Start the container's process in its own session (so deletion can kill the whole
@@ -575,15 +719,35 @@ class Kubelet:
         with open(rec.log_path, "ab") as logf:
             try:
                 rec.proc = await asyncio.create_subprocess_exec(
-                    *rec.argv, cwd=str(rec.cwd), env=rec.env, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=logf, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                    *rec.argv,
+                    cwd=str(rec.cwd),
+                    env=rec.env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
             except OSError as e:
                 rec.state = "failed"
                 rec.exit_code = 128
-                self._event(rec, "Failed", f"Error: failed to start container {cname!r}: {e}", "Warning",
-                            container=cname)
-                self._mark_failed(rec, container, {"exitCode": 128, "reason": "StartError", "message": str(e),
-                                                   "startedAt": None, "finishedAt": timestamp()})
+                self._event(
+                    rec,
+                    "Failed",
+                    f"Error: failed to start container {cname!r}: {e}",
+                    "Warning",
+                    container=cname,
+                )
+                self._mark_failed(
+                    rec,
+                    container,
+                    {
+                        "exitCode": 128,
+                        "reason": "StartError",
+                        "message": str(e),
+                        "startedAt": None,
+                        "finishedAt": timestamp(),
+                    },
+                )
                 return False
         rec.pid = rec.proc.pid
         rec.started_at = time.monotonic()
@@ -599,10 +763,14 @@ class Kubelet:
             return True
         result = await self._exec_post_start(rec, hook)
         rec.post_start = result
-        summary = {"exitCode": result["exit_code"], "timedOut": result["timed_out"],
-                   "output": result["output"][-1000:]}
-        self._patch_pod(rec, {"metadata": {"annotations": {POST_START_ANNOTATION: json.dumps(summary)}}},
-                        subresource=None)
+        summary = {
+            "exitCode": result["exit_code"],
+            "timedOut": result["timed_out"],
+            "output": result["output"][-1000:],
+        }
+        self._patch_pod(
+            rec, {"metadata": {"annotations": {POST_START_ANNOTATION: json.dumps(summary)}}}, subresource=None
+        )
         if rec.terminating or self._live_pod(rec) is None:
             return False
         if result["exit_code"] == 0:
@@ -612,16 +780,27 @@ class Kubelet:
         rec.exit_code = 137
         cname = _container_name(container)
         why = "timed out" if result["timed_out"] else f"exited with {result['exit_code']}"
-        message = (f"Exec lifecycle hook ({result['command']}) for Container {cname!r} in Pod "
-                   f"{rec.name!r} failed - error: command {why}, message: {result['output'][-500:]!r}")
+        message = (
+            f"Exec lifecycle hook ({result['command']}) for Container {cname!r} in Pod "
+            f"{rec.name!r} failed - error: command {why}, message: {result['output'][-500:]!r}"
+        )
         self._event(rec, "FailedPostStartHook", message, "Warning", container=cname)
         self._mark_failed(
-            rec, container,
-            {"exitCode": 137, "reason": "PostStartHookError", "message": message,
-             "startedAt": rec.started_timestamp, "finishedAt": timestamp()},
-            conditions=[{"type": "PodScheduled", "status": "True"},
-                        {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
-                        {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"}])
+            rec,
+            container,
+            {
+                "exitCode": 137,
+                "reason": "PostStartHookError",
+                "message": message,
+                "startedAt": rec.started_timestamp,
+                "finishedAt": timestamp(),
+            },
+            conditions=[
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
+            ],
+        )
         return False
 
     async def _exec_post_start(self, rec: PodRecord, hook: dict) -> dict:
@@ -629,20 +808,37 @@ class Kubelet:
         command = ((hook.get("exec") or {}).get("command")) or []
         t0 = time.monotonic()
         if not command:
-            return {"command": hook, "exit_code": None, "output": "only exec postStart hooks are emulated",
-                    "timed_out": False, "seconds": 0.0, "unsupported": True}
+            return {
+                "command": hook,
+                "exit_code": None,
+                "output": "only exec postStart hooks are emulated",
+                "timed_out": False,
+                "seconds": 0.0,
+                "unsupported": True,
+            }
         timed_out = False
         try:
             rec.hook_proc = await asyncio.create_subprocess_exec(
-                *command, cwd=str(rec.cwd), env=rec.env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                *command,
+                cwd=str(rec.cwd),
+                env=rec.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as e:
-            return {"command": command, "exit_code": 126, "output": str(e), "timed_out": False,
-                    "seconds": time.monotonic() - t0}
+            return {
+                "command": command,
+                "exit_code": 126,
+                "output": str(e),
+                "timed_out": False,
+                "seconds": time.monotonic() - t0,
+            }
         proc = rec.hook_proc
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), self.post_start_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -650,20 +846,39 @@ class Kubelet:
             out = b""
         rec.hook_proc = None
         code = proc.returncode if not timed_out else 137
-        return {"command": command, "exit_code": code, "output": (out or b"").decode(errors="replace"),
-                "timed_out": timed_out, "seconds": time.monotonic() - t0}
+        return {
+            "command": command,
+            "exit_code": code,
+            "output": (out or b"").decode(errors="replace"),
+            "timed_out": timed_out,
+            "seconds": time.monotonic() - t0,
+        }
 
     def _mark_running(self, rec: PodRecord, container: dict) -> None:
         """Ready as soon as the process runs and postStart succeeded (no readiness probes)."""
         rec.state = "running"
         rec.running_at = time.monotonic()
         now = timestamp()
-        self._patch_pod(rec, {"status": {
-            "phase": "Running",
-            "conditions": [{"type": t, "status": "True", "lastTransitionTime": now, "lastProbeTime": None}
-                           for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-            "containerStatuses": [self._container_status(
-                container, ready=True, started=True, state={"running": {"startedAt": rec.started_timestamp}})]}})
+        self._patch_pod(
+            rec,
+            {
+                "status": {
+                    "phase": "Running",
+                    "conditions": [
+                        {"type": t, "status": "True", "lastTransitionTime": now, "lastProbeTime": None}
+                        for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+                    ],
+                    "containerStatuses": [
+                        self._container_status(
+                            container,
+                            ready=True,
+                            started=True,
+                            state={"running": {"startedAt": rec.started_timestamp}},
+                        )
+                    ],
+                }
+            },
+        )
 
     async def _watch_for_exit(self, rec: PodRecord, container: dict) -> None:
         """A process that exits by itself (not deleted) ends the pod: no restarts here."""
@@ -673,16 +888,41 @@ class Kubelet:
         rec.exit_code = code
         rec.state = "exited"
         cname = _container_name(container)
-        self._event(rec, "BackOff" if code else "Completed", f"Container {cname} exited with {code}",
-                    "Warning" if code else "Normal", container=cname)
-        self._patch_pod(rec, {"status": {
-            "phase": "Succeeded" if code == 0 else "Failed",
-            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"},
-                           {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
-                           {"type": "PodScheduled", "status": "True"}],
-            "containerStatuses": [self._container_status(container, ready=False, started=False, state={
-                "terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                               "startedAt": rec.started_timestamp, "finishedAt": timestamp()}})]}})
+        self._event(
+            rec,
+            "BackOff" if code else "Completed",
+            f"Container {cname} exited with {code}",
+            "Warning" if code else "Normal",
+            container=cname,
+        )
+        self._patch_pod(
+            rec,
+            {
+                "status": {
+                    "phase": "Succeeded" if code == 0 else "Failed",
+                    "conditions": [
+                        {"type": "Ready", "status": "False", "reason": "PodCompleted"},
+                        {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
+                        {"type": "PodScheduled", "status": "True"},
+                    ],
+                    "containerStatuses": [
+                        self._container_status(
+                            container,
+                            ready=False,
+                            started=False,
+                            state={
+                                "terminated": {
+                                    "exitCode": code,
+                                    "reason": "Completed" if code == 0 else "Error",
+                                    "startedAt": rec.started_timestamp,
+                                    "finishedAt": timestamp(),
+                                }
+                            },
+                        )
+                    ],
+                }
+            },
+        )
 
     # ---- stopping pods -------------------------------------------------------------------
 
@@ -697,7 +937,7 @@ class Kubelet:
                 pass
             try:
                 await asyncio.wait_for(proc.wait(), max(0.0, min(grace, self.termination_grace_cap)) or 5.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()

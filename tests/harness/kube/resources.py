@@ -24,8 +24,17 @@ KINDS = {
     "nodes": "Node",
 }
 CORE_PLURALS = {
-    "pods", "persistentvolumeclaims", "persistentvolumes", "events", "secrets", "services",
-    "endpoints", "configmaps", "namespaces", "serviceaccounts", "nodes",
+    "pods",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "events",
+    "secrets",
+    "services",
+    "endpoints",
+    "configmaps",
+    "namespaces",
+    "serviceaccounts",
+    "nodes",
 }
 # kinds that live outside any namespace
 CLUSTER_SCOPED_PLURALS = {"namespaces", "persistentvolumes", "nodes"}
@@ -63,4 +72,4 @@ def qualified_plural(res: kmock.resource) -> str:
 
 def timestamp() -> str:
     """Now, as Kubernetes writes times (RFC 3339, UTC, whole seconds)."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

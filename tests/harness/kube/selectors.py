@@ -8,7 +8,8 @@ Field terms: ``path=v``, ``path==v``, ``path!=v`` over dotted paths such as ``me
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Predicate = Callable[[dict], bool]
 
