@@ -22,6 +22,7 @@ import yaml
 
 from ..files import write_atomically
 from ..times import parse_typed_time
+from ..wording import count
 
 ROLES = ("participant", "instructor")
 FILE_VERSION = 1
@@ -83,10 +84,13 @@ class AccountsFileError(ValueError):
 
 
 class AccountBook(Mapping[str, Account]):
-    """Accounts by username, read-only."""
+    """Accounts by username, read-only; with what the cards of this file print (the workshop's
+    title and the hub's URL), so cards added later match the first ones."""
 
-    def __init__(self, accounts: Iterable[Account] = ()):
+    def __init__(self, accounts: Iterable[Account] = (), title: str = "", hub_url: str = ""):
         self._accounts = {a.username: a for a in accounts}
+        self.title = title
+        self.hub_url = hub_url
 
     def __getitem__(self, username: str) -> Account:
         return self._accounts[username]
@@ -101,8 +105,8 @@ class AccountBook(Mapping[str, Account]):
         instructors = sum(a.is_instructor for a in self.values())
         revoked = sum(a.revoked for a in self.values())
         return (
-            f"{len(self)} accounts ({len(self) - instructors} participants, "
-            f"{instructors} instructors, {revoked} revoked)"
+            f"{count(len(self), 'account')} ({count(len(self) - instructors, 'participant')}, "
+            f"{count(instructors, 'instructor')}, {revoked} revoked)"
         )
 
 
@@ -241,6 +245,7 @@ def parse_accounts(text: str, path: str | os.PathLike = "<accounts>") -> Account
 
     problems: list[Problem] = []
     items: yaml.SequenceNode | None = None
+    card_details = {"title": "", "hub_url": ""}
     for key_node, value_node in root.value:
         key_line = key_node.start_mark.line + 1
         if key_node.value == "version":
@@ -255,6 +260,11 @@ def parse_accounts(text: str, path: str | os.PathLike = "<accounts>") -> Account
                 items = yaml.SequenceNode("tag:yaml.org,2002:seq", [])  # `accounts:` left empty
             else:
                 problems.append(Problem(key_line, "accounts must be a list"))
+        elif key_node.value in card_details:
+            if isinstance(value_node, yaml.ScalarNode) and value_node.tag != _NULL_TAG:
+                card_details[key_node.value] = value_node.value
+            elif not (isinstance(value_node, yaml.ScalarNode) and value_node.tag == _NULL_TAG):
+                problems.append(Problem(key_line, f"{key_node.value} must be a single value"))
         else:
             problems.append(Problem(key_line, f"unknown top-level key {key_node.value!r}"))
     if items is None and not problems:
@@ -280,7 +290,7 @@ def parse_accounts(text: str, path: str | os.PathLike = "<accounts>") -> Account
     if problems:
         problems.sort(key=lambda p: p.line)
         raise AccountsFileError(path, problems)
-    return AccountBook(accounts)
+    return AccountBook(accounts, **card_details)
 
 
 def load_accounts(path: str | os.PathLike) -> AccountBook:
@@ -306,9 +316,16 @@ _HEADER = """\
 """
 
 
-def dump_accounts(accounts: Iterable[Account]) -> str:
-    """Serialize accounts, one flow mapping per line, so a revoke is a one-line diff."""
-    lines = [_HEADER, f"version: {FILE_VERSION}\n", "accounts:\n"]
+def dump_accounts(accounts: Iterable[Account], title: str = "", hub_url: str = "") -> str:
+    """Serialize accounts, one flow mapping per line, so a revoke is a one-line diff; ``title``
+    and ``hub_url`` are what the cards print."""
+    lines = [_HEADER, f"version: {FILE_VERSION}\n"]
+    # JSON scalars are valid YAML flow scalars and quote everything that needs it.
+    lines += [
+        f"{key}: {json.dumps(value)}\n" for key, value in (("title", title), ("hub_url", hub_url)) if value
+    ]
+    header_lines = len(lines)
+    lines.append("accounts:\n")
     for a in accounts:
         fields = {
             "username": a.username,
@@ -317,17 +334,18 @@ def dump_accounts(accounts: Iterable[Account]) -> str:
             "valid_from": a.valid_from and a.valid_from.isoformat(),
             "valid_until": a.valid_until and a.valid_until.isoformat(),
         }
-        # JSON scalars are valid YAML flow scalars and quote everything that needs it.
         body = ", ".join(f"{k}: {json.dumps(v)}" for k, v in fields.items())
         lines.append(f"- {{{body}, revoked: {'true' if a.revoked else 'false'}}}\n")
-    if len(lines) == 3:
+    if len(lines) == header_lines + 1:
         lines[-1] = "accounts: []\n"
     return "".join(lines)
 
 
-def save_accounts(path: str | os.PathLike, accounts: Iterable[Account]) -> None:
+def save_accounts(
+    path: str | os.PathLike, accounts: Iterable[Account], title: str = "", hub_url: str = ""
+) -> None:
     # the hub needs to read it; hashes are not secrets of the same order as cards
-    write_atomically(path, dump_accounts(accounts), mode=0o644)
+    write_atomically(path, dump_accounts(accounts, title, hub_url), mode=0o644)
 
 
 def revoke(book: AccountBook, usernames: Iterable[str]) -> list[Account]:

@@ -29,6 +29,7 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ..times import now_utc
+from ..wording import count
 from .accounts import AccountBook, AccountsFileError, load_accounts
 from .admission import Admission
 from .passwords import dummy_verify, verify_password
@@ -112,7 +113,8 @@ class WorkshopLoginHandler(LoginHandler):
             admission.release()
 
     def render_template(self, name, sync=False, **ns):
-        ns.setdefault("workshop_title", self.authenticator.workshop_title)
+        auth = self.authenticator
+        ns.setdefault("workshop_title", auth.workshop_title or auth.accounts.title)
         ns.setdefault("workshop_login_hint", self.authenticator.login_hint)
         return super().render_template(name, sync=sync, **ns)
 
@@ -151,7 +153,10 @@ class WorkshopAuthenticator(Authenticator):
 
     workshop_title = Unicode(
         "",
-        help="Workshop name shown above the login form, e.g. 'ESIP Summer Meeting: Pangeo tutorial'.",
+        help="""
+        Workshop name shown above the login form, e.g. 'ESIP Summer Meeting: Pangeo tutorial'.
+        Default: the title the cards were generated with (``credentials generate --title``).
+        """,
     ).tag(config=True)
 
     login_hint = Unicode(
@@ -357,7 +362,7 @@ class WorkshopAuthenticator(Authenticator):
             retry = self.admission.retry_after()
             raise LoginRefused(
                 503,
-                f"Many people are signing in right now. Please try again in {retry} seconds.",
+                f"Many people are signing in right now. Please try again in {count(retry, 'second')}.",
                 retry_after=retry,
             )
         try:
@@ -366,7 +371,7 @@ class WorkshopAuthenticator(Authenticator):
                 seconds = math.ceil(wait)
                 raise LoginRefused(
                     429,
-                    f"Too many failed sign-ins for this username. Try again in {seconds} seconds.",
+                    f"Too many failed sign-ins for this username. Try again in {count(seconds, 'second')}.",
                     retry_after=seconds,
                 )
             await self.refresh_accounts()

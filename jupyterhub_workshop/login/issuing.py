@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..files import write_atomically
+from ..wording import count
 from .accounts import Account, AccountBook, load_accounts, save_accounts, username_problem
 from .passwords import generate_password, hash_many
 from .printing import Card, cards_csv, cards_html, read_cards_csv
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
 ACCOUNTS_NAME = "accounts.yaml"
 CARDS_CSV_NAME = "cards.csv"
 CARDS_HTML_NAME = "cards.html"
+# cards hold plaintext passwords: a directory of them is easy to commit by mistake
+GITIGNORE = """\
+# Written by `jupyterhub-workshop credentials`: the cards hold plaintext passwords.
+cards.csv
+cards*.html
+"""
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,10 @@ def _next_number(existing: AccountBook, stem: str) -> int:
     return max(numbers, default=0) + 1
 
 
-def new_usernames(existing: AccountBook, stem: str, count: int, width: int) -> list[str]:
-    """``count`` names ``stem`` + number, numbered after the highest existing one."""
+def new_usernames(existing: AccountBook, stem: str, how_many: int, width: int) -> list[str]:
+    """``how_many`` names ``stem`` + number, numbered after the highest existing one."""
     start = _next_number(existing, stem)
-    names = [f"{stem}{n:0{width}d}" for n in range(start, start + count)]
+    names = [f"{stem}{n:0{width}d}" for n in range(start, start + how_many)]
     for name in names:
         if (why := username_problem(name)) is not None:
             raise ValueError(f"prefix {stem!r} gives invalid usernames: {why}")
@@ -118,9 +125,12 @@ def generate(
         )
     out.mkdir(parents=True, exist_ok=True)
     accounts, cards = issue(batch, progress=progress)
+    keep_out_of_git(out)
     write_atomically(out / CARDS_CSV_NAME, cards_csv(cards))
-    write_atomically(out / CARDS_HTML_NAME, cards_html(cards, title=title, hub_url=hub_url))
-    save_accounts(out / ACCOUNTS_NAME, accounts)
+    write_atomically(
+        out / CARDS_HTML_NAME, cards_html(cards, title, hub_url, batch.valid_from, batch.valid_until)
+    )
+    save_accounts(out / ACCOUNTS_NAME, accounts, title, hub_url)
     return cards
 
 
@@ -134,10 +144,12 @@ def add(
     """Append accounts for late attendees; returns their cards and the HTML file to print.
 
     Existing accounts are kept byte for byte in meaning; if no window is given, the new
-    accounts take the window all existing accounts share (if they share one).
+    accounts take the window all existing accounts share (if they share one), and without a
+    title or hub URL the cards print those given when the cards were generated.
     """
     out = Path(out)
     existing = load_accounts(out / ACCOUNTS_NAME)
+    title, hub_url = title or existing.title, hub_url or existing.hub_url
     if batch.valid_from is None and batch.valid_until is None:
         windows = {(a.valid_from, a.valid_until) for a in existing.values()}
         if len(windows) == 1:
@@ -149,10 +161,25 @@ def add(
     all_cards = (read_cards_csv(csv_path) if csv_path.exists() else []) + cards
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     added_html = out / f"cards-added-{stamp}.html"
+    keep_out_of_git(out)
     write_atomically(csv_path, cards_csv(all_cards))
-    write_atomically(added_html, cards_html(cards, title=title, hub_url=hub_url))
-    save_accounts(out / ACCOUNTS_NAME, list(existing.values()) + accounts)
+    write_atomically(added_html, cards_html(cards, title, hub_url, batch.valid_from, batch.valid_until))
+    save_accounts(out / ACCOUNTS_NAME, list(existing.values()) + accounts, title, hub_url)
     return cards, added_html
+
+
+def keep_out_of_git(out: Path) -> None:
+    """A ``.gitignore`` for the cards in ``out``, unless one is there already (then a warning if
+    it does not mention them)."""
+    ignore = out / ".gitignore"
+    if not ignore.exists():
+        write_atomically(ignore, GITIGNORE, mode=0o644)
+    elif CARDS_CSV_NAME not in ignore.read_text(encoding="utf-8", errors="replace"):
+        print(
+            f"warning: {ignore} does not ignore {CARDS_CSV_NAME}; the cards hold plaintext passwords: "
+            "do not commit them",
+            file=sys.stderr,
+        )
 
 
 # --- command line: `jupyterhub-workshop credentials ...` ----------------------------------
@@ -181,8 +208,16 @@ def add_arguments(parser, typed_time) -> None:
             help="ISO 8601 time the cards start working, e.g. 2026-07-14T08:00:00-06:00",
         )
         p.add_argument("--valid-until", type=typed_time, help="ISO 8601 time the cards stop working")
-        p.add_argument("--title", default="", help="workshop title printed on the cards")
-        p.add_argument("--hub-url", default="", help="hub URL printed on the cards")
+        p.add_argument(
+            "--title",
+            default="",
+            help="workshop title printed on the cards (add: default, the one given to generate)",
+        )
+        p.add_argument(
+            "--hub-url",
+            default="",
+            help="hub URL printed on the cards (add: default, the one given to generate)",
+        )
 
     gen = actions.add_parser("generate", help="create accounts.yaml, cards.csv and cards.html")
     batch_args(gen)
@@ -222,7 +257,7 @@ def run(args) -> int:
         except KeyError as e:
             print(f"error: no such account: {e.args[0]}", file=sys.stderr)
             return 1
-        save_accounts(args.accounts, accounts)
+        save_accounts(args.accounts, accounts, book.title, book.hub_url)
         print(
             f"Revoked {', '.join(args.usernames)} in {args.accounts}; the hub stops accepting them within seconds."
         )
@@ -233,11 +268,13 @@ def run(args) -> int:
     progress = functools.partial(Progress, desc="Hashing passwords")
     if args.action == "generate":
         cards = generate(args.out, batch, args.title, args.hub_url, args.force, progress)
-        print(f"Wrote {len(cards)} accounts to {args.out / ACCOUNTS_NAME} (hashes only, for the hub)")
+        print(
+            f"Wrote {count(len(cards), 'account')} to {args.out / ACCOUNTS_NAME} (hashes only, for the hub)"
+        )
         print(
             f"Cards: {args.out / CARDS_HTML_NAME} to print, {args.out / CARDS_CSV_NAME} for your records (keep private)"
         )
     else:
         cards, html = add(args.out, batch, args.title, args.hub_url, progress)
-        print(f"Added {len(cards)} accounts to {args.out / ACCOUNTS_NAME}; print {html}")
+        print(f"Added {count(len(cards), 'account')} to {args.out / ACCOUNTS_NAME}; print {html}")
     return 0

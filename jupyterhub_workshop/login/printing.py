@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
@@ -48,9 +49,38 @@ def read_cards_csv(path: str | Path) -> list[Card]:
         return cards
 
 
-def cards_html(cards: Iterable[Card], title: str = "", hub_url: str = "") -> str:
+def validity_text(valid_from: datetime | None, valid_until: datetime | None) -> str:
+    """When a card works, for the card: in the UTC offset the organizer gave, which is the
+    venue's, so it reads as the clock on the wall."""
+
+    def when(moment: datetime, offset: bool) -> str:
+        text = f"{moment:%a %d %b %Y, %H:%M}"
+        if not offset:
+            return text
+        utc_offset = moment.isoformat()[-6:]  # "-06:00"
+        return f"{text} (UTC{'' if utc_offset == '+00:00' else utc_offset})"
+
+    if valid_from and valid_until:
+        same_offset = valid_from.utcoffset() == valid_until.utcoffset()
+        return f"Works {when(valid_from, not same_offset)} to {when(valid_until, True)}"
+    if valid_from:
+        return f"Works from {when(valid_from, True)}"
+    if valid_until:
+        return f"Works until {when(valid_until, True)}"
+    return ""
+
+
+def cards_html(
+    cards: Iterable[Card],
+    title: str = "",
+    hub_url: str = "",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+) -> str:
     """Printable cards, several per A4 or Letter page, with cut lines; black and white safe."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     cards = list(cards)
     pages = [cards[i : i + CARDS_PER_PAGE] for i in range(0, len(cards), CARDS_PER_PAGE)]
-    return env.get_template("cards.html").render(pages=pages, title=title, hub_url=hub_url)
+    return env.get_template("cards.html").render(
+        pages=pages, title=title, hub_url=hub_url, validity=validity_text(valid_from, valid_until)
+    )

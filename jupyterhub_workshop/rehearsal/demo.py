@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from ..login.issuing import ACCOUNTS_NAME, CARDS_CSV_NAME, CARDS_HTML_NAME, Batch, generate
@@ -137,15 +141,67 @@ def prepare(state_dir: str | os.PathLike, ip: str = "127.0.0.1", port: int = 800
         card = next((c for c in cards if c.role == role), None)
         if card:
             print(f"  {role + ':':13} username {card.username}  password {card.password}", file=out)
-    print(f"Open {url} and sign in with one of them.", file=out)
     config = state / "jupyterhub_config.py"
     config.write_text(demo_config(state, ip, port, find_proxy()))
     return config
 
 
-def run(args) -> int:
-    """``jupyterhub-workshop demo``: prepare, then become the hub (``exec``)."""
+def port_in_use(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return True
+    return False
+
+
+def run(args, ready_timeout: float = 120.0) -> int:
+    """``jupyterhub-workshop demo``: prepare, run the hub until it is stopped, and say where to
+    go once it answers there."""
+    if port_in_use(args.ip, args.port):
+        print(
+            f"error: port {args.port} on {args.ip} is in use (another demo or hub?); "
+            f"stop it, or pass --port {args.port + 1}",
+            file=sys.stderr,
+        )
+        return 1
     config = prepare(args.state_dir, args.ip, args.port)
+    url = f"http://{args.ip}:{args.port}/"
+    local = url.replace("0.0.0.0", "127.0.0.1")
     sys.stdout.flush()
-    os.chdir(config.parent)  # the proxy writes its pid file to the working directory
-    os.execv(sys.executable, [sys.executable, "-m", "jupyterhub", "-f", str(config)])
+    # The hub runs in a session of its own, so a Ctrl-C reaches it once, from us: it stops its
+    # proxy, the workshop service and the users' servers. (The proxy writes its pid file to the
+    # working directory.)
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=config.parent, start_new_session=True
+    )
+
+    def stop(signum, frame):
+        if hub.poll() is None:
+            hub.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    deadline = time.monotonic() + ready_timeout
+    while hub.poll() is None and not answers(local + "hub/health"):
+        if time.monotonic() > deadline:
+            print(
+                f"error: the hub did not answer at {url} within {ready_timeout:g} s; stopping it",
+                file=sys.stderr,
+            )
+            stop(signal.SIGTERM, None)
+            hub.wait()
+            return 1
+        time.sleep(0.25)  # polling the hub's own health page; nothing to wait on instead
+    if hub.poll() is None:
+        print(f"Open {url} and sign in with one of the cards above.", flush=True)
+    code = hub.wait()
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

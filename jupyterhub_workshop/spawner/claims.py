@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..wording import count
+
 
 @dataclass(frozen=True)
 class ClaimWait:
@@ -23,7 +25,7 @@ def claim_wait(
         return ClaimWait(
             False,
             True,
-            f"Your home volume {claim} was not provisioned within {int(limit)} seconds "
+            f"Your home volume {claim} was not provisioned within {count(int(limit), 'second')} "
             f"({cls}, status {phase or 'not created'}). The storage system may be overloaded; "
             "please try again in a minute, and tell the organizers if it keeps happening.",
         )

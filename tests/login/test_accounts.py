@@ -151,3 +151,19 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path, sample_hash, monkeypat
         save_accounts(path, [Account("ws002", sample_hash)])
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["accounts.yaml"]  # no temp file left
+
+
+def test_the_cards_title_and_hub_url_round_trip(tmp_path, sample_hash):
+    path = tmp_path / "accounts.yaml"
+    save_accounts(
+        path, [Account("ws001", sample_hash)], title='ESIP "2026": day 1', hub_url="https://hub.example.org/"
+    )
+    book = load_accounts(path)
+    assert (book.title, book.hub_url) == ('ESIP "2026": day 1', "https://hub.example.org/")
+    save_accounts(path, [])
+    assert load_accounts(path).title == "" and "title" not in path.read_text().split("accounts")[-1]
+
+
+def test_a_title_must_be_one_value(sample_hash):
+    problems = problems_of("version: 1\ntitle: [a, b]\naccounts: []\n", sample_hash)
+    assert "accounts.yaml:2: title must be a single value" in str(problems)

@@ -23,7 +23,6 @@ c.WorkshopAuthenticator.accounts_reload_interval = 0.2
 c.WorkshopAuthenticator.failures_before_backoff = 3
 c.WorkshopAuthenticator.backoff_base_seconds = 2
 c.WorkshopAuthenticator.backoff_max_seconds = 4
-c.WorkshopAuthenticator.workshop_title = "Hackweek <2026>"
 """
 
 
@@ -32,14 +31,15 @@ def workshop(tmp_path_factory):
     """A hub over a card directory: 8 participants, 2 instructors, plus cards outside their window."""
     root = tmp_path_factory.mktemp("workshop")
     cards_dir = root / "cards"
-    generate(cards_dir, Batch("ws", 8, 2), title="Hackweek")
+    generate(cards_dir, Batch("ws", 8, 2), title="Hackweek <2026>")  # the login page's title by default
     now = datetime.now(UTC)
     early, early_cards = issue(Batch("early", 1, valid_from=now + timedelta(days=1)))
     late, late_cards = issue(
         Batch("late", 1, valid_from=now - timedelta(days=2), valid_until=now - timedelta(days=1))
     )
     accounts = cards_dir / "accounts.yaml"
-    save_accounts(accounts, [*load_accounts(accounts).values(), *early, *late])
+    book = load_accounts(accounts)
+    save_accounts(accounts, [*book.values(), *early, *late], book.title)
     cards = {c.username: c for c in [*read_cards_csv(cards_dir / "cards.csv"), *early_cards, *late_cards]}
     hub = HubProcess(root / "hub", AUTH_CONFIG.format(accounts=accounts)).start()
     yield hub, cards_dir, cards

@@ -72,6 +72,46 @@ def test_add_appends_without_changing_existing_accounts(generated, capsys):
     assert [c.username for c in cards][-2:] == ["esip005", "esip006"]
     added = list(generated.glob("cards-added-*.html"))
     assert len(added) == 1 and "esip005" in added[0].read_text() and "esip001" not in added[0].read_text()
+    # the cards look like the first ones: title, hub URL and window remembered from `generate`
+    html = added[0].read_text()
+    assert "ESIP 2026" in html and "https://hub.example.org/" in html
+    assert "Works Tue 14 Jul 2026, 08:00 (UTC-06:00) to Thu 16 Jul 2026, 18:00 (UTC)" in html
+    assert "Added 2 accounts" in capsys.readouterr().out
+
+
+def test_add_of_one_card_with_a_new_title(generated, capsys):
+    assert (
+        main(
+            [
+                "credentials",
+                "add",
+                "--instructors",
+                "1",
+                "--prefix",
+                "esip",
+                "--title",
+                "ESIP day 2",
+                "--out",
+                str(generated),
+            ]
+        )
+        == 0
+    )
+    assert "Added 1 account to" in capsys.readouterr().out
+    assert load_accounts(generated / "accounts.yaml").title == "ESIP day 2"
+    (added,) = generated.glob("cards-added-*.html")
+    assert "ESIP day 2" in added.read_text()
+
+
+def test_the_cards_directory_keeps_plaintext_out_of_git(generated, tmp_path, capsys):
+    ignored = (generated / ".gitignore").read_text().splitlines()
+    assert "cards.csv" in ignored and "cards*.html" in ignored
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / ".gitignore").write_text("*.pyc\n")  # an organizer's own: kept, with a warning
+    assert main(["credentials", "generate", "--count", "1", "--prefix", "x", "--out", str(mine)]) == 0
+    assert (mine / ".gitignore").read_text() == "*.pyc\n"
+    assert "does not ignore cards.csv" in capsys.readouterr().err
 
 
 def test_revoke_and_check(generated, capsys):
@@ -82,7 +122,8 @@ def test_revoke_and_check(generated, capsys):
     assert main(["credentials", "revoke", "--accounts", accounts, "nobody"]) == 1
     assert "no such account: nobody" in capsys.readouterr().err
     assert main(["credentials", "check", accounts]) == 0
-    assert "5 accounts (4 participants, 1 instructors, 1 revoked)" in capsys.readouterr().out
+    assert "5 accounts (4 participants, 1 instructor, 1 revoked)" in capsys.readouterr().out
+    assert load_accounts(accounts).title == "ESIP 2026"  # a revoke keeps what the cards print
 
 
 def test_check_names_every_bad_line(tmp_path, capsys):

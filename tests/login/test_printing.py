@@ -1,6 +1,8 @@
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
-from jupyterhub_workshop.login.printing import Card, cards_csv, cards_html, read_cards_csv
+from jupyterhub_workshop.login.printing import Card, cards_csv, cards_html, read_cards_csv, validity_text
 
 
 def test_csv_round_trip(tmp_path):
@@ -27,3 +29,15 @@ def test_html_pages_cut_lines_title_url_and_escaping():
     assert "ESIP &lt;2026&gt;" in html and "pw&lt;b&gt;" in html and "<b>" not in html.split("<body>")[1]
     assert "https://hub.example.org/" in html
     assert html.count(">instructor<") == 1
+
+
+def test_cards_say_when_they_work_in_the_organizers_offset():
+    denver = timezone(timedelta(hours=-6))
+    start, end = datetime(2026, 7, 14, 8, tzinfo=denver), datetime(2026, 7, 16, 18, tzinfo=denver)
+    assert validity_text(start, end) == "Works Tue 14 Jul 2026, 08:00 to Thu 16 Jul 2026, 18:00 (UTC-06:00)"
+    assert validity_text(start.astimezone(timezone.utc), None) == "Works from Tue 14 Jul 2026, 14:00 (UTC)"
+    assert validity_text(None, end) == "Works until Thu 16 Jul 2026, 18:00 (UTC-06:00)"
+    assert validity_text(None, None) == ""
+    html = cards_html([Card("ws001", "pw")], valid_from=start, valid_until=end)
+    assert "Works Tue 14 Jul 2026, 08:00 to" in html
+    assert "validity" not in cards_html([Card("ws001", "pw")])

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 
@@ -21,7 +23,7 @@ def test_prepare_creates_cards_once_and_keeps_them(tmp_path, capsys):
     out = capsys.readouterr().out
     assert len(first) == demo.DEMO_PARTICIPANTS + demo.DEMO_INSTRUCTORS
     assert f"participant:  username {first[0].username}  password {first[0].password}" in out
-    assert "instructor:" in out and "http://127.0.0.1:8123/" in out
+    assert "instructor:" in out and "Open http" not in out  # said once the hub answers
     demo.prepare(tmp_path, port=8123)
     assert read_cards_csv(tmp_path / "cards.csv") == first
     assert "Creating demo accounts" not in capsys.readouterr().out
@@ -62,7 +64,11 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
             return http_status(f"{url}/hub/api/") == 200
 
         wait_for(ready, 60, message="the demo hub")
-        printed = (tmp_path / "demo.log").read_text()
+        printed = wait_for(
+            lambda: "Open http" in (text := (tmp_path / "demo.log").read_text()) and text,
+            10,
+            message="the demo to say where to go",
+        )
         username, password = re.search(r"participant:\s+username (\S+)\s+password (\S+)", printed).groups()
         assert (state / "cards.html").exists()
 
@@ -84,8 +90,57 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
         home = state / "homes" / username
         assert (home / "README.md").read_text() == (state / "README.md").read_text()
         assert os.readlink(home / "shared") == str(state / "shared")
+
+        # a SIGTERM to the demo (a script, or Ctrl-C) stops the hub and all it started
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(45) == 0
+        wait_for(lambda: not processes_of(state), 10, message="the hub, proxy, service and server to be gone")
     finally:
         stop_process_group(proc)
+        for pid in processes_of(state):
+            os.kill(pid, signal.SIGKILL)
+
+
+def processes_of(state) -> list[int]:
+    """Processes whose command line or working directory is in the demo's state directory."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if str(state) in cmdline or cwd.startswith(str(state)):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.e2e
+def test_a_taken_port_stops_the_demo_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jupyterhub_workshop.cli",
+                "demo",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr and f"--port {port + 1}" in result.stderr
+    assert not processes_of(tmp_path / "state")
 
 
 def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):

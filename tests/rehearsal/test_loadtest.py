@@ -1,5 +1,6 @@
 """`jupyterhub-workshop loadtest`: report rules as plain functions, then real hubs end to end."""
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from yarl import URL
 
 from jupyterhub_workshop.cli import main
 from jupyterhub_workshop.login.printing import Card, cards_csv, read_cards_csv
@@ -42,6 +44,7 @@ from jupyterhub_workshop.rehearsal.loadtest.report import (
     timeline,
 )
 
+from ..harness.browser import login, new_session
 from ..harness.hub import free_port, http_status, stop_process_group, wait_for
 from ..test_charts import read_stacks
 
@@ -640,3 +643,37 @@ def test_wrong_card_is_reported_as_a_login_error_not_a_crash(demo_hub, tmp_path,
     assert "Invalid username or password" in group["example"]  # the hub's own message
     assert report["steps"]["login"]["errors"] == 1 and report["steps"]["spawn"]["count"] == 0
     assert f"1 x login: invalid username or password (HTTP 403)  ({wrong.username})" in out
+
+
+@pytest.mark.e2e
+def test_servers_someone_already_runs_are_used_but_left_running(demo_hub, tmp_path, capsys):
+    url, state, log = demo_hub
+    person, rehearsed = read_cards_csv(state / "cards.csv")[12:14]
+    cards = tmp_path / "cards.csv"
+    cards.write_text(cards_csv([person, rehearsed]))
+    # a participant at the workshop has a server running with this card...
+    only_person = tmp_path / "person.csv"
+    only_person.write_text(cards_csv([person]))
+    args = ["loadtest", "--url", url, "--users", "1", "--ramp", "0", "--code", ""]
+    assert main([*args, "--cards", str(only_person), "--keep"]) == 0
+    mark = len(log.read_text())
+    # ...when the organizer rehearses with the same cards: both are used, only the test's own stopped
+    assert main([*args, "--cards", str(cards), "--users", "2", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["found_running"] == [person.username] and report["succeeded"] == 2
+    assert f"1 server already running before the test, left running ({person.username})" in out
+    hub_log = log.read_text()[mark:]
+    assert re.search(rf"20[24] DELETE /hub/api/users/{rehearsed.username}/server", hub_log)
+    assert not re.search(rf"DELETE /hub/api/users/{person.username}/server", hub_log)
+
+    async def stop_the_persons_server():
+        async with new_session() as s:
+            assert (await login(s, url, person.username, person.password)).ok
+            xsrf = s.cookie_jar.filter_cookies(URL(f"{url}/hub/")).get("_xsrf").value
+            async with s.delete(
+                f"{url}/hub/api/users/{person.username}/server", headers={"X-XSRFToken": xsrf}
+            ) as r:
+                assert r.status in (202, 204)
+
+    asyncio.run(stop_the_persons_server())

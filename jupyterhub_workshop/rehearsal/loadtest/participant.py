@@ -147,7 +147,7 @@ class Participant:
         self.server_url: str | None = None  # e.g. http://hub/user/name/
         self.kernel_id: str | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.spawn_requested = False
+        self.spawn_requested = False  # a server this test started: stopped at the end
         self.kernel_session = uuid.uuid4().hex
 
     # -- helpers ------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class Participant:
                 self.on_stage("code")
                 for _ in range(max(1, self.o.iterations)):
                     await self._timed("code", self.run_code(), self.o.code_timeout)
-            if self.o.stop:
+            if self.o.stop and not r.found_running:
                 step = "stop"
                 self.on_stage("stop")
                 await self._timed("stop", self.stop(), self.o.stop_timeout)
@@ -276,9 +276,18 @@ class Participant:
 
     # -- spawn --------------------------------------------------------------------------------
 
+    async def _server_running(self) -> bool:
+        """Whether this card's default server runs (or starts) already: someone is using it, so
+        the test uses it too but leaves it running."""
+        url = f"{self.o.url}/hub/api/users/{self.username}"
+        async with self.session.get(url, headers=self._api_headers(url)) as resp:
+            model = await resp.json(content_type=None) if resp.status == 200 else {}
+        return bool((model or {}).get("servers", {}).get(""))
+
     async def spawn(self) -> None:
         deadline = time.monotonic() + self.o.spawn_timeout
         user_prefix = f"/user/{self.username}/"
+        self.result.found_running = await self._server_running()
         while True:
             async with self.session.get(
                 f"{self.o.url}/hub/spawn", allow_redirects=False, headers=NAVIGATE
@@ -292,7 +301,7 @@ class Participant:
                 location = urlsplit(headers.get("Location", "")).path
                 if "/hub/login" in location:
                     raise Failed("spawn", "not logged in", f"/hub/spawn redirected to {location}")
-                self.spawn_requested = True
+                self.spawn_requested = not self.result.found_running
                 break
             if status == 200 and "<form" in body:
                 # an options form (profiles): take the defaults, as the API does without options

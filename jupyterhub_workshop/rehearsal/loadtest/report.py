@@ -13,6 +13,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ...wording import count
+
 STEPS = ("login", "spawn", "kernel", "code", "stop")
 STAGES = ("waiting", *STEPS, "done", "failed")
 
@@ -33,6 +35,7 @@ class UserResult:
     waited: Counter = field(default_factory=Counter)  # seconds spent honouring Retry-After, by the same keys
     started: float | None = None  # seconds from the start of the run: arrival
     finished: float | None = None
+    found_running: bool = False  # the card's server ran already (someone uses it): not stopped
 
     @property
     def ok(self) -> bool:
@@ -156,6 +159,7 @@ def build_report(
         "steps": steps,
         "total": step_stats(journeys),
         "errors": group_errors(results),
+        "found_running": [r.username for r in results if r.found_running],
         "retries": dict(sorted(retries.items())),
         "retry_wait_seconds": {k: round(v, 3) for k, v in sorted(waited.items())},
         "per_user": [
@@ -169,6 +173,7 @@ def build_report(
                 if r.error is None
                 else {"step": r.error.step, "kind": r.error.kind, "detail": r.error.detail},
                 "retries": dict(r.retries),
+                "found_running": r.found_running,
             }
             for r in results
         ],
@@ -187,7 +192,7 @@ def render_text(report: dict) -> str:
     code = "no kernel" if not s.get("code") else f"code {s['code']!r} x{s.get('iterations', 1)}"
     lines = [
         f"Load test of {report['url']}: {report['users']} users, ramp {s.get('ramp', 0):g}s, {code}, "
-        f"servers {'stopped' if s.get('stop') else 'kept'}; {report['duration']:.1f}s",
+        f"servers {'stopped (those it started)' if s.get('stop') else 'kept'}; {report['duration']:.1f}s",
         "",
         f"  {'step':8} {'count':>6} {'errors':>6} {'p50':>8} {'p95':>8} {'max':>8}",
     ]
@@ -198,6 +203,12 @@ def render_text(report: dict) -> str:
         )
     lines.append("")
     lines.append(f"  succeeded {report['succeeded']}/{report['users']}, failed {report['failed']}")
+    if report.get("found_running"):
+        names = report["found_running"]
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        lines.append(
+            f"  {count(len(names), 'server')} already running before the test, left running ({shown})"
+        )
     if report["retries"]:
         waited = report["retry_wait_seconds"]
         parts = [

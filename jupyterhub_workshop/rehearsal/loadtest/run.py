@@ -25,6 +25,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from ...progress import Progress
+from ...wording import count
 from .plot import check_plot_path, write_plot
 from .report import (
     UserResult,
@@ -57,7 +58,7 @@ def pick_cards(cards: list, users: int) -> list:
         raise ValueError("--users must be at least 1")
     ordered = [c for c in cards if c.role != "instructor"] + [c for c in cards if c.role == "instructor"]
     if users > len(ordered):
-        raise ValueError(f"--users {users}: the cards file has only {len(ordered)} cards")
+        raise ValueError(f"--users {users}: the cards file has only {count(len(ordered), 'card')}")
     return ordered[:users]
 
 
@@ -183,7 +184,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument(
-        "--stop", dest="stop", action="store_true", default=True, help="stop each server at the end (default)"
+        "--stop",
+        dest="stop",
+        action="store_true",
+        default=True,
+        help="stop each server the test started, at the end (default); a card whose server was already "
+        "running (someone is using it) is used but left running",
     )
     stop.add_argument(
         "--keep",
