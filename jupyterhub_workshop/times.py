@@ -9,14 +9,18 @@ Two kinds of text become times here:
 - **written by a machine** (the hub's REST API, our own database): ISO 8601 that always carries
   its offset; read as is.
 
+And wall-clock times of the workshop's own day (the night window, the sessions of a schedule):
+``H:MM``/``HH:MM`` in a named IANA zone, because the venue's offset changes with summer time.
+
 Every time handed around inside the package is timezone-aware.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-UTC = UTC
 EXAMPLE = "2026-07-14T08:00:00-06:00"
 
 
@@ -58,3 +62,34 @@ def parse_machine_time(text: str | None) -> datetime | None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# The same rules as the chart's values.schema.json (tests/chart/test_settings_agree.py holds
+# them together): ASCII H:MM or HH:MM, and a zone as Area/Location or UTC. Abbreviations such as
+# MST and offsets such as Etc/GMT+7 are refused: they have no summer time, and a window set in
+# one would start an hour off for half the year.
+CLOCK_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+ZONE_NAME = re.compile(
+    r"UTC|Etc/UTC|(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific)"
+    r"/[A-Z][A-Za-z0-9_+-]*(/[A-Z][A-Za-z0-9_+-]*)?"
+)
+
+
+def parse_clock_time(value: str, what: str) -> time:
+    """A wall-clock time such as ``22:00``; ValueError naming ``what`` otherwise."""
+    match = CLOCK_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{what} {value!r} is not a 24-hour HH:MM time such as '22:00'")
+    return time(int(match[1]), int(match[2]))
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (Area/Location or UTC); ValueError saying what to write."""
+    try:
+        if not isinstance(name, str) or ZONE_NAME.fullmatch(name) is None:
+            raise ValueError
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA Area/Location name such as 'America/Denver' (or UTC)"
+        ) from None
