@@ -10,7 +10,7 @@ One format serves the workshop service (pre-warming before each session), the ch
     sessions:
       - {days: [Mon, Tue, Wed, Thu], start: "09:00", end: "17:00"}
       - {days: [2026-07-17], start: "09:00", end: "12:00"}
-      - {days: [Wed], start: "19:00", end: "01:00"}   # ends after midnight
+      - {days: [Wed], start: "19:00", end: "01:00", expected: 40}   # ends after midnight
 
 Pre-warming: from ``lead`` before each session's start until ``hold`` after it, when arrivals
 are in, capacity is kept warm for the people who have not started a server yet (``expected −
@@ -32,7 +32,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DEFAULT_LEAD = timedelta(minutes=20)  # nodes take about 5 minutes to boot; people come early
 DEFAULT_HOLD = timedelta(minutes=30)  # by then the arrivals are in
 SCHEDULE_KEYS = ("timeZone", "from", "until", "expected", "sessions")
-SESSION_KEYS = ("days", "start", "end")
+SESSION_KEYS = ("days", "start", "end", "expected")
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,20 @@ class Session:
     weekdays: frozenset[int]  # 0 = Monday
     start: time
     end: time
+    expected: int | None = None  # people at once in this session; None: the schedule's
 
-    def on(self, day: date) -> bool:
-        return day in self.dates or day.weekday() in self.weekdays
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One session on one day, in UTC."""
+
+    start: datetime
+    end: datetime
+    expected: int | None  # None: the schedule's (or the caller's) default
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
 
 
 @dataclass(frozen=True)
@@ -73,11 +84,7 @@ class Schedule:
         first, last = (_date(data.get(key), f"{where}.{key}") for key in ("from", "until"))
         if first and last and last < first:
             raise ValueError(f"{where}: until ({last}) is before from ({first})")
-        expected = data.get("expected")
-        if expected is not None and (
-            isinstance(expected, bool) or not isinstance(expected, int) or expected < 0
-        ):
-            raise ValueError(f"{where}.expected: {expected!r} is not a number of people")
+        expected = _people(data.get("expected"), f"{where}.expected")
         entries = data.get("sessions")
         if not isinstance(entries, list) or not entries:
             raise ValueError(f"{where}.sessions: expected a list of {{days, start, end}}")
@@ -96,8 +103,8 @@ class Schedule:
         )
         return in_range and day.weekday() in session.weekdays
 
-    def occurrences(self, since: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """``(start, end)`` in UTC of every session starting in [since, until), in order."""
+    def occurrences(self, since: datetime, until: datetime) -> Iterator[Occurrence]:
+        """Every session starting in [since, until), in order of start."""
         since, until = aware(since, "since").astimezone(UTC), aware(until, "until").astimezone(UTC)
         zone = self.zone
         found = []
@@ -108,9 +115,9 @@ class Schedule:
                 if self._happens(session, day):
                     start, end = _local_span(day, session, zone)
                     if since <= start < until:
-                        found.append((start, end))
+                        found.append(Occurrence(start, end, session.expected))
             day += timedelta(days=1)
-        yield from sorted(found)
+        yield from sorted(found, key=lambda occurrence: occurrence.start)
 
     def span(self) -> tuple[date, date]:
         """The first and last day with a session; ValueError when weekday sessions are unbounded."""
@@ -120,6 +127,12 @@ class Schedule:
                 raise ValueError("sessions given by weekday need `from` and `until` dates here")
             days += [self.first_day, self.last_day]
         return min(days), max(days)
+
+
+def _people(value, what: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{what}: {value!r} is not a number of people")
+    return value
 
 
 def _date(value, what: str) -> date | None:
@@ -157,7 +170,9 @@ def _session(entry, where: str) -> Session:
     end = parse_clock_time(entry.get("end"), f"{where}.end")
     if start == end:
         raise ValueError(f"{where}: starts and ends at {start:%H:%M}; a session needs a duration")
-    return Session(frozenset(dates), frozenset(weekdays), start, end)
+    return Session(
+        frozenset(dates), frozenset(weekdays), start, end, _people(entry.get("expected"), f"{where}.expected")
+    )
 
 
 def _local_span(day: date, session: Session, zone) -> tuple[datetime, datetime]:
@@ -172,15 +187,22 @@ def _local_span(day: date, session: Session, zone) -> tuple[datetime, datetime]:
 # --- pre-warming ------------------------------------------------------------------------------
 
 
+def _session_prewarming(
+    schedule: Schedule, now: datetime, lead: timedelta, hold: timedelta
+) -> Occurrence | None:
+    now = aware(now, "now").astimezone(UTC)
+    for occurrence in schedule.occurrences(now - hold, now + lead + timedelta(seconds=1)):
+        if occurrence.start - lead <= now < occurrence.start + hold:
+            return occurrence
+    return None
+
+
 def prewarm_period(
     schedule: Schedule, now: datetime, lead: timedelta = DEFAULT_LEAD, hold: timedelta = DEFAULT_HOLD
 ) -> tuple[datetime, datetime] | None:
     """The pre-warm stretch (``start − lead`` to ``start + hold``, UTC) that holds ``now``, or None."""
-    now = aware(now, "now").astimezone(UTC)
-    for start, _ in schedule.occurrences(now - hold, now + lead + timedelta(seconds=1)):
-        if start - lead <= now < start + hold:
-            return start - lead, start + hold
-    return None
+    occurrence = _session_prewarming(schedule, now, lead, hold)
+    return None if occurrence is None else (occurrence.start - lead, occurrence.start + hold)
 
 
 def next_prewarm(
@@ -195,8 +217,8 @@ def next_prewarm(
     if current is not None:
         return current
     now = aware(now, "now").astimezone(UTC)
-    for start, _ in schedule.occurrences(now + lead, now + lead + horizon):
-        return start - lead, start + hold
+    for occurrence in schedule.occurrences(now + lead, now + lead + horizon):
+        return occurrence.start - lead, occurrence.start + hold
     return None
 
 
@@ -208,11 +230,21 @@ def warm_users(
     lead: timedelta = DEFAULT_LEAD,
     hold: timedelta = DEFAULT_HOLD,
 ) -> int:
-    """How many people to keep capacity warm for now: those expected who have no server yet,
-    inside a pre-warm stretch; none outside."""
-    if prewarm_period(schedule, now, lead, hold) is None:
+    """How many people to keep capacity warm for now: those expected (the session's number, else
+    the schedule's, else ``expected``) who have no server yet, inside a pre-warm stretch; none
+    outside."""
+    occurrence = _session_prewarming(schedule, now, lead, hold)
+    if occurrence is None:
         return 0
-    return max(0, expected - max(0, running))
+    return max(0, expected_at(schedule, occurrence, expected) - max(0, running))
+
+
+def expected_at(schedule: Schedule, occurrence: Occurrence, default: int) -> int:
+    """People expected at once in this session."""
+    for value in (occurrence.expected, schedule.expected):
+        if value is not None:
+            return value
+    return default
 
 
 def placeholders_for(users: int, users_per_node: int) -> int:

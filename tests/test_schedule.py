@@ -30,10 +30,13 @@ def denver(month, day, hour, minute=0, year=2026):
 
 
 def test_sessions_happen_on_their_days_in_the_workshops_zone():
-    starts = [s.astimezone(DENVER) for s, _ in WEEK.occurrences(denver(7, 1, 0), denver(8, 1, 0))]
+    starts = [o.start.astimezone(DENVER) for o in WEEK.occurrences(denver(7, 1, 0), denver(8, 1, 0))]
     assert starts == [denver(7, d, 9) for d in (13, 14, 15, 16)]  # Mon-Thu, bounded by from/until
-    (start, end), *_ = WEEK.occurrences(denver(7, 13, 0), denver(7, 14, 0))
-    assert (start, end) == (datetime(2026, 7, 13, 15, tzinfo=UTC), datetime(2026, 7, 13, 23, tzinfo=UTC))
+    first, *_ = WEEK.occurrences(denver(7, 13, 0), denver(7, 14, 0))
+    assert (first.start, first.end) == (
+        datetime(2026, 7, 13, 15, tzinfo=UTC),
+        datetime(2026, 7, 13, 23, tzinfo=UTC),
+    )
     assert WEEK.span() == (date(2026, 7, 13), date(2026, 7, 16))
 
 
@@ -69,8 +72,8 @@ def test_sessions_past_midnight_and_their_next_day():
         }
     )
     berlin = ZoneInfo("Europe/Berlin")
-    ((start, end),) = night.occurrences(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
-    assert (start.astimezone(berlin), end.astimezone(berlin)) == (
+    (occurrence,) = night.occurrences(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
+    assert (occurrence.start.astimezone(berlin), occurrence.end.astimezone(berlin)) == (
         datetime(2026, 7, 15, 22, tzinfo=berlin),
         datetime(2026, 7, 16, 2, tzinfo=berlin),
     )
@@ -84,10 +87,10 @@ def test_across_daylight_saving_changes():
     )
     # spring forward (2026-03-08) and fall back (2026-11-01): 09:00 local each time, UTC moves
     spring = list(daily.occurrences(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 9, tzinfo=UTC)))
-    assert [s.astimezone(DENVER).hour for s, _ in spring] == [9, 9]
-    assert [s.hour for s, _ in spring] == [16, 15]  # MST then MDT
+    assert [o.start.astimezone(DENVER).hour for o in spring] == [9, 9]
+    assert [o.start.hour for o in spring] == [16, 15]  # MST then MDT
     fall = list(daily.occurrences(datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)))
-    assert [s.hour for s, _ in fall] == [15, 16]
+    assert [o.start.hour for o in fall] == [15, 16]
     assert warm_users(daily, datetime(2026, 3, 8, 14, 45, tzinfo=UTC), 5, 0) == 5  # 08:45 MDT
     assert warm_users(daily, datetime(2026, 3, 8, 13, 45, tzinfo=UTC), 5, 0) == 0  # 07:45 MDT (08:45 MST)
     # a session in the hour that spring-forward skips starts after the gap (02:30 -> 03:30 MDT)
@@ -97,8 +100,23 @@ def test_across_daylight_saving_changes():
             "sessions": [{"days": ["2026-03-08"], "start": "02:30", "end": "04:00"}],
         }
     )
-    ((start, _),) = gap.occurrences(datetime(2026, 3, 7, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC))
-    assert start.astimezone(DENVER) == datetime(2026, 3, 8, 3, 30, tzinfo=DENVER)
+    (occurrence,) = gap.occurrences(datetime(2026, 3, 7, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC))
+    assert occurrence.start.astimezone(DENVER) == datetime(2026, 3, 8, 3, 30, tzinfo=DENVER)
+
+
+def test_a_session_may_expect_its_own_crowd():
+    week = Schedule.parse(
+        {
+            "timeZone": "America/Denver",
+            "expected": 300,
+            "sessions": [
+                {"days": ["2026-07-13"], "start": "09:00", "end": "17:00"},
+                {"days": ["2026-07-14"], "start": "09:00", "end": "12:00", "expected": 40},
+            ],
+        }
+    )
+    assert warm_users(week, denver(7, 13, 8, 50), expected=999, running=0) == 300  # the schedule's
+    assert warm_users(week, denver(7, 14, 8, 50), expected=999, running=10) == 30  # the session's
 
 
 def test_a_clock_that_jumps_gets_the_answer_for_its_new_time():
