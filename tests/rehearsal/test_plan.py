@@ -12,8 +12,8 @@ from jupyterhub_workshop.rehearsal.plan.schedule import Block
 from jupyterhub_workshop.rehearsal.plan.sizing import (
     Plan,
     fit_users,
+    headroom_placeholders,
     make_plan,
-    placeholders_for,
 )
 
 CATALOGUE = load_catalogue()
@@ -117,9 +117,9 @@ def test_fit_is_limited_by_the_scarcer_resource():
 
 
 def test_placeholders_are_a_share_of_the_users_rounded_up():
-    assert placeholders_for(60, 10) == 6
-    assert placeholders_for(61, 10) == 7
-    assert placeholders_for(0, 10) == 0
+    assert headroom_placeholders(60, 10) == 6
+    assert headroom_placeholders(61, 10) == 7
+    assert headroom_placeholders(0, 10) == 0
     exact = make_plan(users=61, cpu=1.75, memory=7 * GIB, node=M5_2XLARGE, placeholders=0)
     assert (exact.placeholders, exact.nodes, exact.headroom_percent) == (0, 16, None)
 
@@ -154,11 +154,35 @@ def test_schedule_sums_node_hours_per_block():
     day1 = datetime(2026, 7, 14, 8, tzinfo=timezone(timedelta(hours=-6)))
     day2 = day1 + timedelta(days=1)
     schedule = [Block(day1, day1 + timedelta(hours=9), 40), Block(day2, day2 + timedelta(hours=4), 20)]
-    plan = make_plan(users=40, cpu=1.75, memory=7 * GIB, node=M5_2XLARGE, schedule=schedule)
+    plan = make_plan(
+        users=40, cpu=1.75, memory=7 * GIB, node=M5_2XLARGE, schedule=schedule, prewarm_lead=None
+    )
     first, second = plan.schedule
     assert (first.block.users, first.placeholders, first.nodes, first.node_hours) == (40, 4, 11, 99)
     assert (second.block.users, second.placeholders, second.nodes, second.node_hours) == (20, 2, 6, 24)
     assert plan.node_hours == 11 * 9 + 6 * 4 and plan.hours == 13
     assert (plan.nodes, plan.placeholders) == (11, 4)  # the busiest block
+    assert plan.prewarm_node_hours == 0 and first.prewarm_placeholders == 0
+
+
+def test_prewarm_adds_the_services_node_sized_placeholders_before_each_block():
+    day1 = datetime(2026, 7, 14, 8, tzinfo=timezone(timedelta(hours=-6)))
+    schedule = [
+        Block(day1, day1 + timedelta(hours=9), 40),
+        Block(day1 + timedelta(days=1), day1 + timedelta(days=1, hours=4), 21),
+    ]
+    plan = make_plan(users=40, cpu=1.75, memory=7 * GIB, node=M5_2XLARGE, schedule=schedule)  # lead 20 min
+    first, second = plan.schedule
+    # 4 users per node: the service keeps ceil(40 / 4) and ceil(21 / 4) nodes warm for 20 minutes
+    assert (first.prewarm_placeholders, second.prewarm_placeholders) == (10, 6)
+    assert first.prewarm_from == day1 - timedelta(minutes=20)
+    assert plan.prewarm_node_hours == pytest.approx((10 + 6) / 3)
+    assert plan.node_hours == pytest.approx(11 * 9 + 6 * 4 + 16 / 3)
+    assert (
+        plan.limits.start_timeout
+        < make_plan(
+            users=40, cpu=1.75, memory=7 * GIB, node=M5_2XLARGE, schedule=schedule, prewarm_lead=None
+        ).limits.start_timeout
+    )  # a warm node spares the spawn the node's boot
     with pytest.raises(PlanError, match="not both"):
         make_plan(users=40, cpu=1.75, memory=7 * GIB, node=M5_2XLARGE, schedule=schedule, hours=3)

@@ -142,8 +142,10 @@ def test_requests_that_cannot_be_planned_exit_1_with_the_reason(capsys, argv, me
 def test_schedule_file(tmp_path, capsys):
     sched = tmp_path / "schedule.yaml"
     sched.write_text(
-        "- {start: '2026-07-14T08:00:00-06:00', end: '2026-07-14T17:00:00-06:00'}\n"
-        "- {start: '2026-07-15T08:00:00-06:00', end: '2026-07-15T12:00:00-06:00', users: 20}\n"
+        "timeZone: America/Denver\n"
+        "sessions:\n"
+        "  - {days: [2026-07-14], start: '8:00', end: '17:00'}\n"
+        "  - {days: [2026-07-15], start: '8:00', end: '12:00', expected: 20}\n"
     )
     result = run_json(
         capsys,
@@ -157,9 +159,31 @@ def test_schedule_file(tmp_path, capsys):
         "m5.2xlarge",
         "--schedule",
         str(sched),
+        "--no-prewarm",
     )
     assert [(b["users"], b["nodes"], b["hours"]) for b in result["schedule"]] == [(40, 11, 9), (20, 6, 4)]
     assert result["node_hours"] == 11 * 9 + 6 * 4
+    assert result["schedule"][0]["start"] == "2026-07-14T08:00:00-06:00"  # the workshop's own time
+    warmed = run_json(
+        capsys,
+        "--users",
+        "40",
+        "--cpu",
+        "1.75",
+        "--memory",
+        "7G",
+        "--node",
+        "m5.2xlarge",
+        "--schedule",
+        str(sched),
+        "--lead",
+        "30",
+        "--arrival-minutes",
+        "5",
+    )
+    assert [b["prewarm"]["placeholders"] for b in warmed["schedule"]] == [10, 5]
+    assert warmed["prewarm_node_hours"] == (10 + 5) / 2
+    assert warmed["spawn_limits"]["concurrent_spawn_limit"] == 10  # 8 a minute x 30 s, x2
 
 
 def test_list_nodes(capsys):

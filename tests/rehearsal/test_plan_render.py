@@ -41,6 +41,8 @@ def test_json_has_every_figure_of_the_plan():
         "nodes",
         "hours",
         "schedule",
+        "prewarm_node_hours",
+        "spawn_limits",
         "node_hours",
         "cost",
         "currency",
@@ -84,6 +86,7 @@ def test_schedule_rows_in_json_and_table():
         memory=7 * GIB,
         node=CATALOGUE.nodes["m5.2xlarge"],
         schedule=[Block(start, start + timedelta(hours=2.5), 40)],
+        prewarm_lead=timedelta(minutes=30),
     )
     (row,) = plan_json(plan)["schedule"]
     assert row == {
@@ -93,13 +96,20 @@ def test_schedule_rows_in_json_and_table():
         "placeholders": 4,
         "nodes": 11,
         "hours": 2.5,
-        "node_hours": 27.5,
+        "prewarm": {"placeholders": 10, "from": "2026-07-14T07:30:00+00:00", "node_hours": 5},
+        "node_hours": 32.5,
     }
+    result = plan_json(plan)
+    assert result["prewarm_node_hours"] == 5 and result["node_hours"] == 32.5
+    assert result["spawn_limits"]["concurrent_spawn_limit"] == 10  # 4 arrivals a minute, 30 s spawns
     table = plan_table(plan)
-    assert "2.5 (schedule)" in table
+    assert "2.5 (schedule)" in table and "32.5 (of which pre-warm 5)" in table
     assert (
-        "2026-07-14T08:00:00+00:00  2026-07-14T10:30:00+00:00     40             4     11    2.5        27.5"
+        "2026-07-14T08:00:00+00:00  2026-07-14T10:30:00+00:00     40             4     11    2.5   10 from 07:30        32.5"
         in table
+    )
+    assert (
+        "hub.concurrentSpawnLimit" in table and "4 arrivals/min x 30 s per spawn = 2 pending at once" in table
     )
 
 

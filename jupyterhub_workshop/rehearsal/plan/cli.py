@@ -12,15 +12,17 @@ import argparse
 import dataclasses
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from ...schedule import DEFAULT_LEAD
 from ...usage_accounting import read_usage_csv, usage_totals
 from .catalogue import Catalogue, NodeType, load_catalogue
 from .errors import PlanError
 from .overheads import DEFAULT_DAEMONSET_CPU, DEFAULT_HUB_CPU, OverheadSettings
 from .quantities import parse_cpu, parse_memory
 from .render import nodes_table, plan_json, plan_table, usage_table
-from .schedule import read_schedule
+from .schedule import blocks_of, read_schedule
 from .sizing import DEFAULT_HEADROOM_PERCENT, fit_at_least_one, make_plan
 
 
@@ -135,8 +137,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--schedule",
         type=Path,
         metavar="FILE",
-        help="sessions: CSV with header start,end[,users] or a YAML list of {start, end, users}; "
-        "ISO 8601 times with offset; nodes are assumed scaled down between sessions",
+        help="the workshop's schedule, YAML or JSON, as the workshop service and the chart's "
+        "workshop.schedule take it: {timeZone, from, until, expected, sessions: [{days, start, end}]}; "
+        "nodes are assumed scaled down between sessions and pre-warmed before each",
+    )
+    when.add_argument(
+        "--lead",
+        type=float,
+        default=DEFAULT_LEAD.total_seconds() / 60,
+        metavar="MINUTES",
+        help="with --schedule: the workshop service warms nodes this long before each session (default: 20)",
+    )
+    when.add_argument(
+        "--no-prewarm",
+        action="store_true",
+        help="with --schedule: no pre-warm (the service's schedule unset)",
     )
     when.add_argument(
         "--headroom",
@@ -150,6 +165,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="exact number of user placeholders (instead of --headroom)",
+    )
+
+    crowd = parser.add_argument_group(
+        "spawn limits", "the hub's limits and timeouts for a crowd that arrives at a session's start"
+    )
+    crowd.add_argument(
+        "--arrival-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="how long the crowd takes to arrive (default: 10)",
+    )
+    crowd.add_argument(
+        "--pod-start",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a user pod's start on a ready node, image pulled (default: 30)",
+    )
+    crowd.add_argument(
+        "--node-boot", type=float, default=5.0, metavar="MINUTES", help="a new node's boot (default: 5)"
     )
 
     after = parser.add_argument_group("after the event")
@@ -251,11 +287,15 @@ def run(args, out=None) -> int:
         out.write(json.dumps(report, indent=2) + "\n" if args.format == "json" else usage_table(report))
         return 0
 
-    missing = [o for o, v in (("--users", args.users), ("--memory", args.memory)) if v is None]
+    blocks = (
+        blocks_of(read_schedule(args.schedule), args.users, str(args.schedule)) if args.schedule else None
+    )
+    users = args.users if args.users is not None else max((b.users for b in blocks or ()), default=None)
+    missing = [o for o, v in (("--users", users), ("--memory", args.memory)) if v is None]
     if missing:
         raise PlanError(f"missing {' and '.join(missing)} (or use --from-usage)")
     plan = make_plan(
-        users=args.users,
+        users=users,
         cpu=args.cpu or 0.0,
         memory=args.memory,
         node=node_from_args(args, catalogue),
@@ -263,10 +303,14 @@ def run(args, out=None) -> int:
         cpu_limit=args.cpu_limit,
         memory_limit=args.memory_limit,
         hours=args.hours,
-        schedule=read_schedule(args.schedule, args.users) if args.schedule else None,
+        schedule=blocks,
         headroom_percent=args.headroom,
         placeholders=args.placeholders,
         catalogue=catalogue,
+        prewarm_lead=None if args.no_prewarm else timedelta(minutes=args.lead),
+        arrival_minutes=args.arrival_minutes,
+        pod_start_seconds=args.pod_start,
+        node_boot_minutes=args.node_boot,
     )
     out.write(json.dumps(plan_json(plan), indent=2) + "\n" if args.format == "json" else plan_table(plan))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .catalogue import Catalogue
+from .limits import SpawnLimits
 from .quantities import GIB, format_cpu, format_memory
 from .sizing import Plan
 
@@ -60,14 +61,35 @@ def plan_json(plan: Plan) -> dict:
                 "placeholders": b.placeholders,
                 "nodes": b.nodes,
                 "hours": _r(b.block.hours),
+                "prewarm": {
+                    "placeholders": b.prewarm_placeholders,
+                    "from": b.prewarm_from.isoformat(),
+                    "node_hours": _r(b.prewarm_node_hours),
+                }
+                if b.prewarm_placeholders
+                else None,
                 "node_hours": _r(b.node_hours),
             }
             for b in plan.schedule
         ],
+        "prewarm_node_hours": _r(plan.prewarm_node_hours),
+        "spawn_limits": None if plan.limits is None else limits_json(plan.limits),
         "node_hours": _r(plan.node_hours),
         "cost": None if plan.cost is None else round(plan.cost, 2),
         "currency": node.currency,
         "warnings": list(plan.warnings),
+    }
+
+
+def limits_json(limits: SpawnLimits) -> dict:
+    return {
+        "concurrent_spawn_limit": limits.concurrent_spawn_limit,
+        "active_server_limit": limits.active_server_limit,
+        "start_timeout": limits.start_timeout,
+        "http_timeout": limits.http_timeout,
+        "arrivals_per_minute": _r(limits.arrivals_per_minute),
+        "spawn_seconds": _r(limits.spawn_seconds),
+        "pending_at_once": _r(limits.pending_at_once),
     }
 
 
@@ -132,7 +154,13 @@ def plan_table(plan: Plan) -> str:
             ("placeholders for arrivals", f"{plan.placeholders} ({headroom})"),
             ("nodes", str(plan.nodes)),
             ("hours", f"{_r(plan.hours):g}" + (" (schedule)" if plan.schedule else "")),
-            ("node-hours", f"{_r(plan.node_hours):g}"),
+            (
+                "node-hours",
+                f"{_r(plan.node_hours):g}"
+                + (
+                    f" (of which pre-warm {_r(plan.prewarm_node_hours):g})" if plan.prewarm_node_hours else ""
+                ),
+            ),
             ("cost", _money(plan.cost, n.currency)),
         ],
         left=(0, 1),
@@ -148,16 +176,39 @@ def plan_table(plan: Plan) -> str:
                     b.placeholders,
                     b.nodes,
                     f"{_r(b.block.hours):g}",
+                    f"{b.prewarm_placeholders} from {b.prewarm_from:%H:%M}"
+                    if b.prewarm_placeholders
+                    else "-",
                     f"{_r(b.node_hours):g}",
                 )
                 for b in plan.schedule
             ],
-            ("start", "end", "users", "placeholders", "nodes", "hours", "node-hours"),
+            ("start", "end", "users", "placeholders", "nodes", "hours", "pre-warm nodes", "node-hours"),
             left=(0, 1),
         )
+    if plan.limits is not None:
+        lines.append("")
+        lines += _limits_table(plan.limits)
     for w in plan.warnings:
         lines.append(f"note: {w}")
     return "\n".join(lines) + "\n"
+
+
+def _limits_table(limits: SpawnLimits) -> list[str]:
+    why = (
+        f"{_r(limits.arrivals_per_minute):g} arrivals/min x {limits.spawn_seconds:g} s per spawn = "
+        f"{_r(limits.pending_at_once):g} pending at once"
+    )
+    return _table(
+        [
+            ("hub.concurrentSpawnLimit", str(limits.concurrent_spawn_limit), f"{why}, x2 for bursts"),
+            ("hub.activeServerLimit", str(limits.active_server_limit), "what the planned nodes hold"),
+            ("singleuser.startTimeout", f"{limits.start_timeout}", "seconds: a spawn's time + 2 min"),
+            ("Spawner.http_timeout", f"{limits.http_timeout}", "seconds: twice a pod's start, at least 60"),
+        ],
+        ("spawn limits (z2jh)", "value", "from"),
+        left=(0, 2),
+    )
 
 
 def usage_table(report: dict) -> str:

@@ -1,16 +1,16 @@
-"""An event's sessions (blocks of time with a number of users), from a CSV or YAML file."""
+"""An event's sessions for the plan: the workshop's schedule file (the format the workshop
+service and the chart's ``workshop.schedule`` take, see :mod:`jupyterhub_workshop.schedule`)
+turned into blocks of time with a number of users."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import yaml
 
-from ...times import aware, parse_typed_time
+from ...schedule import Schedule, expected_at
 from .errors import PlanError
 
 
@@ -25,53 +25,35 @@ class Block:
         return (self.end - self.start).total_seconds() / 3600
 
 
-def _parse_time(text) -> datetime:
-    # YAML schedules may hold times YAML already parsed
-    if isinstance(text, datetime):
-        return aware(text, repr(text.isoformat()))
-    return parse_typed_time(str(text))
-
-
-def parse_schedule(rows: Iterable[dict], default_users: int | None, where: str = "schedule") -> list[Block]:
-    """Blocks from mappings with ``start``, ``end`` (ISO 8601 with offset) and optional ``users``."""
+def blocks_of(schedule: Schedule, default_users: int | None, where: str = "schedule") -> list[Block]:
+    """Every session of the schedule as a block: its people expected (the session's, the
+    schedule's, else ``default_users``), in time order."""
+    try:
+        first, last = schedule.span()
+    except ValueError as e:
+        raise PlanError(f"{where}: {e}") from None
+    zone = schedule.zone
+    since = datetime.combine(first, time(0), zone)
+    until = datetime.combine(last + timedelta(days=1), time(0), zone)
     blocks = []
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise PlanError(f"{where}: entry {i}: expected start, end and optional users")
-        try:
-            start, end = _parse_time(row["start"]), _parse_time(row["end"])
-            users = row.get("users")
-            users = default_users if users in (None, "") else int(users)
-        except KeyError as e:
-            raise PlanError(f"{where}: entry {i}: missing {e.args[0]}") from None
-        except ValueError as e:
-            raise PlanError(f"{where}: entry {i}: {e}") from None
-        if users is None:
-            raise PlanError(f"{where}: entry {i}: no users given and no --users")
+    for occurrence in schedule.occurrences(since, until):
+        users = expected_at(schedule, occurrence, default_users if default_users is not None else -1)
         if users < 0:
-            raise PlanError(f"{where}: entry {i}: users cannot be negative")
-        if end <= start:
-            raise PlanError(f"{where}: entry {i}: end must be later than start")
-        blocks.append(Block(start, end, users))
-    if not blocks:
-        raise PlanError(f"{where}: no blocks")
-    ordered = sorted(blocks, key=lambda b: b.start)
-    for a, b in zip(ordered, ordered[1:]):
+            raise PlanError(f"{where}: no `expected` people given and no --users")
+        # in the workshop's own time zone: the times people read on the timetable
+        blocks.append(Block(occurrence.start.astimezone(zone), occurrence.end.astimezone(zone), users))
+    for a, b in zip(blocks, blocks[1:]):
         if b.start < a.end:
-            raise PlanError(f"{where}: blocks {a.start.isoformat()} and {b.start.isoformat()} overlap")
-    return ordered
+            raise PlanError(f"{where}: sessions at {a.start.isoformat()} and {b.start.isoformat()} overlap")
+    return blocks
 
 
-def read_schedule(path: str | Path, default_users: int | None) -> list[Block]:
-    """A schedule file: CSV with header ``start,end[,users]``, or YAML/JSON, a list of
-    ``{start, end, users}`` (or ``{blocks: [...]}``)."""
+def read_schedule(path: str | Path) -> Schedule:
+    """A schedule file: YAML or JSON, the mapping :meth:`Schedule.parse` takes."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-    else:
-        data = yaml.safe_load(text)
-        rows = data.get("blocks") if isinstance(data, dict) else data
-        if not isinstance(rows, list):
-            raise PlanError(f"{path}: expected a list of blocks with start, end and users")
-    return parse_schedule(rows, default_users, where=str(path))
+    try:
+        return Schedule.parse(yaml.safe_load(path.read_text(encoding="utf-8")), where=str(path))
+    except yaml.YAMLError as e:
+        raise PlanError(f"{path}: not YAML: {e}") from None
+    except ValueError as e:
+        raise PlanError(str(e)) from None

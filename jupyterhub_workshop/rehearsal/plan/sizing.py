@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 
+from ...schedule import DEFAULT_LEAD, placeholders_for
 from ...usage_accounting import nodes_for
 from .catalogue import Catalogue, NodeType
 from .errors import PlanError
+from .limits import SpawnLimits, spawn_limits
 from .overheads import Overheads, OverheadSettings
 from .quantities import format_memory
 from .schedule import Block
@@ -110,7 +113,7 @@ def fit_at_least_one(
     return fit
 
 
-def placeholders_for(users: int, headroom_percent: float) -> int:
+def headroom_placeholders(users: int, headroom_percent: float) -> int:
     """User placeholders (same size as a user) kept free so arrivals start without waiting
     for a new node: ``headroom_percent`` of the users, rounded up."""
     if headroom_percent < 0:
@@ -120,15 +123,28 @@ def placeholders_for(users: int, headroom_percent: float) -> int:
 
 @dataclass(frozen=True)
 class BlockPlan:
-    """One session of a schedule: its users, their placeholders and the nodes for both."""
+    """One session of a schedule: its users, their placeholders and the nodes for both, and the
+    node-sized placeholders the workshop service keeps warm from ``lead`` before its start."""
 
     block: Block
     placeholders: int
     nodes: int
+    prewarm_placeholders: int = 0
+    prewarm_lead: timedelta = timedelta(0)
+
+    @property
+    def prewarm_from(self):
+        return self.block.start - self.prewarm_lead
+
+    @property
+    def prewarm_node_hours(self) -> float:
+        # before the start the warm nodes wait for nobody; from the start on they are the
+        # users' nodes, counted in the session's node-hours
+        return self.prewarm_placeholders * self.prewarm_lead.total_seconds() / 3600
 
     @property
     def node_hours(self) -> float:
-        return self.nodes * self.block.hours
+        return self.nodes * self.block.hours + self.prewarm_node_hours
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,11 @@ class Plan:
     node_hours: float
     cost: float | None
     warnings: tuple[str, ...]
+    limits: SpawnLimits | None = None  # None without users
+
+    @property
+    def prewarm_node_hours(self) -> float:
+        return sum(b.prewarm_node_hours for b in self.schedule or ())
 
     @property
     def users_per_node(self) -> int:
@@ -205,10 +226,16 @@ def make_plan(
     headroom_percent: float = DEFAULT_HEADROOM_PERCENT,
     placeholders: int | None = None,
     catalogue: Catalogue | None = None,
+    prewarm_lead: timedelta | None = DEFAULT_LEAD,
+    arrival_minutes: float = 10.0,
+    pod_start_seconds: float = 30.0,
+    node_boot_minutes: float = 5.0,
 ) -> Plan:
     """The plan for ``users`` with these guarantees on ``node``, over ``hours`` (default one)
-    or the blocks of a ``schedule`` (nodes scaled down between blocks). ``catalogue``: where
-    to look for nodes that would fit when none does."""
+    or the blocks of a ``schedule`` (nodes scaled down between blocks), pre-warmed from
+    ``prewarm_lead`` before each block (None: no pre-warm), with the hub's spawn limits for a
+    crowd arriving over ``arrival_minutes``. ``catalogue``: where to look for nodes that would
+    fit when none does."""
     if users < 0:
         raise PlanError("--users cannot be negative")
     if cpu_limit is not None and cpu_limit < cpu:
@@ -228,13 +255,20 @@ def make_plan(
     k = fit.users_per_node
 
     def placeholders_of(n: int) -> int:
-        return placeholders if placeholders is not None else placeholders_for(n, headroom_percent)
+        return placeholders if placeholders is not None else headroom_placeholders(n, headroom_percent)
 
+    prewarmed = schedule is not None and prewarm_lead is not None
     if schedule is not None:
         blocks = []
         for b in schedule:
             ph = placeholders_of(b.users)
-            blocks.append(BlockPlan(b, ph, nodes_for(b.users + ph, k)))
+            # the workshop service's own sizing: node-sized placeholders for everyone expected
+            warm = placeholders_for(b.users, k) if prewarmed else 0
+            blocks.append(
+                BlockPlan(
+                    b, ph, nodes_for(b.users + ph, k), warm, prewarm_lead if prewarmed else timedelta(0)
+                )
+            )
         peak = max(blocks, key=lambda b: b.nodes)
         ph, nodes = peak.placeholders, peak.nodes
         total_hours = sum(b.hours for b in schedule)
@@ -263,5 +297,13 @@ def make_plan(
         cost=None if node.price is None else node_hours * node.price,
         warnings=_warnings(
             fit, node, cpu_limit, memory_limit, timed=hours is not None or schedule is not None
+        ),
+        limits=spawn_limits(
+            max([users, *(b.users for b in schedule or ())]),
+            arrival_minutes,
+            pod_start_seconds,
+            node_boot_minutes,
+            prewarmed,
+            capacity=nodes * k,
         ),
     )
