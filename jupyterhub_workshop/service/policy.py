@@ -14,13 +14,12 @@ datetimes that share a tzinfo by wall clock, which is off by an hour across a DS
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from ..times import as_utc
+from ..times import as_utc, parse_clock_time, time_zone
 
 IDLE = "idle"
 NIGHT = "night"
@@ -29,34 +28,8 @@ MAX_AGE = "max-age"
 # reason a user can act on (opt out), whereas idleness would have been forgiven by a click.
 _PRECEDENCE = (NIGHT, MAX_AGE, IDLE)
 
-# The same rules as the chart's values.schema.json (tests/chart/test_settings_agree.py holds
-# them together): ASCII H:MM or HH:MM, and a zone as Area/Location or UTC. Abbreviations such as
-# MST and offsets such as Etc/GMT+7 are refused: they have no summer time, and a night window set
-# in one would start an hour off for half the year.
-CLOCK_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
-ZONE_NAME = re.compile(
-    r"UTC|Etc/UTC|(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific)"
-    r"/[A-Z][A-Za-z0-9_+-]*(/[A-Z][A-Za-z0-9_+-]*)?"
-)
-
-
 def _parse_clock_time(value: str, what: str) -> time:
-    match = CLOCK_TIME.fullmatch(value)
-    if match is None:
-        raise ValueError(f"night window {what} {value!r} is not a 24-hour HH:MM time such as '22:00'")
-    return time(int(match[1]), int(match[2]))
-
-
-def time_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (Area/Location or UTC); ValueError saying what to write."""
-    try:
-        if ZONE_NAME.fullmatch(name) is None:
-            raise ValueError
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA Area/Location name such as 'America/Denver' (or UTC)"
-        ) from None
+    return parse_clock_time(value, f"night window {what}")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import pytest
 from traitlets import TraitError
 
 from jupyterhub_workshop.hubconfig.services import service_config
-from jupyterhub_workshop.service.policy import CLOCK_TIME, ZONE_NAME
 from jupyterhub_workshop.spawner.pod import CAPACITY
+from jupyterhub_workshop.times import CLOCK_TIME, ZONE_NAME
 
 from .helpers import ci_values, deep_merge, render
 
