@@ -210,4 +210,100 @@ release: {{ .Release.Name | quote }}
 {{- fail (printf "jupyterhub.hub.db.type is %q, so the hub has no persistent /srv/jupyterhub for the workshop service's SQLite usage records: set workshop.service.database (url or existingSecret)" $hubDb) }}
 {{- end }}
 
+{{- include "workshop.checkHubCommand" . }}
+{{- include "workshop.checkPostStart" . }}
+{{- end }}
+
+{{- /*
+  The hub must load z2jh's jupyterhub_config.py: it is what loads the workshop configuration
+  from jupyterhub_config.d/, so without it the hub starts with neither z2jh's settings nor the
+  workshop's (no card logins, no workshop spawner or service). The check reads the command
+  line Kubernetes will run: hub.command (else the image's `tini --`), then hub.args (else
+  z2jh's default). A shell given -c runs only the string after it (plus its positional
+  arguments where that string says "$@"), so the config flag must be in that string. The last
+  config flag wins, as in jupyterhub.
+*/}}
+{{- define "workshop.checkHubCommand" -}}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $config := "/usr/local/etc/jupyterhub/jupyterhub_config.py" }}
+{{- $argv := list }}
+{{- range concat ($hub.command | default (list "tini" "--")) ($hub.args | default (list "jupyterhub" "--config" $config)) }}
+{{- $argv = append $argv (toString .) }}
+{{- end }}
+{{- $shellAt := -1 }}
+{{- $scriptAt := -1 }}
+{{- $inOptions := false }}
+{{- range $i, $arg := $argv }}
+{{- if $inOptions }}
+{{- if and (hasPrefix "-" $arg) (not (hasPrefix "--" $arg)) }}
+{{- if and (contains "c" $arg) (lt $scriptAt 0) }}{{ $scriptAt = add1 $i }}{{ end }}
+{{- else }}
+{{- $inOptions = false }}
+{{- end }}
+{{- else if and (lt $shellAt 0) (has (base $arg) (list "sh" "bash" "dash" "ash" "zsh" "ksh")) }}
+{{- $shellAt = $i }}
+{{- $inOptions = true }}
+{{- end }}
+{{- end }}
+{{- $text := join " " $argv }}
+{{- $where := "" }}
+{{- if ge $scriptAt 0 }}
+{{- $script := "" }}
+{{- if lt $scriptAt (len $argv) }}{{ $script = index $argv $scriptAt }}{{ end }}
+{{- $text = $script }}
+{{- if and (regexMatch "\\$(@|\\{@\\}|\\*)" $script) (lt (add1 $scriptAt) (len $argv)) }}
+{{- $text = printf "%s %s" $script (join " " (slice $argv (add $scriptAt 2))) }}
+{{- end }}
+{{- $where = printf " (the shell %s runs only the string after -c: %s)" (index $argv $shellAt) (toJson $script) }}
+{{- end }}
+{{- $flag := "(^|\\s)(--config|-f|--JupyterHub\\.config_file)(=|\\s+)" }}
+{{- $found := regexFindAll (printf "%s[^\\s;&|]+" $flag) $text -1 }}
+{{- $loaded := "" }}
+{{- with $found }}
+{{- $loaded = regexReplaceAll (printf "^%s" $flag) (last .) "" | trimAll "\"'" }}
+{{- end }}
+{{- if ne $loaded $config }}
+{{- $problem := printf "it loads %s instead" $loaded }}
+{{- if not $loaded }}
+{{- $problem = "it passes jupyterhub no --config, so jupyterhub reads ./jupyterhub_config.py in /srv/jupyterhub instead" }}
+{{- end }}
+{{- fail (printf "jupyterhub.hub.command and jupyterhub.hub.args would start the hub as %s%s: %s of z2jh's %s, which loads the workshop configuration from jupyterhub_config.d/ — without it the hub runs with none of the workshop. Keep --config %s in the jupyterhub command line (for a shell wrapper, inside the string after -c), or leave hub.command and hub.args unset and add settings with jupyterhub.hub.extraConfig" (toJson $argv) $where $problem $config $config) }}
+{{- end }}
+{{- end }}
+
+{{- /*
+  Kubernetes runs one postStart handler per container. The workshop spawner's runs the home
+  setup, then the operator's exec command (its failure logged, not fatal); any other kind of
+  handler cannot run beside it. The spawner refuses it at spawn; the chart refuses the values
+  it can see, before anyone's server fails.
+*/}}
+{{- define "workshop.checkPostStart" -}}
+{{- $jh := .Values.jupyterhub | default dict }}
+{{- $hub := include "workshop.hubValues" . | fromYaml }}
+{{- $sources := list (list "jupyterhub.singleuser.lifecycleHooks" (dig "singleuser" "lifecycleHooks" dict $jh)) }}
+{{- range list "KubeSpawner" "WorkshopKubeSpawner" }}
+{{- $sources = append $sources (list (printf "jupyterhub.hub.config.%s.lifecycle_hooks" .) (dig "config" . "lifecycle_hooks" dict $hub)) }}
+{{- end }}
+{{- range $sources }}
+{{- $name := index . 0 }}
+{{- $hooks := index . 1 | default dict }}
+{{- if kindIs "map" $hooks }}
+{{- range $key := list "postStart" "post_start" }}
+{{- $hook := get $hooks $key }}
+{{- if $hook }}
+{{- $command := list }}
+{{- $ok := and (kindIs "map" $hook) (eq (keys $hook | join ",") "exec") }}
+{{- if $ok }}
+{{- $exec := get $hook "exec" }}
+{{- $ok = and (kindIs "map" $exec) (kindIs "slice" (get $exec "command")) }}
+{{- if $ok }}{{ $command = get $exec "command" }}{{ end }}
+{{- end }}
+{{- range $command }}{{ if not (kindIs "string" .) }}{{ $ok = false }}{{ end }}{{ end }}
+{{- if or (not $ok) (not $command) }}
+{{- fail (printf "%s.%s is %s: the workshop spawner's postStart hook runs the home setup and then an exec command of yours (a failure of it is logged, not fatal), so give %s.%s.exec.command as a list [program, args...]; an httpGet, tcpSocket or sleep handler cannot run beside it" $name $key (toJson $hook) $name $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -7,8 +7,10 @@ import asyncio
 import time
 
 from jupyterhub.utils import maybe_future
+from kubernetes_asyncio.client.models import V1Lifecycle
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
+from kubespawner.utils import get_k8s_model
 from traitlets import Dict, Float, List, Unicode, default
 
 from .claims import claim_wait
@@ -21,7 +23,9 @@ from .pod import (
     home_storage_for,
     merge_named,
     plan_pod,
+    profile_entries,
     profiles_for,
+    with_home_setup,
 )
 
 
@@ -37,6 +41,32 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
     except for ``shared_writer_groups``. Home storage is chosen per group and per profile, and a
     home volume that does not get provisioned fails the spawn with a clear message instead of a
     bare timeout. Settings on ``c.KubeSpawner`` apply here too.
+
+    A drop-in KubeSpawner: its own unit tests pass with this class in its place (see
+    ``tests/spawner/test_kube_dropin.py``). Deliberate differences, each for a reason:
+
+    - ``cmd`` defaults to ``["jupyterhub-singleuser"]`` (KubeSpawner: the image's command),
+      because KubeSpawner drops ``get_args()`` with the image's command, and the kernel-culling
+      arguments must reach the server.
+    - ``get_args()`` adds Jupyter Server's idle-kernel culling (``kernel_idle_timeout``): closed
+      tabs kept kernels, and all-day sessions ran out of memory.
+    - ``get_env()`` adds ``WORKSHOP_*`` variables, the home setup's only inputs (constant shell
+      text, values through the environment); the ``environment`` trait stays as configured.
+    - The postStart hook is the home setup. A postStart ``exec`` command in ``lifecycle_hooks``
+      runs after it, inside the same hook (Kubernetes runs one per container), and its failure
+      is logged to ``~/.workshop/setup.log`` instead of killing the container; another kind of
+      postStart handler is refused at spawn with a message naming it. ``preStop`` is untouched.
+    - Each start sets ``volumes``/``volume_mounts`` (entries named ``workshop-*``, replacing
+      mounts at the same paths) and ``storage_pvc_ensure``/``storage_class``/
+      ``storage_capacity`` from ``home_storage``, so homes follow the user's group and profile.
+    - ``profile_list`` entries may carry ``allowed_groups``; each user is offered only theirs,
+      from whatever ``profile_list`` holds when the form is shown or a server starts (a list,
+      a dict or a callable, assigned at any time), plus the ``high_performance`` profile. The
+      trait keeps the value assigned, so hooks may read or replace it.
+    - No options form when a user is offered fewer than two profiles (KubeSpawner shows a form
+      with one choice): participants go straight to their server.
+    - A home claim not Bound within ``home_claim_bind_timeout`` fails the spawn naming the claim
+      and storage class, and ``progress()`` reports the wait, instead of a bare timeout.
     """
 
     home_storage = Dict(
@@ -116,15 +146,16 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         # drops arguments when it falls back to the image's own command
         return ["jupyterhub-singleuser"]
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    # --- profiles ---------------------------------------------------------------------------
+
+    async def offered_profiles(self) -> list[dict]:
+        """The profiles this user may choose now: what ``profile_list`` holds at this moment
+        (a list, a dict keyed by slug, or a callable, as KubeSpawner takes it), with the
+        high-performance profile, without those whose ``allowed_groups`` exclude the user."""
         configured = self.profile_list
-        if not callable(configured):
-            # profiles may carry `allowed_groups`; each user is offered only theirs
-            base = list(configured.values()) if isinstance(configured, dict) else list(configured)
-            self.profile_list = lambda spawner: profiles_for(
-                spawner.user_group_names(), self._all_profiles(base)
-            )
+        if callable(configured):
+            configured = await maybe_future(configured(self))
+        return profiles_for(self.user_group_names(), self._all_profiles(profile_entries(configured)))
 
     @default("options_form")
     def _workshop_options_form_default(self):
@@ -132,7 +163,7 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
 
     async def _workshop_options_form(self, spawner):
         """The profile form, or none when this user has nothing to choose between."""
-        profiles = await maybe_future(self.profile_list(spawner))
+        profiles = await self.offered_profiles()
         return self._render_options_form(profiles) if len(profiles) > 1 else ""
 
     def _all_profiles(self, configured: list[dict]) -> list[dict]:
@@ -173,10 +204,8 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         owned_paths = [m["mountPath"] for m in plan.volume_mounts]
         self.volumes = merge_named(self.volumes, plan.volumes)
         self.volume_mounts = merge_named(self.volume_mounts, plan.volume_mounts, owned_paths)
-        # drop what an earlier start set (a user may have left a writer group since)
-        kept_env = {k: v for k, v in self.environment.items() if not k.startswith("WORKSHOP_")}
-        self.environment = {**kept_env, **plan.environment}
-        self.lifecycle_hooks = {**self.lifecycle_hooks, **plan.lifecycle_hooks}
+        # the home setup's inputs, added by get_env(): the `environment` trait stays as configured
+        self._workshop_environment = dict(plan.environment)
         if storage.mode == "dynamic":
             self.storage_pvc_ensure = True
             self.storage_class = plan.storage_class  # None: the cluster default
@@ -185,8 +214,31 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
             self.storage_pvc_ensure = False
 
     async def load_user_options(self):
-        await super().load_user_options()  # applies the chosen profile's overrides
+        """KubeSpawner's, over the profiles this user is offered, then the workshop plan."""
+        offered = await self.offered_profiles()
+        configured = self.profile_list
+        # KubeSpawner validates the choice and applies its overrides from self.profile_list:
+        # hand it this user's profiles for the call, then put back what was assigned, for the
+        # next form or start and for hooks that read or replace it
+        self.profile_list = offered
+        try:
+            await super().load_user_options()
+        finally:
+            self.profile_list = configured
         self.apply_workshop_plan()
+
+    _workshop_environment: dict = {}
+
+    def get_env(self):
+        return {**super().get_env(), **self._workshop_environment}
+
+    async def get_pod_manifest(self):
+        """KubeSpawner's manifest with the home setup as the notebook container's postStart
+        hook, and any postStart exec command of ``lifecycle_hooks`` run after it."""
+        hooks = with_home_setup(self.lifecycle_hooks)  # refuses what cannot run beside ours
+        pod = await super().get_pod_manifest()
+        pod.spec.containers[0].lifecycle = get_k8s_model(V1Lifecycle, hooks)
+        return pod
 
     # --- waiting for the home claim --------------------------------------------------------
 

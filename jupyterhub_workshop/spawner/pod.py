@@ -1,7 +1,7 @@
 """What a workshop pod needs, as plain data: pure functions of the user's groups and the config.
 
-The results are KubeSpawner trait values (volumes, mounts, environment, postStart hook, PVC
-settings, profiles), so KubeSpawner builds the manifest exactly as it would from config.
+The results are what KubeSpawner builds a pod from (volumes, mounts, environment, the postStart
+hook, PVC settings, profiles), in its own shapes, so it builds the manifest as it would from config.
 Entries this module adds are named ``workshop-*``; applying the plan again replaces them rather
 than piling up copies, and leaves everything else (z2jh's or the operator's) in place.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
 from . import home_setup
@@ -103,7 +103,6 @@ class PodPlan:
     volumes: list = field(default_factory=list)
     volume_mounts: list = field(default_factory=list)
     environment: dict = field(default_factory=dict)
-    lifecycle_hooks: dict = field(default_factory=dict)
     storage_pvc_ensure: bool = False
     storage_class: str | None = None
     storage_capacity: str | None = None
@@ -165,8 +164,81 @@ def plan_pod(
         readme_source = f"{readme.mount_dir}/{readme.key}"
 
     plan.environment = home_setup.environment(readme_source, readme.name_in_home, shared_dir, shared_rw_dir)
-    plan.lifecycle_hooks = {"postStart": {"exec": {"command": home_setup.command()}}}
     return plan
+
+
+# After the home setup, the operator's own postStart command (z2jh's singleuser.lifecycleHooks),
+# given as the arguments "$@". `exec` in a subshell runs it as Kubernetes would: a program found
+# on PATH, never a shell builtin or function. Its output replaces ~/.workshop/post-start.log; a
+# failure is logged and the hook still exits 0, since a failing postStart hook kills the
+# container and the user only sees a spawn that never finishes (z2jh issues 1606, 1618, 1972).
+OPERATOR_POST_START = r"""
+home=${HOME:-/home/jovyan}
+mkdir -p "$home/.workshop" 2>/dev/null
+out="$home/.workshop/post-start.log"
+true 2>/dev/null >"$out" || out=/dev/null
+( exec "$@" ) >>"$out" 2>&1 </dev/null
+status=$?
+if [ "$status" -eq 0 ]; then
+  what="ran the postStart command $1"
+else
+  what="the postStart command $1 exited $status; the server starts anyway (output: ~/.workshop/post-start.log)"
+fi
+printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)" "$what" >>"$home/.workshop/setup.log" 2>/dev/null
+exit 0
+"""
+# $0 of the combined hook: names the hook in `ps` and in sh's own error messages
+POST_START_NAME = "workshop-post-start"
+
+
+def _post_start_key(hooks: Mapping) -> str | None:
+    # KubeSpawner accepts Kubernetes' camelCase and the Python client's snake_case keys
+    found = [key for key in ("postStart", "post_start") if hooks.get(key)]
+    if len(found) > 1:
+        raise ValueError(f"lifecycle_hooks has both postStart and post_start: {dict(hooks)!r}; give one")
+    return found[0] if found else None
+
+
+def operator_post_start(hooks: Mapping) -> list[str]:
+    """The exec command of the postStart hook in ``hooks`` (``[]``: none).
+
+    Only an ``exec`` hook with a command can run after the home setup; anything else
+    (``httpGet``, ``tcpSocket``, ``sleep``) is refused with a message naming the value.
+    """
+    key = _post_start_key(hooks)
+    if key is None:
+        return []
+    hook = hooks[key]
+    handler = hook.get("exec") if isinstance(hook, Mapping) and set(hook) == {"exec"} else None
+    command = handler.get("command") if isinstance(handler, Mapping) else None
+    if not command or not isinstance(command, list) or not all(isinstance(part, str) for part in command):
+        raise ValueError(
+            f"lifecycle_hooks {key} {hook!r} cannot run beside the workshop's home setup: the "
+            "workshop spawner's postStart hook runs the home setup and then an exec command of "
+            "yours, so give {'exec': {'command': [program, args...]}} (in z2jh: "
+            "singleuser.lifecycleHooks.postStart.exec.command)"
+        )
+    return list(command)
+
+
+def with_home_setup(hooks: Mapping) -> dict:
+    """KubeSpawner ``lifecycle_hooks`` with the home setup as the postStart hook.
+
+    Kubernetes runs one postStart handler per container, so an operator's exec postStart
+    command runs inside ours, after the home setup (the home is ready when it starts: it may
+    use ``~/shared`` or add files beside the README), with its arguments passed through
+    unchanged. Other hooks (``preStop``) are kept as given.
+    """
+    theirs = operator_post_start(hooks)
+    kept = {
+        key: copy.deepcopy(value) for key, value in hooks.items() if key not in ("postStart", "post_start")
+    }
+    if not theirs:
+        command = home_setup.command()
+    else:
+        # the home setup in a subshell: its closing `exit 0` ends only the subshell
+        command = ["sh", "-c", f"({home_setup.SCRIPT})\n{OPERATOR_POST_START}", POST_START_NAME, *theirs]
+    return {**kept, "postStart": {"exec": {"command": command}}}
 
 
 def merge_named(existing: list | dict, additions: list, replaced_mount_paths: Iterable[str] = ()) -> list:
@@ -183,6 +255,16 @@ def merge_named(existing: list | dict, additions: list, replaced_mount_paths: It
         if not str(item.get("name", "")).startswith(PREFIX) and item.get("mountPath") not in paths
     ]
     return kept + copy.deepcopy(additions)
+
+
+def profile_entries(configured) -> list[dict]:
+    """A ``profile_list`` value as a list of profiles. KubeSpawner 7.1 also takes a dict keyed
+    by slug, offered in the order of its sorted keys, as here."""
+    if not configured:
+        return []
+    if isinstance(configured, Mapping):
+        return [configured[key] for key in sorted(configured)]
+    return list(configured)
 
 
 def profiles_for(groups: Iterable[str], profiles: list[dict]) -> list[dict]:

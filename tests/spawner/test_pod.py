@@ -206,7 +206,7 @@ async def test_high_performance_profile_only_for_allowed_groups():
         "mem_limit": "8G",
     }
     participant, _, _ = await manifest(["participants"], **config)
-    assert participant.profile_list(participant) == [
+    assert await participant.offered_profiles() == [
         {
             "display_name": "Standard",
             "slug": "standard",
@@ -215,7 +215,7 @@ async def test_high_performance_profile_only_for_allowed_groups():
         }
     ]
     instructor, pod, _ = await manifest(["instructors"], **config)
-    assert [p["slug"] for p in instructor.profile_list(instructor)] == ["standard", "high-performance"]
+    assert [p["slug"] for p in await instructor.offered_profiles()] == ["standard", "high-performance"]
     resources = pod["spec"]["containers"][0]["resources"]
     assert resources["requests"] == {"cpu": 1.75, "memory": 7 * 2**30}
     assert resources["limits"] == {"cpu": 4, "memory": 8 * 2**30}
