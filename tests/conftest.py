@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -6,7 +8,9 @@ import pytest
 # In-process KubeSpawner objects (manifest tests) load a kubeconfig when constructed, and
 # kubernetes_asyncio reads $KUBECONFIG at import time: give them one that points nowhere.
 # Tests that talk to the emulated cluster start hub processes with their own KUBECONFIG.
-_KUBECONFIG = os.path.join(tempfile.mkdtemp(prefix="workshop-tests-"), "kubeconfig")
+_KUBECONFIG_DIR = tempfile.mkdtemp(prefix="workshop-tests-")
+atexit.register(shutil.rmtree, _KUBECONFIG_DIR, ignore_errors=True)
+_KUBECONFIG = os.path.join(_KUBECONFIG_DIR, "kubeconfig")
 with open(_KUBECONFIG, "w") as _f:
     _f.write(
         "apiVersion: v1\nkind: Config\ncurrent-context: none\n"

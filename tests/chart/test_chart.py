@@ -473,8 +473,8 @@ async def test_profiles_from_z2jh_profile_list_with_allowed_groups_and_high_perf
     c = run_hub_configuration(manifests(render(ci_values("dynamic-homes-values.yaml"))), tmp_path)
     participant, _, _ = await user_pod(c, "ws001", ["participants"])
     instructor, _, _ = await user_pod(c, "wsinstructor01", ["instructors"])
-    assert [p["slug"] for p in participant.profile_list(participant)] == ["standard", "r"]
-    assert [p["slug"] for p in instructor.profile_list(instructor)] == [
+    assert [p["slug"] for p in await participant.offered_profiles()] == ["standard", "r"]
+    assert [p["slug"] for p in await instructor.offered_profiles()] == [
         "standard",
         "high-performance",
         "r",
@@ -812,12 +812,22 @@ def test_dashboard_queries_only_metrics_that_exist():
     used = {name for expr in exprs for name in re.findall(r"\b((?:workshop|jupyterhub)_[a-z_]+)\b", expr)}
     assert used - known == set()
     assert {
-        "workshop_running_servers",
+        "workshop_active_users",
         "workshop_culls_total",
-        "workshop_cost",
+        "workshop_node_seconds_total",
+        "workshop_cost_total",
         "jupyterhub_running_servers",
         "jupyterhub_server_spawn_duration_seconds_bucket",
     } <= used
+    # the service's counters are read as counters (..._total), in base units; running servers
+    # are the hub's own metric, which the service does not duplicate
+    counters = {
+        family.name
+        for family in WorkshopMetrics().registry.collect()
+        if family.type in ("counter", "histogram")
+    }
+    assert not {name for name in used if name in counters}  # never a counter without its suffix
+    assert not any("hour" in name for name in used) and "workshop_running_servers" not in used
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
@@ -874,28 +884,64 @@ def test_hub_image_version_check_refuses_another_version(tmp_path):
 
 
 def test_singleuser_image_installs_the_locked_environment():
+    """images/singleuser: requirements.in locked with hashes into requirements.txt (for Linux
+    x86_64 and Python 3.12), installed as locked; offline, from the files alone."""
+    import hashlib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
     folder = ROOT / "images" / "singleuser"
-    environment = yaml.safe_load((folder / "environment.yml").read_text())
-    specs = [d for d in environment["dependencies"] if isinstance(d, str)]
-    # z2jh 4.4.0's hub runs JupyterHub 5.5: the single-user side matches its major.minor
-    assert [s for s in specs if re.match(r"^jupyterhub(-base|-singleuser)?\s*=", s)] == [
-        "jupyterhub-singleuser=5.5.*"
+    wanted = [
+        Requirement(line.split("#", 1)[0].strip())
+        for line in (folder / "requirements.in").read_text().splitlines()
+        if line.split("#", 1)[0].strip()
     ]
-    assert environment["channels"] == ["conda-forge"]
+    lock = (folder / "requirements.txt").read_text()
+    # the lock was made from this requirements.in (its header records the input's sha256)
+    recorded = re.search(r"^#.*requirements\.in sha256:([0-9a-f]{64})$", lock, re.M)
+    assert recorded, (
+        "requirements.txt has no requirements.in sha256 in its header: lock it with images/singleuser/lock"
+    )
+    assert recorded.group(1) == hashlib.sha256((folder / "requirements.in").read_bytes()).hexdigest(), (
+        "requirements.in changed since requirements.txt was locked: run images/singleuser/lock"
+    )
+    # every package pinned to one version, each with sha256 hashes
+    pins, hashes, current = {}, {}, None
+    for line in lock.splitlines():
+        if m := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)(\s*\\)?$", line):
+            current = canonicalize_name(m.group(1))
+            assert current not in pins, f"{current} pinned twice"
+            pins[current], hashes[current] = Version(m.group(2)), 0
+        elif line.strip().startswith("--hash=sha256:"):
+            hashes[current] += 1
+        else:
+            assert not line.strip() or line.lstrip().startswith("#"), f"unexpected line in the lock: {line!r}"
+    assert pins and all(hashes.values()), [name for name, n in hashes.items() if not n]
+    # every top-level requirement met by its pinned version
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} (requirements.in) is not in the lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (requirement, pins[name])
+    # z2jh 4.4.0's hub runs JupyterHub 5.5: the single-user side matches its major.minor
+    assert str(next(r for r in wanted if r.name == "jupyterhub").specifier) == "==5.5.*"
+    assert pins["jupyterhub"].release[:2] == (5, 5)
+    assert pins["jupyterlab"].release[:2] == (4, 4)
+    # locked for the image's platform and Python, with hashes, from PyPI
+    compile_command = (folder / "lock").read_text()
+    for option in ("--generate-hashes", "--python-version 3.12", "--python-platform x86_64-manylinux_2_28"):
+        assert option in compile_command
+    assert "requirements.in sha256:" in compile_command
+
     steps = instructions((folder / "Dockerfile").read_text())
-    copies = [arg for op, arg in steps if op == "COPY"]
-    assert any("conda-lock.yml" in arg for arg in copies)
-    assert any(op == "RUN" and "--file /tmp/conda-lock.yml" in arg for op, arg in steps)
-    assert [arg for op, arg in steps if op == "USER"][-1] in {"${NB_UID}", "1000"}
-    guide = (folder / "README.md").read_text()
-    assert "conda-lock lock --file environment.yml" in guide
-    lock = folder / "conda-lock.yml"
-    if lock.exists():  # once generated: a real lock, pinning the same JupyterHub
-        data = yaml.safe_load(lock.read_text())
-        assert data["version"] == 1 and "linux-64" in data["metadata"]["platforms"]
-        packages = {p["name"]: p for p in data["package"] if p["platform"] == "linux-64"}
-        assert packages["jupyterhub-base"]["version"].startswith("5.5.")
-        assert all(
-            p["url"].startswith("https://") and (p["hash"].get("sha256") or p["hash"].get("md5"))
-            for p in data["package"]
-        )
+    base = [arg for op, arg in steps if op == "ARG" and arg.startswith("BASE_IMAGE=")]
+    assert base == ["BASE_IMAGE=python:3.12-slim-bookworm"]
+    assert [arg for op, arg in steps if op == "COPY"] == ["requirements.txt /tmp/requirements.txt"]
+    [install] = [arg for op, arg in steps if op == "RUN" and "pip install" in arg]
+    assert "pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.txt" in install
+    users = [arg for op, arg in steps if op == "ARG" and "NB_UID" in arg]
+    assert users and "NB_UID=1000" in users[0] and "NB_GID=100" in users[0]
+    assert any(op == "RUN" and "useradd" in arg and "--home-dir /home/${NB_USER}" in arg for op, arg in steps)
+    assert [arg for op, arg in steps if op == "USER"] == ["1000"]
+    assert not (folder / "environment.yml").exists() and "conda-lock.yml" not in install

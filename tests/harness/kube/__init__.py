@@ -21,7 +21,14 @@ No cluster and no container engine exist on the test machines.  This package pro
   ``127.0.A.B`` (from ``127.0.1.1`` upwards; never ``127.0.0.1``), emulates ``postStart`` hooks,
   volume mounts (as directories), PVC binding with a configurable delay, and pod deletion.
 
-* :func:`write_kubeconfig` (``harness``) — a kubeconfig pointing at the emulator (no auth).
+* :func:`write_kubeconfig` (``harness``) — a kubeconfig pointing at the emulator (no auth, or
+  the harness's admin token and CA).
+
+* ``pki`` and ``auth`` — optional, for clients that use a pod's in-cluster configuration:
+  ``KubeHarness(tls=True)`` serves HTTPS with a certificate from a CA of its own (``ca_file``),
+  ``authenticate=True`` wants bearer tokens (:meth:`KubeHarness.service_account_token`), and
+  ``authorize=True`` enforces the RBAC objects stored in the emulator (a chart's Role and
+  RoleBinding), answering 401/403 as kube-apiserver does and listing them in ``api.refused``.
 
 * :class:`KubeHarness` (``harness``) — runs both in a background thread with its own event
   loop, so sync tests and fixtures can use them; ``start()``/``stop()`` or a ``with`` block.
@@ -68,6 +75,7 @@ matching its label selector; PVC data stays on disk when the PVC is deleted.
 """
 
 from .apiserver import ApiError, KubeAPIServer, Listener, Watcher, not_found
+from .auth import UserInfo, admin_user, service_account_user
 from .harness import KubeHarness, reset_kubespawner, write_kubeconfig
 from .kubelet import (
     MOCKSU_ANNOTATION,
@@ -79,6 +87,7 @@ from .kubelet import (
     expand_vars,
 )
 from .patches import PatchError, json_patch, merge_patch
+from .pki import ServerPKI, make_server_pki
 from .resources import (
     CORE_PLURALS,
     EVENTS,
@@ -88,6 +97,8 @@ from .resources import (
     api_version,
     as_resource,
     kind_of,
+    plural_of,
+    resource_of,
     timestamp,
 )
 from .selectors import (
@@ -114,19 +125,26 @@ __all__ = [
     "PatchError",
     "PodRecord",
     "SelectorError",
+    "ServerPKI",
+    "UserInfo",
     "VolumeMount",
     "Watcher",
+    "admin_user",
     "api_version",
     "as_resource",
     "expand_vars",
     "field_value",
     "json_patch",
     "kind_of",
+    "make_server_pki",
     "merge_patch",
     "not_found",
     "parse_field_selector",
     "parse_label_selector",
+    "plural_of",
     "reset_kubespawner",
+    "resource_of",
+    "service_account_user",
     "timestamp",
     "write_kubeconfig",
 ]

@@ -18,6 +18,7 @@ import attrs
 import kmock
 import yaml
 
+from .auth import UserInfo, allowed, forbidden_message, request_verb
 from .patches import json_patch, merge_patch
 from .resources import (
     CLUSTER_SCOPED_PLURALS,
@@ -105,12 +106,21 @@ class KubeAPIServer(kmock.KubernetesEmulator):
 
     history_size: int = 10000  # watch events kept for resuming watches at a resourceVersion
     default_namespace: str = "default"
+    # Authentication: bearer token -> who it is (see ``auth``). None (the default): no
+    # authentication, every request is served. Add tokens while serving with ``tokens[t] = user``.
+    tokens: dict | None = None
+    # RBAC from the stored Role/RoleBinding/ClusterRole/ClusterRoleBinding objects (needs tokens)
+    authorize: bool = False
 
     request_count: int = attrs.field(default=0, init=False)
     recent_requests: collections.deque = attrs.field(
         factory=lambda: collections.deque(maxlen=200), init=False
     )
     deletion_hooks: dict = attrs.field(factory=dict, init=False)  # plural -> async fn(obj, grace)
+    # with tokens: requests served per user name, and every refused request
+    # ({"code", "method", "path", "user", "message"}), so a test can insist that none was refused
+    requests_by_user: collections.Counter = attrs.field(factory=collections.Counter, init=False)
+    refused: list = attrs.field(factory=list, init=False)
     _rv: int = attrs.field(default=0, init=False)
     _live: dict = attrs.field(factory=dict, init=False)  # resource -> {(ns, name): kmock Object}
     _watchers: dict = attrs.field(factory=dict, init=False)  # resource -> set[Watcher]
@@ -199,7 +209,7 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         ns = namespace if namespace is not None else meta.get("namespace")
-        if res.plural == "namespaces":
+        if res.plural in CLUSTER_SCOPED_PLURALS:
             ns = None
         elif ns is None and res.plural not in CLUSTER_SCOPED_PLURALS:
             ns = self.default_namespace
@@ -431,10 +441,52 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         sub = "/".join(rest[1:]) or None
         return kmock.resource(group, version, plural), namespace, name, sub, legacy_watch
 
+    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> UserInfo | None:
+        scheme, _, token = (raw.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        user = self.tokens.get(token.strip())
+        return UserInfo(user) if isinstance(user, str) else user
+
+    def _refuse(self, raw, error: ApiError, user: UserInfo | None) -> aiohttp.web.Response:
+        self.refused.append(
+            {
+                "code": error.code,
+                "method": raw.method,
+                "path": raw.path_qs,
+                "user": user.name if user else None,
+                "message": error.message,
+            }
+        )
+        log.warning("kube API refused %s %s: %s", raw.method, raw.path_qs, error.message)
+        return error.response()
+
+    def _check_access(self, raw: aiohttp.web.BaseRequest, parsed) -> aiohttp.web.Response | None:
+        """401/403 as kube-apiserver answers them, or None to serve the request."""
+        if self.tokens is None:
+            return None
+        user = self._authenticate(raw)
+        if user is None:
+            return self._refuse(raw, ApiError(401, "Unauthorized", "Unauthorized"), None)
+        self.requests_by_user[user.name] += 1
+        if parsed is None or not self.authorize:
+            return None
+        res, ns, name, sub, legacy_watch = parsed
+        watch = legacy_watch or raw.query.get("watch", "").lower() in ("true", "1")
+        verb = request_verb(raw.method, name, watch)
+        if allowed(self, user, verb, res, ns, name, sub):
+            return None
+        message = forbidden_message(user, verb, res, ns, name, sub)
+        details = {"kind": res.plural, **({"name": name} if name else {})}
+        return self._refuse(raw, ApiError(403, "Forbidden", message, details), user)
+
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         self.request_count += 1
         self.recent_requests.append((raw.method, raw.path_qs))
         parsed = self._parse_path(raw.path)
+        refusal = self._check_access(raw, parsed)
+        if refusal is not None:
+            return refusal
         if parsed is None:
             # discovery and other non-resource paths: kmock's own (DSL-driven) handling.
             # Its request log is scanned per request, so keep it short.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import os
+import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,20 +16,33 @@ import aiohttp.web
 import yaml
 
 from .apiserver import KubeAPIServer
+from .auth import UserInfo, admin_user, service_account_user
 from .kubelet import Kubelet, PodRecord
+from .pki import KUBERNETES_NAMES, ServerPKI, make_server_pki
+from .resources import CLUSTER_SCOPED_PLURALS, as_resource
 
 
 def write_kubeconfig(
-    path: str | os.PathLike, server: str, *, namespace: str = "default", name: str = "kube-harness"
+    path: str | os.PathLike,
+    server: str,
+    *,
+    namespace: str = "default",
+    name: str = "kube-harness",
+    certificate_authority: str | os.PathLike | None = None,
+    token: str | None = None,
 ) -> Path:
-    """Write a kubeconfig for ``server`` (e.g. ``http://127.0.0.1:PORT``), no auth; return its path."""
+    """Write a kubeconfig for ``server`` (e.g. ``http://127.0.0.1:PORT``); return its path.
+    No auth unless ``token``; an ``https`` server is verified against ``certificate_authority``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    cluster = {"server": server}
+    if certificate_authority is not None:
+        cluster["certificate-authority"] = str(certificate_authority)
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
-        "users": [{"name": name, "user": {}}],
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token} if token else {}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
         "current-context": name,
         "preferences": {},
@@ -55,6 +69,17 @@ class KubeHarness:
     ``KubeHarness(root, pvc_bind_delay=1.0, mocksu=True).start()`` … ``.stop()``, or use it as a
     context manager.  ``env`` is what the hub process needs (``{"KUBECONFIG": path}``).
     All sync methods are thread-safe (they run in the harness's loop and return copies).
+
+    Closer to a real API server, for clients that use a pod's in-cluster configuration:
+
+    * ``tls=True`` serves HTTPS with a certificate from a CA made for this harness
+      (``ca_file``; the certificate names ``host``, ``localhost`` and ``kubernetes.default.svc``
+      and its variants, plus ``tls_hosts``);
+    * ``authenticate=True`` answers 401 without a known bearer token; tokens come from
+      :meth:`service_account_token` (a pod's service account) and the harness's own kubeconfig
+      carries an admin token (``system:masters``);
+    * ``authorize=True`` (implies ``authenticate``) answers 403 to what the stored RBAC objects do
+      not allow (``auth``); ``api.refused`` lists every 401 and 403.
     """
 
     def __init__(
@@ -68,11 +93,20 @@ class KubeHarness:
         pvc_bind_delay: float | None = 0.0,
         mocksu: bool = False,
         post_start_timeout: float = 30.0,
+        tls: bool = False,
+        tls_hosts: tuple[str, ...] = (),
+        authenticate: bool = False,
+        authorize: bool = False,
         **kubelet_options,
     ):
         self.root = Path(root)
         self.namespace = namespace
         self.host, self._port = host, port
+        self.tls, self._tls_hosts = tls, tuple(tls_hosts)
+        self.authorize = authorize
+        self.authenticate = authenticate or authorize
+        self.pki: ServerPKI | None = None
+        self.admin_token: str | None = None
         self._with_kubelet = kubelet
         self._kubelet_options = dict(
             pvc_bind_delay=pvc_bind_delay,
@@ -92,7 +126,12 @@ class KubeHarness:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients verify the server with (``tls=True``), else None."""
+        return self.pki.ca_file if self.pki else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -102,6 +141,12 @@ class KubeHarness:
         if self._thread is not None:
             raise RuntimeError("already started")
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            self.pki = make_server_pki(
+                self.root / "pki", [self.host, "localhost", *KUBERNETES_NAMES, *self._tls_hosts]
+            )
+        if self.authenticate:
+            self.admin_token = secrets.token_urlsafe(32)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kube-harness", daemon=True)
         self._thread.start()
@@ -110,16 +155,24 @@ class KubeHarness:
         except BaseException:
             self.stop()
             raise
-        self.kubeconfig = write_kubeconfig(self.root / "kubeconfig.yaml", self.url, namespace=self.namespace)
+        self.kubeconfig = write_kubeconfig(
+            self.root / "kubeconfig.yaml",
+            self.url,
+            namespace=self.namespace,
+            certificate_authority=self.ca_file,
+            token=self.admin_token,
+        )
         return self
 
     async def _astart(self) -> None:
-        self.api = KubeAPIServer(default_namespace=self.namespace)
+        tokens = {self.admin_token: admin_user()} if self.authenticate else None
+        self.api = KubeAPIServer(default_namespace=self.namespace, tokens=tokens, authorize=self.authorize)
         await self.api.__aenter__()
         server = aiohttp.web.Server(self.api, handler_cancellation=True)
         self._runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = aiohttp.web.TCPSite(self._runner, self.host, self._port)
+        ssl_context = self.pki.server_context() if self.pki else None
+        site = aiohttp.web.TCPSite(self._runner, self.host, self._port, ssl_context=ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]
         if self._with_kubelet:
@@ -181,13 +234,36 @@ class KubeHarness:
         async with client.ApiClient(configuration) as api:
             yield api
 
+    # ---- credentials ------------------------------------------------------------------------
+
+    def service_account_token(self, name: str, namespace: str | None = None) -> str:
+        """A new bearer token for service account ``name`` (what the token controller mounts
+        into a pod at /var/run/secrets/kubernetes.io/serviceaccount/token)."""
+        if not self.authenticate:
+            raise RuntimeError("started without authenticate=True: no tokens are checked")
+        token = secrets.token_urlsafe(32)
+        self.add_token(token, service_account_user(self._ns(namespace), name))
+        return token
+
+    def add_token(self, token: str, user: UserInfo) -> None:
+        self.call(self.api.tokens.__setitem__, token, user)
+
+    def refused(self) -> list[dict]:
+        """Every request the API answered 401 or 403 (with ``authenticate``/``authorize``)."""
+        return copy.deepcopy(self.call(lambda: self.api.refused))
+
+    def requests_by_user(self) -> dict[str, int]:
+        return self.call(lambda: dict(self.api.requests_by_user))
+
     # ---- objects (copies) ---------------------------------------------------------------
 
-    def _ns(self, namespace: str | None) -> str:
+    def _ns(self, namespace: str | None, res: Any = None) -> str | None:
+        if res is not None and as_resource(res).plural in CLUSTER_SCOPED_PLURALS:
+            return None  # cluster-scoped kinds live outside any namespace
         return self.namespace if namespace is None else namespace
 
     def get(self, res: Any, name: str, namespace: str | None = None) -> dict | None:
-        ns = self._ns(namespace)
+        ns = self._ns(namespace, res)
         return copy.deepcopy(self.call(lambda: self.api.find(res, name, ns)))
 
     def list(
@@ -200,17 +276,21 @@ class KubeHarness:
         return copy.deepcopy(self.call(self.api.list, res, namespace, label_selector, field_selector))
 
     def create(self, res: Any, obj: dict, namespace: str | None = None) -> dict:
-        return copy.deepcopy(self.call(self.api.create, res, obj, self._ns(namespace)))
+        return copy.deepcopy(self.call(self.api.create, res, obj, self._ns(namespace, res)))
 
     def patch(self, res: Any, name: str, patch: Any, namespace: str | None = None, **kw) -> dict:
-        return copy.deepcopy(self.call(self.api.patch, res, name, patch, self._ns(namespace), **kw))
+        return copy.deepcopy(self.call(self.api.patch, res, name, patch, self._ns(namespace, res), **kw))
 
     def delete(
         self, res: Any, name: str, namespace: str | None = None, grace_period_seconds: int | None = None
     ) -> dict:
         return copy.deepcopy(
             self.call(
-                self.api.delete, res, name, self._ns(namespace), grace_period_seconds=grace_period_seconds
+                self.api.delete,
+                res,
+                name,
+                self._ns(namespace, res),
+                grace_period_seconds=grace_period_seconds,
             )
         )
 

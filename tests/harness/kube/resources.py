@@ -37,7 +37,15 @@ CORE_PLURALS = {
     "nodes",
 }
 # kinds that live outside any namespace
-CLUSTER_SCOPED_PLURALS = {"namespaces", "persistentvolumes", "nodes"}
+CLUSTER_SCOPED_PLURALS = {
+    "namespaces",
+    "persistentvolumes",
+    "nodes",
+    "clusterroles",
+    "clusterrolebindings",
+    "priorityclasses",
+    "storageclasses",
+}
 
 PODS = kmock.resource("", "v1", "pods")
 PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
@@ -49,6 +57,26 @@ def kind_of(plural: str) -> str:
         return KINDS[plural]
     singular = plural[:-1] if plural.endswith("s") else plural
     return singular[:1].upper() + singular[1:]
+
+
+def plural_of(kind: str) -> str:
+    """The resource (plural) of a kind: ``Deployment`` -> ``deployments``, ``NetworkPolicy`` ->
+    ``networkpolicies``, ``PriorityClass`` -> ``priorityclasses``."""
+    for plural, known in KINDS.items():
+        if known == kind:
+            return plural
+    lower = kind.lower()
+    if lower.endswith("y") and lower[-2:-1] not in "aeiou":
+        return lower[:-1] + "ies"
+    if lower.endswith(("s", "x", "ch", "sh")):
+        return lower + "es"
+    return lower + "s"
+
+
+def resource_of(obj: dict) -> kmock.resource:
+    """The resource an object (with ``apiVersion`` and ``kind``) is stored as."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return kmock.resource(group, version, plural_of(obj["kind"]))
 
 
 def as_resource(res: Any) -> kmock.resource:

@@ -1,0 +1,328 @@
+"""The rehearsal's workshop: one install of the chart, used the way an organizer and the
+people at a workshop use it. Runs inside the rehearsal's namespaces (test_rehearsal.py).
+
+The tests run in file order on one installation: an instructor and a participant sign in with
+cards and each gets a server through the workshop spawner, run code in a kernel, find the
+workshop service; then the organizer sets a night window around now (``helm upgrade`` and a
+hub restart, as the README says), the service stops the participant's server and not the
+instructor's, and the usage records say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from jupyterhub_workshop.rehearsal.loadtest.participant import Options, Participant
+from jupyterhub_workshop.rehearsal.loadtest.report import UserResult
+from tests.chart.helpers import HUB_ETC, ci_values, deep_merge, secret_data
+
+from .inside import hosts_file, make_cards, run_dir
+from .install import HUB_ENV, SINGLEUSER_ENV, Installation, http_status, wait_until
+
+# one event loop for the module: the browsers' sessions (cookies) live across the tests
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
+
+# the kernel runs in the single-user environment, with the hub's JupyterHub major.minor
+CODE = (
+    f"import sys, jupyterhub; print(6 * 7, jupyterhub.__version__[:4], sys.prefix == {str(SINGLEUSER_ENV)!r})"
+)
+EXPECT = "42 5.5. True"
+SHARED_NFS = {"server": "10.0.0.5", "path": "/export/shared"}
+
+
+def workshop_values(accounts_yaml: str, **cull) -> dict:
+    """minimal-values.yaml with the accounts given as a file (--set-file), NFS shared data, and
+    the service passing every few seconds."""
+    return deep_merge(
+        ci_values("minimal-values.yaml"),
+        {
+            "workshop": {
+                "title": "Deployment rehearsal",
+                "accounts": {"existingSecret": "", "file": accounts_yaml},
+                "sharedData": {"nfs": SHARED_NFS},
+                "cull": {"every": 2, **cull},
+            }
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def cards():
+    accounts_yaml, cards = make_cards(run_dir() / "cards")
+    return accounts_yaml, cards
+
+
+@pytest.fixture(scope="module")
+def workshop(cards):
+    accounts_yaml, _ = cards
+    installation = Installation(run_dir() / "workshop", workshop_values(accounts_yaml), {}, hosts_file())
+    installation.start()
+    try:
+        yield installation
+    finally:
+        codes = installation.stop()
+    assert codes["hub"] == 0, installation_log(installation, "hub")
+
+
+def installation_log(installation: Installation, name: str) -> str:
+    logs = sorted((installation.root / "pods").glob(f"{name}-*/container.log"))
+    return f"{name} log:\n" + (logs[-1].read_text(errors="replace")[-4000:] if logs else "(none)")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def people(workshop, cards):
+    """The instructor's and a participant's browsers (cookies of their own)."""
+    _, cards = cards
+    connector = aiohttp.TCPConnector(limit=0)
+    options = Options(url=workshop.hub_url, code=CODE, expect=EXPECT, stop=False, spawn_timeout=180)
+    names = {"instructor": "rehearsalinstructor01", "participant": "rehearsal001"}
+    browsers = {
+        role: Participant(options, name, cards[name].password, UserResult(name), connector)
+        for role, name in names.items()
+    }
+    yield browsers
+    for browser in browsers.values():
+        await browser.close()
+    await connector.close()
+
+
+async def get(browser: Participant, url: str) -> tuple[int, str]:
+    async with browser.session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def api(browser: Participant, path: str):
+    """The hub's REST API as the browser's own pages call it (cookie and XSRF token)."""
+    url = f"{browser.o.url}/hub/api{path}"
+    async with browser.session.get(url, headers=browser._api_headers(url)) as response:
+        assert response.status == 200, (url, response.status, await response.text())
+        return await response.json()
+
+
+def user_pod(workshop: Installation, username: str) -> dict | None:
+    pods = workshop.cluster.list(
+        "pods", label_selector=f"component=singleuser-server,hub.jupyter.org/username={username}"
+    )
+    return pods[0] if pods else None
+
+
+# --- the hub pod -------------------------------------------------------------------------------
+
+
+def test_hub_runs_z2jh_config_from_its_pod_on_the_in_cluster_configuration(workshop):
+    hub = workshop.pods["hub"]
+    configmap = workshop.release.find("ConfigMap", "hub")["data"]
+    mounts = {m["target"]: m for m in hub.spec["mounts"]}
+
+    # z2jh's container command, and z2jh's jupyterhub_config.py exactly as rendered
+    assert hub.spec["argv"] == ["jupyterhub", "--config", f"{HUB_ETC}/jupyterhub_config.py", "--upgrade-db"]
+    config_mount = mounts[f"{HUB_ETC}/jupyterhub_config.py"]
+    with open(config_mount["source"]) as f:
+        assert f.read() == configmap["jupyterhub_config.py"]
+    assert config_mount["readOnly"] is False  # as z2jh mounts it
+    # the chart's Secret `hub` as a directory, the accounts Secret, the hub's volume
+    assert {
+        f"{HUB_ETC}/secret",
+        f"{HUB_ETC}/existing-secret",
+        "/etc/workshop/accounts",
+        "/srv/jupyterhub",
+    } <= set(mounts)
+    # KubeSpawner's in-cluster configuration: service account files and the API server's Service
+    account = mounts["/var/run/secrets/kubernetes.io/serviceaccount"]["source"]
+    with open(f"{account}/namespace") as f:
+        assert f.read() == workshop.cluster.namespace
+    env = hub.spec["env"]
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "443")
+    assert "KUBECONFIG" not in env and workshop.cluster.url.startswith("https://")
+    assert env["HUB_SERVICE_PORT"] == "8081" and env["PROXY_API_SERVICE_PORT"] == "8001"
+    assert env["PROXY_PUBLIC_SERVICE_PORT"] == "80" and env["POD_NAMESPACE"] == "hackweek"
+    assert (
+        env["CONFIGPROXY_AUTH_TOKEN"]
+        == secret_data(workshop.release.find("Secret", "hub"))["hub.config.ConfigurableHTTPProxy.auth_token"]
+    )
+    assert env["PATH"].startswith(f"{HUB_ENV}/bin:")
+
+    log = hub.log_text()
+    assert "Running JupyterHub version 5.5.0" in log
+    assert (
+        f"Loading {HUB_ETC}/secret/values.yaml" in log
+        and f"Loading {HUB_ETC}/existing-secret/values.yaml" in log
+    )
+    assert f"Loading {HUB_ETC}/jupyterhub_config.d config: workshop.py" in log
+    assert "WorkshopAuthenticator" in log and "WorkshopKubeSpawner" in log
+    assert "Traceback" not in log
+    # the proxy runs the rendered command, pointed at the hub by its Service name
+    assert workshop.pods["proxy"].spec["argv"][:1] == ["configurable-http-proxy"]
+    assert "--default-target=http://hub:8081" in workshop.pods["proxy"].spec["argv"]
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+@in_module_loop
+async def test_instructor_and_participant_sign_in_spawn_and_run_code(workshop, people):
+    instructor, participant = people["instructor"], people["participant"]
+    await asyncio.gather(instructor.run(), participant.run())
+    for browser in (instructor, participant):
+        assert browser.result.error is None, (
+            browser.username,
+            browser.result.error,
+            installation_log(workshop, "hub"),
+        )
+        assert browser.server_url == f"{workshop.hub_url}/user/{browser.username}/"
+
+    readme = workshop.release.find("ConfigMap", "workshop-readme")["data"]["README.md"]
+    for browser, writable in ((instructor, True), (participant, False)):
+        pod = user_pod(workshop, browser.username)
+        assert pod is not None and pod["status"]["phase"] == "Running", pod
+        name = pod["metadata"]["name"]
+        # the single-user image's command, from its environment; postStart ran and succeeded
+        container = pod["spec"]["containers"][0]
+        assert container["args"][0] == "jupyterhub-singleuser"
+        assert container["image"] == "ghcr.io/jupyterhub-workshop/singleuser:0.1.0.dev0"
+        assert workshop.cluster.pod(name)["env"]["PATH"].startswith(f"{SINGLEUSER_ENV}/bin:")
+        assert workshop.cluster.post_start(name)["exit_code"] == 0, workshop.cluster.post_start(name)
+        # the home claim: created by the workshop spawner, bound, mounted at /home/jovyan
+        [claim] = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
+        pvc = workshop.cluster.get("persistentvolumeclaims", claim)
+        assert pvc["status"]["phase"] == "Bound" and pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
+        home = workshop.cluster.pvc_path(claim)
+        assert workshop.cluster.pod_home(name) == home
+        # the ready home: README from the chart's ConfigMap, ~/shared, ~/shared-readwrite for instructors
+        assert (home / "README.md").read_text() == readme
+        assert (home / "shared").is_symlink()
+        assert (home / "shared-readwrite").is_symlink() is writable
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/srv/shared"]["readOnly"] is True
+        assert ("/srv/shared-readwrite" in mounts) is writable
+        assert {v["name"]: v for v in pod["spec"]["volumes"]}[mounts["/srv/shared"]["name"]][
+            "nfs"
+        ] == SHARED_NFS
+
+    # KubeSpawner used the hub's service account token, and the chart's Role allowed everything
+    assert workshop.cluster.refused() == []
+    assert workshop.cluster.requests_by_user().get("system:serviceaccount:hackweek:hub", 0) > 0
+
+
+@in_module_loop
+async def test_the_workshop_service_is_in_the_services_menu(workshop, people):
+    for browser in people.values():
+        status, page = await get(browser, f"{workshop.hub_url}/hub/home")
+        assert status == 200
+        assert '<a class="dropdown-item" href="/services/workshop/">workshop</a>' in page
+
+
+@in_module_loop
+async def test_instructors_get_the_admin_page_participants_the_opt_out_page(workshop, people):
+    status, admin = await get(people["instructor"], f"{workshop.hub_url}/services/workshop/")
+    assert status == 200 and "Running servers" in admin
+    assert "rehearsal001" in admin and "rehearsalinstructor01" in admin
+    status, mine = await get(people["participant"], f"{workshop.hub_url}/services/workshop/")
+    assert status == 200 and "Your server tonight" in mine and "Your server is running" in mine
+    assert "There is no night-time stop on this hub." in mine  # until the organizer sets one
+    assert "Running servers" not in mine
+
+
+def metrics_address(workshop: Installation) -> str:
+    """Where Prometheus scrapes the service: the workshop-metrics Service's annotations."""
+    annotations = workshop.service("workshop-metrics")["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    return (
+        workshop.service_url("workshop-metrics", int(annotations["prometheus.io/port"]))
+        + annotations["prometheus.io/path"]
+    )
+
+
+def culls(metrics: str, reason: str) -> float:
+    found = re.search(rf'^workshop_culls_total{{reason="{reason}"}} (\S+)$', metrics, re.M)
+    assert found, metrics[:2000]
+    return float(found.group(1))
+
+
+@in_module_loop
+async def test_metrics_service_serves_the_workshop_metrics(workshop):
+    async with aiohttp.ClientSession() as session:
+        async with session.get(metrics_address(workshop)) as response:
+            assert response.status == 200 and response.content_type == "text/plain"
+            metrics = await response.text()
+    assert culls(metrics, "night") == 0
+    assert "workshop_active_users" in metrics and "workshop_session_duration_seconds" in metrics
+
+
+# --- a night window around now -----------------------------------------------------------------
+
+
+@in_module_loop
+async def test_night_window_stops_the_participant_and_not_the_instructor(workshop, people, cards):
+    instructor, participant = people["instructor"], people["participant"]
+    now = datetime.now(UTC)
+    night = {
+        "start": (now - timedelta(minutes=2)).strftime("%H:%M"),
+        "end": (now + timedelta(minutes=60)).strftime("%H:%M"),
+        "timeZone": "UTC",
+    }
+    # what the README says for changed workshop settings: helm upgrade, then restart the hub
+    workshop.release.upgrade(workshop_values(cards[0], night=night))
+    workshop.restart_hub()
+    assert workshop.hub_starts == 2
+
+    async def participant_stopped():
+        return not (await api(instructor, f"/users/{participant.username}"))["servers"]
+
+    deadline = asyncio.get_running_loop().time() + 90
+    while not await participant_stopped():
+        assert asyncio.get_running_loop().time() < deadline, "the night window did not stop the participant"
+        await asyncio.sleep(0.5)
+    wait_until(lambda: user_pod(workshop, participant.username) is None, 60, "the participant's pod to go")
+
+    # the instructor's server kept running through the hub restart and the night: code still runs
+    model = await api(instructor, f"/users/{instructor.username}")
+    assert model["servers"][""]["ready"] is True
+    assert user_pod(workshop, instructor.username)["status"]["phase"] == "Running"
+    await instructor.start_kernel()
+    await instructor.run_code()
+    await instructor._cleanup_kernel()
+    # the night banner, on the hub's pages of people with a running server
+    status, home = await get(instructor, f"{workshop.hub_url}/hub/home")
+    assert status == 200 and "opt out for tonight" in home
+    # the participant's page now offers to keep the server tonight
+    status, mine = await get(participant, f"{workshop.hub_url}/services/workshop/")
+    assert status == 200 and "You have no server running." in mine and "Keep my server tonight" in mine
+    # the participant's home claim is kept
+    assert workshop.cluster.list(
+        "persistentvolumeclaims", label_selector=f"hub.jupyter.org/username={participant.username}"
+    )
+    assert workshop.cluster.refused() == []
+
+
+@in_module_loop
+async def test_usage_records_the_night_stop(workshop, people):
+    instructor, participant = people["instructor"], people["participant"]
+    status, text = await get(instructor, f"{workshop.hub_url}/services/workshop/usage.csv")
+    assert status == 200, text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    by_user = {}
+    for row in rows:
+        by_user.setdefault(row["user"], []).append(row)
+    [session] = by_user[participant.username]
+    assert session["stop_reason"] == "night" and session["stopped"], session
+    [open_session] = by_user[instructor.username]
+    assert not open_session["stopped"], open_session
+    async with aiohttp.ClientSession() as metrics_session:
+        async with metrics_session.get(metrics_address(workshop)) as response:
+            assert culls(await response.text(), "night") == 1
+    # participants may not read the records
+    assert (await get(participant, f"{workshop.hub_url}/services/workshop/usage.csv"))[0] == 403
+    assert http_status(f"{workshop.hub_url}/hub/health") == 200
