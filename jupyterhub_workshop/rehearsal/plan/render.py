@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ...spawn_limits import SpawnLimits
 from .catalogue import Catalogue
-from .limits import SpawnLimits
 from .quantities import GIB, format_cpu, format_memory
 from .sizing import Plan
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ...schedule import DEFAULT_LEAD, placeholders_for
+from ...spawn_limits import SpawnLimits, spawn_limits
 from ...usage_accounting import nodes_for
 from .catalogue import Catalogue, NodeType
 from .errors import PlanError
-from .limits import SpawnLimits, spawn_limits
 from .overheads import Overheads, OverheadSettings
 from .quantities import format_memory
 from .schedule import Block

@@ -1,4 +1,5 @@
-"""The hub's spawn limits and timeouts for a crowd arriving at once (pure).
+"""The hub's spawn limits and timeouts for a crowd arriving at once (pure): what `plan` recommends
+and what the chart's hub configuration sets.
 
 When everyone arrives in the first minutes of a session, the number of spawns pending at once is
 the arrival rate times how long one spawn takes to be ready (Little's law). On a warm cluster a

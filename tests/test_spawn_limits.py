@@ -1,6 +1,6 @@
 import pytest
 
-from jupyterhub_workshop.rehearsal.plan.limits import spawn_limits
+from jupyterhub_workshop.spawn_limits import spawn_limits
 
 
 def test_a_class_of_320_in_ten_minutes():
