@@ -3,7 +3,8 @@
 Both run against the same real hub (servers from a process-less spawner) through the same
 counting HTTP hop, in the same run, with a timeout no server has reached — the common pass
 that lists everything and stops nothing. Ours is timed twice: its first pass (which records
-2,000 new sessions) and a steady-state pass.
+2,000 new sessions) and a steady-state pass. The hub writes its server events to a spool
+file as configured for the service (``install_server_events``), and ours reads it, as deployed.
 
     PATH=$PWD/node_modules/.bin:$PATH .venv/bin/python benchmarks/cull_pass.py
 
@@ -59,36 +60,55 @@ async def populate(hub: HubProcess, users: int, running: int) -> int:
         for i in range(0, running, 200):
             await asyncio.gather(*(spawn(n) for n in names[i : i + 200]))
 
-        async def count(state):
-            async with s.get(
-                f"{api}/users?state={state}&limit=1",
-                headers={"Accept": "application/jupyterhub-pagination+json"},
-            ) as r:
-                return (await r.json())["_pagination"]["total"]
+        async def servers() -> tuple[int, int]:
+            """(ready, still starting or stopping), from the listing's items: its total counts
+            users with any active server, ready or not."""
+            ready = pending = offset = 0
+            while offset is not None:
+                async with s.get(
+                    f"{api}/users?state=active&offset={offset}&limit=200",
+                    headers={"Accept": "application/jupyterhub-pagination+json"},
+                ) as r:
+                    page = await r.json()
+                for user in page["items"]:
+                    for server in user["servers"].values():
+                        ready += bool(server["ready"])
+                        pending += bool(server["pending"])
+                following = page["_pagination"]["next"]
+                offset = following["offset"] if following else None
+            return ready, pending
 
         # wait until no spawn is pending any more (a few may fail on an overloaded 2-core box)
         deadline = time.monotonic() + 900
-        while await count("active") > await count("ready"):
+        while (counts := await servers())[1]:
             assert time.monotonic() < deadline, "spawns still pending"
             await asyncio.sleep(1)
-        return await count("ready")
+        return counts[0]
 
 
-async def our_pass(api_url: str, token: str, db: Path, timeout: int) -> tuple[float, float]:
+async def our_pass(api_url: str, token: str, db: Path, events: Path, timeout: int) -> tuple[float, float]:
     from jupyterhub_workshop.service.app import WorkshopService
 
     os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"] = api_url, token
     service = WorkshopService()
-    service.initialize([f"--db-url=sqlite:///{db}", f"--timeout={timeout}", "--log-level=WARN"])
+    service.initialize(
+        [
+            f"--db-url=sqlite:///{db}",
+            f"--timeout={timeout}",
+            f"--WorkshopService.events_file={events}",
+            "--log-level=WARN",
+        ]
+    )
     started = time.perf_counter()
-    await service.run_pass()
+    await service.culler.run_pass()
     first = time.perf_counter() - started
     steady = []
     for _ in range(3):  # the hub has periodic work of its own (activity, polls): take the median
         started = time.perf_counter()
-        await service.run_pass()
+        await service.culler.run_pass()
         steady.append(time.perf_counter() - started)
     service.hub.close()
+    service.store.close()
     return first, sorted(steady)[1]
 
 
@@ -124,13 +144,16 @@ def main():
             "NULL_SPAWNER_URL": f"http://127.0.0.1:{endpoint.server_port}",
             "PYTHONPATH": f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}",
         }
+        events = tmp / "workshop-events.jsonl"
         hub = HubProcess(
             tmp / "hub",
-            """
+            f"""
+from jupyterhub_workshop.hubconfig.services import install_server_events
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.spawner_class = "null_spawner.NullSpawner"
 c.JupyterHub.concurrent_spawn_limit = 0
-c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
+install_server_events(c, {str(events)!r})
 """,
             env=env,
         )
@@ -146,7 +169,10 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
             print(f"  took {time.perf_counter() - started:.0f}s; {ready} servers ready", file=sys.stderr)
             api_url = f"{counter.url}/hub/api"
             mark = len(counter.seen)
-            first, steady = asyncio.run(our_pass(api_url, hub.api_token, tmp / "usage.sqlite", timeout))
+            first, steady = asyncio.run(
+                our_pass(api_url, hub.api_token, tmp / "usage.sqlite", events, timeout)
+            )
+            spooled = len(events.read_text().splitlines()) if events.exists() else 0
             ours_requests = (len(counter.seen) - mark) / 4
             mark = len(counter.seen)
             theirs = asyncio.run(idle_culler_pass(api_url, hub.api_token, timeout))
@@ -155,7 +181,7 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
             counter.stop()
             hub.stop()
             endpoint.shutdown()
-    print(f"hub: {args.users} users, {ready} running servers")
+    print(f"hub: {args.users} users, {ready} running servers ({spooled} server events in the spool)")
     print(
         f"workshop service   first pass {first:6.2f}s (records {ready} sessions)  "
         f"steady pass (median of 3) {steady:6.2f}s  requests/pass {ours_requests:.0f}"

@@ -158,12 +158,9 @@ def metrics_scrape_ms() -> float:
     from jupyterhub_workshop.service.metrics import WorkshopMetrics
 
     metrics = WorkshopMetrics(price_per_node_hour=0.384)
-    metrics.load(
-        {"idle": 1200, "night": 3500, "max-age": 10},
-        [random.uniform(60, 43200) for _ in range(20_000)],
-        node_hours=812.5,
-    )
-    metrics.running_servers.set(2000)
+    metrics.load({"idle": 1200, "night": 3500, "max-age": 10}, node_seconds=812.5 * 3600)
+    for _ in range(20_000):
+        metrics.session_closed(random.uniform(60, 43200), random.choice(["idle", "night", "user"]))
     metrics.active_users.set(5000)
     times = []
     for _ in range(200):

@@ -19,10 +19,11 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .services import night_warning, workshop_roles, workshop_service
+from .services import install_server_events, night_warning, workshop_roles, workshop_service
 
 SERVICE_NAME = "workshop"
 SERVICE_CONFIG_NAME = "workshop-service.json"
+EVENTS_FILE_NAME = "workshop-events.jsonl"
 
 
 class WorkshopConfigError(ValueError):
@@ -51,6 +52,7 @@ def configure(
     base_url: str = "/",
     environ: Mapping[str, str] | None = None,
     service_config_dir: str | os.PathLike | None = None,
+    events_file: str | os.PathLike | None = None,
 ) -> None:
     """Apply the chart's ``workshop:`` settings (with their ``wiring``) to the config ``c``.
 
@@ -59,6 +61,9 @@ def configure(
     The service's configuration file goes to ``service_config_dir``; by default a new private
     temporary directory, because the file is rebuilt from the settings at every hub start and
     must outlive nothing but this hub process (which restarts the service from it).
+    ``events_file`` is the spool of the hub's server events the service reads; by default
+    beside the chart's SQLite file, on the hub's own volume (:func:`events_file_for`), so events
+    written while the service restarts wait there.
     """
     if not isinstance(settings, Mapping) or not isinstance(settings.get("wiring"), Mapping):
         raise WorkshopConfigError(
@@ -80,7 +85,18 @@ def configure(
         base_url=base_url,
         environ=environ,
         config_file=Path(service_config_dir) / SERVICE_CONFIG_NAME,
+        events_file=Path(events_file) if events_file is not None else events_file_for(wiring),
     )
+
+
+def events_file_for(wiring: Mapping) -> Path:
+    """Where the hub writes its server events for the service: ``wiring.eventsFile`` if the
+    chart names one, else beside the SQLite file the chart names (``/srv/jupyterhub``, the
+    hub's volume, in the hub container the managed service runs in too)."""
+    if wiring.get("eventsFile"):
+        return Path(wiring["eventsFile"])
+    sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
+    return Path(sqlite_url.split(":///", 1)[-1]).parent / EVENTS_FILE_NAME
 
 
 def _section(settings: Mapping, *keys: str) -> Mapping:
@@ -220,6 +236,7 @@ def service_settings(settings: Mapping, wiring: Mapping) -> dict:
         "users_per_node": service.get("usersPerNode"),
         "price_per_node_hour": service.get("pricePerNodeHour"),
         "currency": service.get("currency"),
+        "accounts_file": wiring["accountsFile"],  # the attendance's cards, the authenticator's file
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]
@@ -235,6 +252,7 @@ def _configure_service(
     base_url: str,
     environ: Mapping[str, str],
     config_file: Path,
+    events_file: Path,
 ) -> None:
     environment = {}
     if wiring.get("databaseFromSecret"):
@@ -255,7 +273,9 @@ def _configure_service(
         name=SERVICE_NAME,
         environment=environment,
         url=f"http://{hub_host}:{int(wiring['servicePort'])}",
+        events_file=events_file,
     )
+    install_server_events(c, events_file)
     services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
     for existing in services:
         if existing.get("name") == SERVICE_NAME:

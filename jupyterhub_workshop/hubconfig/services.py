@@ -1,16 +1,25 @@
 """Hub-side configuration for the workshop service: its configuration file, the managed-service
 entry that runs it, its roles, and the night warning banner.
 
-    from jupyterhub_workshop.hubconfig.services import workshop_roles, workshop_service
+    from jupyterhub_workshop.hubconfig.services import (
+        install_server_events, workshop_roles, workshop_service,
+    )
+    events = "/srv/jupyterhub/workshop-events.jsonl"
     c.JupyterHub.services = [workshop_service(
         {"night_start": "22:00", "night_end": "06:00", "timezone": "America/Denver"},
         "/srv/jupyterhub/workshop-service.json",
+        events_file=events,
     )]
     c.JupyterHub.load_roles = workshop_roles()
+    install_server_events(c, events)
 
 The settings are ``WorkshopService`` traits (``jupyterhub-workshop-service --help-all``). They
 reach the service as a JSON configuration file (``--config``), not as a command line: a command
 line is visible to every local user (``ps``), and one file keeps lists and numbers typed.
+
+The hub's ``server-action`` events (every start and stop the hub makes) reach the service
+through a spool file the hub appends to (:mod:`jupyterhub_workshop.service.events`); the
+service runs beside the hub (a managed service), so both see the same file.
 """
 
 from __future__ import annotations
@@ -25,13 +34,14 @@ from urllib.parse import urlsplit
 
 from ..files import write_atomically
 
-# Least privilege: list users and their servers, read names/admin flag, groups and activity,
-# stop servers. Nothing that deletes users, volumes or data; no token or admin scopes.
+# Least privilege: list users and their servers, read their models, stop servers. Nothing that
+# deletes users, volumes or data; no token, auth-state or admin scopes.
+# read:users is the only scope that shows a user's `created` (when they first signed in: the
+# attendance); it is read:users:name, :groups and :activity (which the culler needs) plus the
+# user's roles, server URL, pending action and `created`.
 ROLE_SCOPES = [
     "list:users",
-    "read:users:name",
-    "read:users:groups",
-    "read:users:activity",
+    "read:users",
     "read:servers",
     "delete:servers",
 ]
@@ -84,6 +94,7 @@ def workshop_service(
     name: str = "workshop",
     url: str = "http://127.0.0.1:10101",
     environment: Mapping | None = None,
+    events_file: str | os.PathLike | None = None,
 ) -> dict:
     """Write ``settings`` to ``config_file`` and return the ``c.JupyterHub.services`` entry
     that runs the service as a managed service with ``--config config_file``.
@@ -91,7 +102,11 @@ def workshop_service(
     ``url`` is where the hub and the proxy reach the service; the service listens there too
     unless ``settings`` give ``service_url``. ``environment`` is for secrets such as
     ``WORKSHOP_DB_URL``: a managed service does not inherit the hub's environment.
+    ``events_file``: the spool file of the hub's server events (made absolute, as the hub
+    resolves it), which :func:`install_server_events` must get too.
     """
+    if events_file is not None:
+        settings = {**settings, "events_file": str(Path(events_file).absolute())}
     config_file = write_service_config(config_file, settings)
     return {
         "name": name,
@@ -101,6 +116,28 @@ def workshop_service(
         "display": True,  # in the hub's Services menu, for those with access
         "oauth_no_confirm": True,  # our own service: no "authorize" page
     }
+
+
+def install_server_events(c, events_file: str | os.PathLike, *, max_bytes: int | None = None):
+    """Add the handler that writes the hub's server events to ``events_file`` (JSON lines) to
+    ``c.EventLogger.handlers``, keeping any handlers already there; returns it. Installing the
+    same file twice installs one handler.
+
+    The handler never blocks or breaks the hub: a line appended to a local file per server
+    start or stop; a write that fails is one warning in the hub's log (the service's next pass
+    reconciles). The file turns over at ``max_bytes`` (16 MiB), one previous file kept.
+    """
+    from ..service.events import DEFAULT_MAX_BYTES, ServerEventSpool
+
+    path = Path(events_file).absolute()
+    handlers = c.EventLogger.handlers if "handlers" in c.EventLogger else []
+    handlers = list(handlers() if callable(handlers) else handlers or [])
+    for handler in handlers:
+        if isinstance(handler, ServerEventSpool) and Path(handler.baseFilename) == path:
+            return handler
+    handler = ServerEventSpool(path, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
+    c.EventLogger.handlers = [*handlers, handler]
+    return handler
 
 
 def workshop_roles(name: str = "workshop") -> list[dict]:

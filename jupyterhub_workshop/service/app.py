@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from datetime import timedelta
 from urllib.parse import urlparse
 
@@ -18,9 +19,11 @@ from traitlets import Bool, Float, Integer, List, TraitError, Unicode, default, 
 from traitlets.config import Application
 
 from .culler import Culler
-from .hub_api import HubAPI
+from .events import EventSpoolReader
+from .hub_api import HubAPI, HubAPIError
 from .metrics import WorkshopMetrics
 from .policy import CullPolicy, NightWindow
+from .schema import SchemaError
 from .store import UsageStore
 
 
@@ -129,9 +132,34 @@ class WorkshopService(Application):
         0.0, min=0, help="Price of one node-hour, for the cost metric and admin page."
     ).tag(config=True)
     currency = Unicode("USD", help="Currency shown with costs.").tag(config=True)
+    accounts_file = Unicode(
+        "",
+        help="The workshop authenticator's accounts file (its accounts_file), read for the admin "
+        "page's attendance and attendance.csv (empty: no attendance).",
+    ).tag(config=True)
     metrics_token = Unicode(
         "", help="If set, /metrics requires 'Authorization: Bearer TOKEN'. Empty: open (it holds no names)."
     ).tag(config=True)
+
+    events_file = Unicode(
+        "",
+        help="""
+        The hub's server events: the JSON-lines spool file the hub's handler writes
+        (hubconfig.services: workshop_service(events_file=F) sets this, install_server_events(c, F)
+        installs the handler). Sessions then start and stop at the hub's own times, whoever
+        started or stopped the server, and peaks between passes are kept. Empty: passes only (a
+        session starts and stops when a pass sees it, and one shorter than a pass is missed).
+        """,
+    ).tag(config=True)
+    events_poll_interval = Float(
+        1.0, help="Seconds between looks at the events file for new events; more than 0."
+    ).tag(config=True)
+
+    @validate("events_poll_interval")
+    def _positive_events_poll_interval(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"events_poll_interval must be more than 0 seconds, not {proposal.value}")
+        return proposal.value
 
     api_url = Unicode(help="Hub API URL (from JUPYTERHUB_API_URL).").tag(config=True)
 
@@ -170,7 +198,8 @@ class WorkshopService(Application):
             timeout=self.api_timeout,
             log=self.log,
         )
-        self.metrics = WorkshopMetrics(self.price_per_node_hour)
+        self.metrics = WorkshopMetrics(self.price_per_node_hour, self.currency)
+        events = EventSpoolReader(self.events_file, log=self.log) if self.events_file else None
         self.culler = Culler(
             self.hub,
             self.store,
@@ -178,6 +207,7 @@ class WorkshopService(Application):
             self.policy,
             active_window=timedelta(seconds=self.active_window),
             users_per_node=self.users_per_node,
+            events=events,
             log=self.log,
         )
 
@@ -199,44 +229,92 @@ class WorkshopService(Application):
         while True:
             try:
                 await self.culler.run_pass()
+            except HubAPIError as e:
+                # a hub that is down or restarting: keep serving pages, try next pass
+                self.log.error("Workshop service pass failed: %s; retrying in %ss", e, self.cull_every)
             except Exception:
-                # a hub that is down or restarting: log, keep serving pages, try next pass
                 self.log.exception("Workshop service pass failed; retrying in %ss", self.cull_every)
             await asyncio.sleep(self.cull_every)
 
-    async def serve(self) -> None:
-        """Serve the pages and run passes until SIGTERM or SIGINT, then stop cleanly."""
+    async def follow_events(self) -> None:
+        """Apply the hub's server events as they come (the passes catch up too)."""
+        profiles: asyncio.Task | None = None
+        failing = ""
+        try:
+            while True:
+                try:
+                    if self.culler.drain_events() and (profiles is None or profiles.done()):
+                        # in the background: a slow hub delays profiles, not the next events
+                        profiles = asyncio.create_task(self.culler.fill_profiles())
+                    failing = ""
+                except Exception as e:
+                    if str(e) != failing:  # once per kind of failure, not every second
+                        self.log.exception("Reading the hub's server events from %s failed", self.events_file)
+                    failing = str(e)
+                await asyncio.sleep(self.events_poll_interval)
+        finally:
+            if profiles is not None:
+                profiles.cancel()
+
+    async def serve(self, stopping: asyncio.Event | None = None) -> None:
+        """Serve the pages, follow events and run passes until ``stopping`` is set (SIGTERM
+        or SIGINT when run by :func:`main`), then stop cleanly."""
         from .web import make_app
 
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        if stopping is None:
+            stopping = install_stop_signals()
         url = urlparse(self.service_url)
         server = make_app(self).listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True)
         self.log.info(
-            "Workshop service %s listening on %s (db %s)",
+            "Workshop service %s listening on %s (db %s%s)",
             self.service_name,
             self.service_url,
             self.store.safe_url,
+            f", events {self.events_file}" if self.events_file else "",
         )
-        passes = asyncio.create_task(self.run_passes())
+        tasks = [asyncio.create_task(self.run_passes())]
+        if self.events_file:
+            tasks.append(asyncio.create_task(self.follow_events()))
         try:
             await stopping.wait()
         finally:
             self.log.info("Workshop service stopping")
-            passes.cancel()
+            for task in tasks:
+                task.cancel()
             server.stop()
-            await asyncio.gather(passes, return_exceptions=True)
+            # a stop in flight is abandoned: its cull is recorded, and whatever closes its
+            # session after the next start closes it with the cull's reason
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.hub.close()
             self.store.close()
 
 
+def install_stop_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, in the running loop.
+
+    The handlers replace whatever the process inherited: a service started in the background
+    by a script inherits "ignore SIGINT", and Python's own SIGINT handler would raise
+    KeyboardInterrupt (a traceback) wherever the loop happens to be.
+    """
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
+
+
 def main(argv: list[str] | None = None) -> None:
     async def run():
+        # handlers first: a signal during start-up (migrations) stops the service as cleanly
+        stopping = install_stop_signals()
         # built inside the event loop: the hub API client binds to the loop it is made in
         service = WorkshopService.instance()
-        service.initialize(argv)
-        await service.serve()
+        try:
+            service.initialize(argv)
+        except SchemaError as e:
+            service.log.critical("%s", e)
+            return 1
+        await service.serve(stopping)
+        return 0
 
-    asyncio.run(run())
+    sys.exit(asyncio.run(run()))

@@ -1,30 +1,43 @@
-"""One pass of the workshop service: list ready servers, reconcile recorded sessions with them,
-decide what to stop (``policy.decide``), record and stop, and sample usage.
+"""The workshop service's work: apply the hub's server events as they come, and one pass every
+``cull_every`` seconds that reconciles the records with the hub, culls and samples usage.
 
-The decisions are pure (:mod:`.policy`); this module is the IO around them: the hub's REST API
-(:mod:`.hub_api`), the usage store (:mod:`.store`) and the metrics (:mod:`.metrics`).
+Sessions start and stop at the times of the hub's own events (:mod:`.events`), whoever started
+or stopped the server. The pass reconciles what events do not tell: servers that died on their
+own, and whatever happened while the service was down (closed as ``unknown``).
+
+Culls are crash-safe: the decision is recorded against the session it closes, with when its
+stop was sent, before the stop is sent. Whatever closes that session afterwards (the hub's stop
+event, the pass that finds the server gone, after a ``kill -9`` and a restart too) closes it
+with the cull's reason, and the counts by reason are counted from the sessions closed by a
+cull, so each cull is counted once.
+
+The decisions are pure (:mod:`.policy`, :mod:`.tally`); this module is the IO around them: the
+hub's REST API (:mod:`.hub_api`), the usage store (:mod:`.store`) and the metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from ..times import now_utc, parse_machine_time
-from ..usage_accounting import NodeHours
+from .events import EventSpoolReader, SpoolPosition
 from .hub_api import HubAPI, HubAPIError
 from .metrics import WorkshopMetrics
 from .policy import CullDecision, CullPolicy, ServerInfo, decide
-from .store import UsageStore
+from .store import ListedServer, SessionChange, UsageStore
+from .tally import UsageTally
+
+#: The spool's name in the usage database (where reading it stopped).
+SPOOL_NAME = "server-actions"
 
 
 def server_infos(user: dict) -> list[ServerInfo]:
-    """ServerInfo for each ready server of a hub user model."""
+    """ServerInfo for each server a hub user model lists (ready, starting or stopping)."""
     infos = []
     for name, server in (user.get("servers") or {}).items():
-        if not server.get("ready"):
-            continue
         options = server.get("user_options") or {}
         infos.append(
             ServerInfo(
@@ -34,7 +47,7 @@ def server_infos(user: dict) -> list[ServerInfo]:
                 groups=frozenset(user.get("groups") or ()),
                 started=parse_machine_time(server.get("started")),
                 last_activity=parse_machine_time(server.get("last_activity")),
-                ready=True,
+                ready=bool(server.get("ready")),
                 profile=options.get("profile"),
             )
         )
@@ -42,7 +55,7 @@ def server_infos(user: dict) -> list[ServerInfo]:
 
 
 class Culler:
-    """The service's passes, and what the pages need from the last one."""
+    """The service's passes and events, and what the pages need from them."""
 
     def __init__(
         self,
@@ -53,27 +66,29 @@ class Culler:
         *,
         active_window: timedelta,
         users_per_node: int = 0,
+        events: EventSpoolReader | None = None,
         log: logging.Logger | None = None,
     ):
         self.hub = hub
         self.store = store
         self.metrics = metrics
         self.policy = policy
-        self.active_window = active_window
+        self.events = events
         self.log = log or logging.getLogger(__name__)
-        self.servers: list[ServerInfo] = []  # as of the last pass, for the admin page
-        self._culled: dict[tuple[str, str], str] = {}  # (user, server) -> reason, until the session closes
+        self.servers: list[ServerInfo] = []  # ready and not culled, as of the last pass (admin page)
+        self.tally = UsageTally(active_window)
+        # until the first pass lists them: the sessions left open, activity unknown
+        self.tally.running = {(s.user, s.server): None for s in store.open_sessions()}
+        self._position: SpoolPosition | None = None
+        self._profiles_wanted: set[tuple[str, str]] = set()
         self._first_pass = True
-        self._node_hours: NodeHours | None = None
-        if users_per_node > 0:
-            # node-hours so far: from the stored samples once, then added up as samples come
-            samples = ((sample.at, sample.running_servers) for sample in store.samples())
-            self._node_hours = NodeHours.from_samples(samples, users_per_node)
-        metrics.load(store.culls_by_reason(), store.session_durations(), self.node_hours())
+        # node-seconds so far, summed by the database once, then added up as samples come
+        self._node = store.node_seconds(users_per_node) if users_per_node > 0 else None
+        metrics.load(store.culls_by_reason(), self._node.seconds if self._node else 0.0)
 
     def node_hours(self) -> float:
         """Node-hours up to the last sample (0 when users per node is not set)."""
-        return self._node_hours.hours if self._node_hours else 0.0
+        return self._node.hours if self._node else 0.0
 
     def night_of(self, now: datetime) -> date | None:
         return self.policy.night.night_of(now) if self.policy.night else None
@@ -82,72 +97,162 @@ class Culler:
         night = self.night_of(now)
         return self.store.opted_out(night) if night else set()
 
-    def _session_closed(self, started: datetime | None, stopped: datetime) -> None:
-        if started is not None:
-            self.metrics.session_duration.observe(max(0.0, (stopped - started).total_seconds()))
+    # --- events ----------------------------------------------------------------------
 
-    def reconcile(self, servers: list[ServerInfo], now: datetime) -> None:
-        """Open sessions for servers we have not seen; close sessions whose server is gone."""
-        running = {(s.user, s.name): s for s in servers}
-        recorded = {(session.user, session.server): session for session in self.store.open_sessions()}
-        for key, server in running.items():
-            if key not in recorded:
-                self.store.open_session(server.user, server.name, server.profile, server.started or now)
-        for key, session in recorded.items():
-            if key in running:
-                continue
-            # gone since we last looked: culled by us, stopped by the user, or unknown after a restart
-            reason = self._culled.pop(key, "unknown" if self._first_pass else "user")
-            if self.store.close_session(session.user, session.server, now, reason):
-                self._session_closed(session.started, now)
+    def _changed(self, changes: list[SessionChange], from_events: bool = False) -> None:
+        """Follow sessions the store opened or closed: the tally and the metrics."""
+        for change in changes:
+            if change.opened:
+                self.tally.started(change.key, change.started)
+                if from_events:
+                    self._profiles_wanted.add(change.key)
+            else:
+                self.tally.stopped(change.key, change.stopped)
+                self.metrics.session_closed((change.stopped - change.started).total_seconds(), change.reason)
 
-    async def _stop(self, decision: CullDecision, now: datetime) -> None:
+    def drain_events(self) -> int:
+        """Apply the events the hub has written since the last call; how many were read."""
+        if self.events is None:
+            return 0
+        path = str(self.events.path)
+        if self._position is None:
+            self._position = self.store.spool_position(SPOOL_NAME, path)
+            if self._position is None:  # the first time: what came before is not ours
+                self._position = self.events.start_position()
+                self.store.save_spool_position(SPOOL_NAME, path, self._position)
+                self.log.info("Reading the hub's server events from %s", path)
+        count = 0
+        for batch in self.events.read(self._position):
+            changes = self.store.apply_server_events(batch.events, (SPOOL_NAME, path, batch.position))
+            self._position = batch.position
+            self._changed(changes, from_events=True)
+            count += len(batch.events)
+        return count
+
+    async def fill_profiles(self) -> None:
+        """Profiles of the sessions events opened, from the hub's user model (``user_options``)
+        while the server runs: a session shorter than a pass still gets its profile."""
+        wanted, self._profiles_wanted = self._profiles_wanted, set()
+        by_user = defaultdict(list)
+        for user, server in wanted:
+            by_user[user].append(server)
+
+        async def lookup(user: str, servers: list[str]) -> None:
+            try:
+                model = await self.hub.user(user)
+            except HubAPIError as e:
+                self.log.debug("Profile of %s not read: %s", user, e)
+                return
+            for name in servers:
+                profile = ((model or {}).get("servers", {}).get(name, {}).get("user_options") or {}).get(
+                    "profile"
+                )
+                if profile is not None:
+                    self.store.set_profile(user, name, profile)
+
+        await asyncio.gather(*(lookup(user, servers) for user, servers in by_user.items()))
+
+    # --- the pass --------------------------------------------------------------------
+
+    def reconcile(self, listed: list[ServerInfo], now: datetime) -> None:
+        """Open sessions for ready servers not recorded; close those whose server is gone.
+
+        Without events, a server gone after the first pass was stopped by its user, as far as
+        the service can tell; with events such a stop closed the session already, so a server
+        still recorded and gone died on its own (or went while the service was down): unknown.
+        """
+        ready = [s for s in listed if s.ready]
+        present = {(s.user, s.name) for s in listed}
+        vanished = "unknown" if self.events is not None or self._first_pass else "user"
+        running = [ListedServer(s.user, s.name, s.profile, s.started) for s in ready]
+        self._changed(self.store.reconcile(running, present, now, vanished))
+        self._first_pass = False
+
+    async def _stop(self, decision: CullDecision, now: datetime, confirmed: dict) -> None:
         server = decision.server
         key = (server.user, server.name)
-        self.store.record_cull(now, server.user, server.name, decision.reason, self.policy.dry_run)
         if self.policy.dry_run:
+            self.store.record_cull(now, server.user, server.name, decision.reason, True)
             self.log.info("[dry run] would stop %s/%s: %s", server.user, server.name, decision.detail)
             return
+        # recorded before it is sent: after a crash, whatever closes the session is this cull
+        cull_id = self.store.record_cull(
+            now, server.user, server.name, decision.reason, False, sent=now_utc()
+        )
         self.log.info("Stopping %s/%s: %s", server.user, server.name, decision.detail)
-        self._culled[key] = decision.reason
         try:
             outcome = await self.hub.stop_server(server.user, server.name)
         except HubAPIError as e:
-            self._culled.pop(key, None)
-            self.log.error("Could not stop %s/%s: %s", server.user, server.name, e)
+            if e.status != 599:  # an answer, not a lost request: the stop did not happen
+                self.store.clear_stop_sent([cull_id])
+            self.log.error("Could not stop %s/%s (next pass tries again): %s", server.user, server.name, e)
             return
-        self.metrics.culls.labels(decision.reason).inc()
         if outcome in ("stopped", "gone"):
-            self._culled.pop(key, None)
-            if self.store.close_session(server.user, server.name, now, decision.reason):
-                self._session_closed(server.started, now)
+            confirmed[key] = now_utc()
+        # "timeout": still stopping; its stop event (or a later pass) closes the session
 
     async def cull(self, servers: list[ServerInfo], now: datetime) -> list[CullDecision]:
         decisions = decide(servers, self.opted_out(now), self.policy, now)
+        if not self.policy.dry_run:
+            # a stop sent earlier for a server that runs on, ready, and is no longer due (it
+            # was refused or lost): it is not this server's next stop
+            decided = {(d.server.user, d.server.name) for d in decisions}
+            ready = {(s.user, s.name) for s in servers if s.ready}
+            abandoned = [
+                cull_id
+                for key, (cull_id, _) in self.store.sent_culls().items()
+                if key in ready and key not in decided
+            ]
+            self.store.clear_stop_sent(abandoned)
+        confirmed: dict[tuple[str, str], datetime] = {}
         # the hub API client bounds how many stops are in flight
-        await asyncio.gather(*(self._stop(d, now) for d in decisions))
+        await asyncio.gather(*(self._stop(d, now, confirmed) for d in decisions))
+        if confirmed:
+            # the hub writes its stop event before it answers: the events close these sessions
+            # at the hub's own stop time; without events, the answer's time closes them
+            self.drain_events()
+            for (user, server), at in confirmed.items():
+                change = self.store.close_open_session(user, server, at, "unknown")
+                if change is not None:
+                    self._changed([change])
         return decisions
 
-    def sample(self, now: datetime) -> None:
-        """Record how many users are active and servers running, for the charts and metrics."""
-        active_since = now - self.active_window
-        active = {s.user for s in self.servers if s.last_activity and s.last_activity >= active_since}
-        self.store.record_sample(now, len(active), len(self.servers))
-        if self._node_hours is not None:
-            self._node_hours.add(now, len(self.servers))
-        self.metrics.running_servers.set(len(self.servers))
-        self.metrics.active_users.set(len(active))
-        self.metrics.set_node_hours(self.node_hours())
+    def sample(self, at: datetime) -> None:
+        """Record active users and running servers now, with their peaks since the last sample."""
+        sample = self.tally.take(at)
+        self.store.record_sample(
+            at,
+            sample.active_users,
+            sample.running_servers,
+            sample.peak_active_users,
+            sample.peak_running_servers,
+        )
+        if self._node is not None:
+            self._node.add(at, sample.running_servers)
+            self.metrics.set_node_seconds(self._node.seconds)
+        self.metrics.active_users.set(sample.active_users)
 
     async def run_pass(self, now: datetime | None = None) -> list[CullDecision]:
-        now = now or now_utc()
-        servers = []
-        async for user in self.hub.users(state="ready"):
-            servers.extend(server_infos(user))
-        self.reconcile(servers, now)
-        self._first_pass = False
-        decisions = await self.cull(servers, now)
+        clock = now is None
+        self.drain_events()  # what happened since the last pass, in order, before the listing
+        listed = []
+        async for user in self.hub.users(state="active"):
+            listed.extend(server_infos(user))
+        now = now_utc() if clock else now
+        self.drain_events()  # and what happened while the listing was made
+        self.reconcile(listed, now)
+        stopping = {(s.user, s.name) for s in listed if not s.ready}
+        self.tally.refresh(
+            {
+                (s.user, s.name): s.last_activity
+                for s in listed
+                if s.ready or ((s.user, s.name) in stopping and (s.user, s.name) in self.tally.running)
+            },
+            now,
+        )
+        ready = [s for s in listed if s.ready]
+        decisions = await self.cull(ready, now)
         culled = set() if self.policy.dry_run else {(d.server.user, d.server.name) for d in decisions}
-        self.servers = [s for s in servers if (s.user, s.name) not in culled]
-        self.sample(now)
+        self.servers = [s for s in ready if (s.user, s.name) not in culled]
+        self.sample(now_utc() if clock else now)
         return decisions

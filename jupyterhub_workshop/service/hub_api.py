@@ -20,6 +20,16 @@ PAGINATION = "application/jupyterhub-pagination+json"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
+def _decode(body: bytes) -> object:
+    """The hub answers JSON; a proxy or ingress in front of it may answer an HTML page."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
 class HubAPIError(RuntimeError):
     def __init__(self, status: int, message: str):
         super().__init__(f"hub answered {status}: {message}")
@@ -71,7 +81,7 @@ class HubAPI:
                 except (TimeoutError, HTTPClientError, OSError) as e:
                     error = str(e)
             if status not in RETRY_STATUSES and status != 599:
-                return status, json.loads(body) if body else None
+                return status, _decode(body)
             if attempt == self.retries:
                 raise HubAPIError(status, f"{method} {path} failed after {attempt + 1} tries: {error}")
             delay = self.backoff * 2**attempt * (0.5 + random.random())
@@ -105,6 +115,15 @@ class HubAPI:
         finally:
             if fetching is not None:
                 fetching.cancel()
+
+    async def user(self, name: str) -> dict | None:
+        """One user's model (None if there is no such user)."""
+        status, model = await self.request("GET", f"/users/{quote(name, safe='')}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise HubAPIError(status, f"reading user {name}")
+        return model
 
     def _server_path(self, user: str, server: str) -> str:
         path = f"/users/{quote(user, safe='')}"

@@ -28,6 +28,7 @@ MAX_AGE = "max-age"
 # reason a user can act on (opt out), whereas idleness would have been forgiven by a click.
 _PRECEDENCE = (NIGHT, MAX_AGE, IDLE)
 
+
 def _parse_clock_time(value: str, what: str) -> time:
     return parse_clock_time(value, f"night window {what}")
 

@@ -14,6 +14,9 @@ zones are converted. SQLite stores them as fixed-width ISO 8601 strings
 (``2025-03-01T09:00:00.000000Z``, so text order is time order), other backends as
 ``TIMESTAMP WITH TIME ZONE``.
 
+Schema: versioned, with alembic migrations shipped in the package (:mod:`.schema`); opening a
+store upgrades an older database and refuses one written by a newer release.
+
 Thread safety: every method takes its own pooled connection for one transaction, so a store
 may be shared by the asyncio thread and worker threads. ``iter_sessions`` pages by id (keyset
 pagination): it holds no connection or transaction between batches, so a slow consumer (an
@@ -24,12 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -39,10 +45,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    case,
     cast,
     create_engine,
     event,
     func,
+    literal,
     select,
 )
 from sqlalchemy.engine import URL, make_url
@@ -51,10 +60,14 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from ..times import UTC, as_utc, parse_machine_time
-from . import series
+from ..usage_accounting import NodeHours
+from . import schema, series
+from .events import ServerEvent, SpoolPosition
 
-#: Why a session ended; also the vocabulary of cull reasons.
+#: Why a session ended.
 STOP_REASONS = frozenset({"idle", "night", "max-age", "user", "unknown"})
+#: The reasons that are culls (a session closed with one of them was stopped by the service).
+CULL_REASONS = ("idle", "night", "max-age")
 
 
 class SessionRow(NamedTuple):
@@ -71,8 +84,34 @@ class SessionRow(NamedTuple):
 
 class SampleRow(NamedTuple):
     at: datetime
-    active_users: int
+    active_users: int  # at the moment of the sample
     running_servers: int
+    peak_active_users: int | None = None  # the highest since the previous sample (None: not kept)
+    peak_running_servers: int | None = None
+
+
+class SessionChange(NamedTuple):
+    """A session the store opened or closed, for the service's counts and metrics."""
+
+    opened: bool  # True: opened at ``started``; False: closed at ``stopped``
+    user: str
+    server: str
+    started: datetime
+    stopped: datetime | None
+    reason: str | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.user, self.server)
+
+
+class ListedServer(NamedTuple):
+    """A ready server as the hub lists it, for :meth:`UsageStore.reconcile`."""
+
+    user: str
+    server: str
+    profile: str | None
+    started: datetime | None
 
 
 class UTCDateTime(TypeDecorator):
@@ -142,6 +181,7 @@ Index("ix_workshop_sessions_user_server", sessions.c.username, sessions.c.server
     callable_=lambda ddl, target, bind, dialect, **kw: dialect.name not in ("sqlite", "postgresql")
 )
 Index("ix_workshop_sessions_started", sessions.c.started)
+Index("ix_workshop_sessions_stop_reason", sessions.c.stop_reason)
 
 samples_table = Table(
     "workshop_samples",
@@ -150,6 +190,8 @@ samples_table = Table(
     Column("at", UTCDateTime, nullable=False, index=True),
     Column("active_users", Integer, nullable=False),
     Column("running_servers", Integer, nullable=False),
+    Column("peak_active_users", Integer, nullable=True),
+    Column("peak_running_servers", Integer, nullable=True),
 )
 
 culls = Table(
@@ -161,7 +203,13 @@ culls = Table(
     Column("server_name", String(255), nullable=False),
     Column("reason", String(16), nullable=False),
     Column("dry_run", Boolean, nullable=False),
+    # the session the cull closes (None in rows written before schema 0002)
+    Column("session_id", Integer, nullable=True),
+    # when the stop was sent to the hub; None: decided only (dry run), or refused by the hub
+    Column("stop_sent", UTCDateTime, nullable=True),
 )
+# one cull (and one dry-run cull) per session, whatever the number of passes that decide it
+Index("ix_workshop_culls_session", culls.c.session_id, culls.c.dry_run, unique=True)
 
 opt_outs_table = Table(
     "workshop_opt_outs",
@@ -170,6 +218,31 @@ opt_outs_table = Table(
     Column("night", Date, primary_key=True),
     Column("created", UTCDateTime, nullable=False),
 )
+
+event_spool = Table(
+    "workshop_event_spool",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("file_id", String(64), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+)
+
+
+def _sqlite_micros(column):
+    """Microseconds since the epoch of a UTCDateTime on SQLite, exactly: the whole seconds of
+    its fixed-width text (julianday() of them, exact to the millisecond, rounded to the second;
+    several times quicker than strftime('%s')), then its six-digit fraction."""
+    days = func.julianday(func.substr(column, 1, 19)) - 2440587.5
+    whole = cast(func.round(days * 86400.0), Integer)
+    return whole * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
+
+
+def _sample_peak(sample: SampleRow) -> tuple[int, int]:
+    """(active users, running servers) a sample stands for on a chart: its peaks if kept."""
+    active = sample.active_users if sample.peak_active_users is None else sample.peak_active_users
+    running = sample.running_servers if sample.peak_running_servers is None else sample.peak_running_servers
+    return max(active, sample.active_users), max(running, sample.running_servers)
 
 
 def _check_reason(reason: str) -> str:
@@ -228,8 +301,12 @@ class UsageStore:
                 pool_pre_ping=True,  # survive a database restart between passes
                 pool_recycle=1800,
             )
-        with self._lock:
-            metadata.create_all(self.engine)
+        try:
+            with self._lock:
+                schema.upgrade(self.engine, where=self.safe_url, memory=_is_sqlite_memory(self.url))
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @staticmethod
     def _sqlite_pragmas(busy_timeout_ms: int):
@@ -289,7 +366,7 @@ class UsageStore:
             return existing
 
     def close_session(self, user: str, server: str, stopped: datetime, reason: str) -> bool:
-        """Close the open session of (user, server); False if none is open."""
+        """Close the open session of (user, server) with ``reason``; False if none is open."""
         _check_reason(reason)
         stopped = as_utc(stopped)
         with self._begin() as conn:
@@ -303,6 +380,168 @@ class UsageStore:
                 .values(stopped=stopped, stop_reason=reason)
             )
             return result.rowcount > 0
+
+    # --- sessions from the hub's events and the passes -------------------------------
+
+    def _open_row(self, conn, user: str, server: str):
+        c = sessions.c
+        return conn.execute(
+            select(c.id, c.started, c.profile).where(
+                c.username == user, c.server_name == server, c.stopped.is_(None)
+            )
+        ).one_or_none()
+
+    def _close_row(self, conn, row, user: str, server: str, at: datetime, default: str) -> SessionChange:
+        """Close an open session at ``at``: with the reason of a cull whose stop was sent for
+        it (whenever the stop took effect: before a crash, in a later pass), else ``default``."""
+        sent = conn.execute(
+            select(culls.c.reason).where(
+                culls.c.session_id == row.id, culls.c.dry_run.is_(False), culls.c.stop_sent.is_not(None)
+            )
+        ).scalar_one_or_none()
+        reason = _check_reason(sent or default)
+        stopped = max(as_utc(at), row.started)  # never before its start (two clocks)
+        conn.execute(
+            sessions.update()
+            .where(sessions.c.id == row.id, sessions.c.stopped.is_(None))
+            .values(stopped=stopped, stop_reason=reason)
+        )
+        return SessionChange(False, user, server, row.started, stopped, reason)
+
+    def apply_server_events(
+        self,
+        events: Iterable[ServerEvent],
+        spool: tuple[str, str, SpoolPosition] | None = None,
+    ) -> list[SessionChange]:
+        """Open and close sessions at the times of the hub's start and stop events, and save
+        ``spool`` (name, path, position after these events) in the same transaction.
+
+        Idempotent: a start for a server with an open session, or older than the server's
+        last stop, and a stop older than the open session's start, change nothing, so events
+        read twice (a spool read again from its start) are harmless. A stop closes the session
+        with its cull's reason when the service had sent that stop, else as ``user``.
+        """
+        changes = []
+        c = sessions.c
+        with self._begin() as conn:
+            for event in events:
+                row = self._open_row(conn, event.user, event.server)
+                if event.action == "start":
+                    if row is not None:
+                        continue
+                    last_stop = conn.execute(
+                        select(func.max(c.stopped)).where(
+                            c.username == event.user, c.server_name == event.server
+                        )
+                    ).scalar()
+                    if last_stop is not None and last_stop > event.at:
+                        continue
+                    conn.execute(
+                        sessions.insert().values(
+                            username=event.user, server_name=event.server, profile=None, started=event.at
+                        )
+                    )
+                    changes.append(SessionChange(True, event.user, event.server, event.at, None, None))
+                elif row is not None and row.started <= event.at:
+                    changes.append(self._close_row(conn, row, event.user, event.server, event.at, "user"))
+            if spool is not None:
+                self._save_spool_position(conn, *spool)
+        return changes
+
+    def reconcile(
+        self, running: Iterable[ListedServer], present: set[tuple[str, str]], now: datetime, vanished: str
+    ) -> list[SessionChange]:
+        """Match the records with what the hub lists, in one transaction.
+
+        ``running``: ready servers (a session is opened for any without one, at its ``started``
+        or ``now``; a missing profile is filled in). ``present``: every server the hub lists
+        (ready, starting or stopping); an open session whose server is not there is closed at
+        ``now``, with its cull's reason if the service had sent its stop, else ``vanished``.
+        """
+        _check_reason(vanished)
+        now = as_utc(now)
+        running = list(running)
+        for _attempt in range(3):
+            try:
+                return self._reconcile(running, present, now, vanished)
+            except IntegrityError:
+                continue  # another writer opened one of these sessions: look again
+        return self._reconcile(running, present, now, vanished)
+
+    def _reconcile(self, running, present, now, vanished) -> list[SessionChange]:
+        c = sessions.c
+        changes = []
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(c.id, c.username, c.server_name, c.started, c.profile).where(c.stopped.is_(None))
+            ).all()
+            recorded = {(row.username, row.server_name): row for row in rows}
+            for user, server, profile, started in running:
+                row = recorded.get((user, server))
+                if row is None:
+                    started = as_utc(started) if started else now
+                    conn.execute(
+                        sessions.insert().values(
+                            username=user, server_name=server, profile=profile, started=started
+                        )
+                    )
+                    changes.append(SessionChange(True, user, server, started, None, None))
+                elif row.profile is None and profile is not None:
+                    conn.execute(sessions.update().where(c.id == row.id).values(profile=profile))
+            for key, row in recorded.items():
+                if key not in present:
+                    changes.append(self._close_row(conn, row, *key, now, vanished))
+        return changes
+
+    def close_open_session(self, user: str, server: str, at: datetime, default: str) -> SessionChange | None:
+        """Close the open session of (user, server) at ``at`` (with its cull's reason if its
+        stop was sent, else ``default``); None when none is open or it started after ``at``."""
+        _check_reason(default)
+        with self._begin() as conn:
+            row = self._open_row(conn, user, server)
+            if row is None or row.started > as_utc(at):
+                return None
+            return self._close_row(conn, row, user, server, at, default)
+
+    def set_profile(self, user: str, server: str, profile: str) -> bool:
+        """Give the latest session of (user, server) its profile if it has none yet."""
+        c = sessions.c
+        with self._begin() as conn:
+            latest = conn.execute(
+                select(func.max(c.id)).where(c.username == user, c.server_name == server)
+            ).scalar()
+            if latest is None:
+                return False
+            done = conn.execute(
+                sessions.update().where(c.id == latest, c.profile.is_(None)).values(profile=profile)
+            )
+            return done.rowcount > 0
+
+    # --- the event spool's position ---------------------------------------------------
+
+    def spool_position(self, name: str, path: str) -> SpoolPosition | None:
+        """Where reading the spool ``name`` at ``path`` stopped; None if it never started
+        (or the spool has moved to another path)."""
+        with self._begin() as conn:
+            row = conn.execute(
+                select(event_spool.c.path, event_spool.c.file_id, event_spool.c.offset).where(
+                    event_spool.c.name == name
+                )
+            ).one_or_none()
+        if row is None or row.path != str(path):
+            return None
+        return SpoolPosition(row.file_id, int(row.offset))
+
+    def save_spool_position(self, name: str, path: str, position: SpoolPosition) -> None:
+        with self._begin() as conn:
+            self._save_spool_position(conn, name, path, position)
+
+    @staticmethod
+    def _save_spool_position(conn, name: str, path: str, position: SpoolPosition) -> None:
+        values = dict(path=str(path), file_id=position.file_id, offset=int(position.offset))
+        updated = conn.execute(event_spool.update().where(event_spool.c.name == name).values(**values))
+        if updated.rowcount == 0:
+            conn.execute(event_spool.insert().values(name=name, **values))
 
     def open_sessions(self) -> list[SessionRow]:
         """Sessions not closed yet, oldest first (to reconcile with what the hub runs)."""
@@ -364,20 +603,95 @@ class UsageStore:
         for rows in self._pages(query, batch):
             yield from ((stopped - started).total_seconds() for _, started, stopped in rows)
 
+    def duration_histogram(self, bounds: Sequence[float]) -> list[tuple[float, int]]:
+        """Finished sessions per duration bucket: ``(upper bound in seconds, count)`` for each
+        of ``bounds`` (increasing; ``math.inf`` is added as the last bound when missing), a
+        session counted in the first bucket whose bound it does not exceed (Prometheus' ``le``).
+
+        Counted by the database (GROUP BY bucket) on SQLite and PostgreSQL, to the microsecond;
+        streamed through Python elsewhere.
+        """
+        bounds = [float(b) for b in bounds]
+        if any(math.isnan(b) for b in bounds) or any(a >= b for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"bounds must increase: {bounds}")
+        if not bounds or bounds[-1] != math.inf:
+            bounds.append(math.inf)
+        if math.inf in bounds[:-1]:
+            raise ValueError("math.inf can only be the last bound")
+        counts = [0] * len(bounds)
+        finite = bounds[:-1]
+        duration = self._duration_expression()
+        if duration is None:
+            import bisect
+
+            for seconds in self.session_durations():
+                counts[bisect.bisect_left(finite, seconds)] += 1
+        elif not finite:
+            with self._begin() as conn:
+                counts[0] = conn.execute(select(func.count()).where(sessions.c.stopped.is_not(None))).scalar()
+        else:
+            column, scale = duration
+            # each duration computed once, then compared with every bound
+            durations = (
+                select(column.label("seconds")).where(sessions.c.stopped.is_not(None)).cte("durations")
+            )
+            if self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+                durations = durations.prefix_with("MATERIALIZED")  # not folded back into the CASE
+            seconds = durations.c.seconds
+            bucket = case(
+                *((seconds <= literal(bound * scale), index) for index, bound in enumerate(finite)),
+                else_=len(finite),
+            ).label("bucket")
+            query = select(bucket, func.count()).select_from(durations).group_by(bucket)
+            with self._begin() as conn:
+                for index, count in conn.execute(query):
+                    counts[int(index)] += count
+        return list(zip(bounds, counts))
+
+    def _duration_expression(self):
+        """(SQL for a finished session's duration, its units per second), or None."""
+        c = sessions.c
+        if self.dialect == "sqlite":
+            return _sqlite_micros(c.stopped) - _sqlite_micros(c.started), 1_000_000
+        if self.dialect == "postgresql":
+            return func.extract("epoch", c.stopped - c.started), 1
+        return None
+
     # --- samples and culls -----------------------------------------------------------
 
-    def record_sample(self, at: datetime, active_users: int, running_servers: int) -> None:
+    def record_sample(
+        self,
+        at: datetime,
+        active_users: int,
+        running_servers: int,
+        peak_active_users: int | None = None,
+        peak_running_servers: int | None = None,
+    ) -> None:
+        """A sample: the counts at ``at`` and, if known, the highest counts since the previous
+        sample (what the charts show; they are never below the counts at ``at``)."""
+        peaks = {}
+        if peak_active_users is not None:
+            peaks["peak_active_users"] = max(int(peak_active_users), int(active_users))
+        if peak_running_servers is not None:
+            peaks["peak_running_servers"] = max(int(peak_running_servers), int(running_servers))
         with self._begin() as conn:
             conn.execute(
                 samples_table.insert().values(
-                    at=as_utc(at), active_users=int(active_users), running_servers=int(running_servers)
+                    at=as_utc(at),
+                    active_users=int(active_users),
+                    running_servers=int(running_servers),
+                    **peaks,
                 )
             )
+
+    def _sample_columns(self):
+        c = samples_table.c
+        return c.at, c.active_users, c.running_servers, c.peak_active_users, c.peak_running_servers
 
     def samples(self, start: datetime | None = None, end: datetime | None = None) -> list[SampleRow]:
         """Samples taken in [start, end), oldest first."""
         c = samples_table.c
-        query = select(c.at, c.active_users, c.running_servers)
+        query = select(*self._sample_columns())
         if start is not None:
             query = query.where(c.at >= as_utc(start))
         if end is not None:
@@ -394,8 +708,10 @@ class UsageStore:
 
     def sample_peaks(self, slices: int) -> list[tuple[datetime, tuple[int, int]]]:
         """``series.bucket_peaks`` of (active users, running servers) over every sample: at
-        most ``slices`` points, whatever the length of the record. Reduced by the database
-        (GROUP BY slice) on SQLite and PostgreSQL, streamed through Python elsewhere."""
+        most ``slices`` points, whatever the length of the record. A sample counts with its
+        peaks since the previous sample, so a crowd that came and went between two samples
+        shows. Reduced by the database (GROUP BY slice) on SQLite and PostgreSQL, streamed
+        through Python elsewhere."""
         span = self.sample_span()
         if span is None:
             return []
@@ -404,10 +720,14 @@ class UsageStore:
         width = series.slice_seconds(first, last, slices)
         index = self._slice_of(c.at, first, width)
         if index is None:
-            points = ((s.at, (s.active_users, s.running_servers)) for s in self.iter_samples())
+            points = ((s.at, _sample_peak(s)) for s in self.iter_samples())
             return series.bucket_peaks(points, first, last, slices)
         index = index.label("slice")
-        query = select(index, func.max(c.active_users), func.max(c.running_servers)).group_by(index)
+        query = select(
+            index,
+            func.max(func.coalesce(c.peak_active_users, c.active_users)),
+            func.max(func.coalesce(c.peak_running_servers, c.running_servers)),
+        ).group_by(index)
         peaks: dict[int, tuple[int, int]] = {}
         with self._begin() as conn:
             for raw, active, running in conn.execute(query):
@@ -432,24 +752,115 @@ class UsageStore:
         """Every sample, streamed in pages (in recording order, which is time order unless the
         clock was set back)."""
         c = samples_table.c
-        query = select(c.id, c.at, c.active_users, c.running_servers)
+        query = select(c.id, *self._sample_columns())
         for rows in self._pages(query, batch, key=c.id):
-            yield from (SampleRow(at, active, running) for _, at, active, running in rows)
+            yield from (SampleRow(*row[1:]) for row in rows)
 
-    def record_cull(self, at: datetime, user: str, server: str, reason: str, dry_run: bool) -> None:
-        """A cull decision (``dry_run``: decided but nothing stopped). Reasons as STOP_REASONS."""
-        _check_reason(reason)
+    def node_seconds(self, users_per_node: int) -> NodeHours:
+        """The node-seconds meter (``usage_accounting.NodeHours``) over every sample, summed by
+        the database (a window over the samples in time order) on SQLite and PostgreSQL, so a
+        restart does not read a year of samples into memory; it continues from the last sample.
+        Sample times count to the millisecond there (SQLite's julianday())."""
+        meter = NodeHours(users_per_node)
+        c = samples_table.c
+        order = (c.at, c.id)
+        if self.dialect not in ("sqlite", "postgresql"):
+            for sample in sorted(self.iter_samples(), key=lambda s: s.at):
+                meter.add(sample.at, sample.running_servers)
+            return meter
+        # seconds on a common scale, each sample's computed once
+        if self.dialect == "sqlite":
+            moment = func.julianday(c.at) * 86400.0
+        else:
+            moment = func.extract("epoch", c.at)
+        steps = select(
+            moment.label("t"),
+            func.lag(moment).over(order_by=order).label("previous_t"),
+            func.lag(c.running_servers).over(order_by=order).label("previous"),
+        ).subquery()
+        span = steps.c.t - steps.c.previous_t
+        nodes = (steps.c.previous + (users_per_node - 1)) // users_per_node  # ceil, as nodes_for
+        total = select(func.sum(nodes * span)).where(steps.c.previous_t.is_not(None), span > 0)
+        last = select(c.at, c.running_servers).order_by(c.at.desc(), c.id.desc()).limit(1)
         with self._begin() as conn:
-            conn.execute(
+            seconds = conn.execute(total).scalar()
+            last_row = conn.execute(last).one_or_none()
+        meter.seconds = float(seconds or 0.0)
+        meter.last = (last_row.at, last_row.running_servers) if last_row else None
+        return meter
+
+    def record_cull(
+        self,
+        at: datetime,
+        user: str,
+        server: str,
+        reason: str,
+        dry_run: bool,
+        sent: datetime | None = None,
+    ) -> int:
+        """Record a cull decision for the open session of (user, server); returns its id.
+
+        One row per session (and one per session for dry runs): a later decision for the same
+        session (a stop that failed and is tried again) updates that row's reason and
+        ``sent`` (when the stop was sent, None for a dry run) instead of adding a row.
+        Reasons as CULL_REASONS (a session closed with one counts as culled).
+        """
+        if reason not in CULL_REASONS:
+            raise ValueError(f"unknown cull reason {reason!r}: one of {', '.join(CULL_REASONS)}")
+        at = as_utc(at)
+        sent = as_utc(sent) if sent is not None else None
+        c = culls.c
+        with self._begin() as conn:
+            row = self._open_row(conn, user, server)
+            session_id = row.id if row is not None else None
+            if session_id is not None:
+                existing = conn.execute(
+                    select(c.id).where(c.session_id == session_id, c.dry_run.is_(bool(dry_run)))
+                ).scalar_one_or_none()
+                if existing is not None:
+                    conn.execute(culls.update().where(c.id == existing).values(reason=reason, stop_sent=sent))
+                    return existing
+            result = conn.execute(
                 culls.insert().values(
-                    at=as_utc(at), username=user, server_name=server, reason=reason, dry_run=bool(dry_run)
+                    at=at,
+                    username=user,
+                    server_name=server,
+                    reason=reason,
+                    dry_run=bool(dry_run),
+                    session_id=session_id,
+                    stop_sent=sent,
                 )
             )
+            return result.inserted_primary_key[0]
+
+    def clear_stop_sent(self, cull_ids: Iterable[int]) -> None:
+        """The stops of these culls did not happen (refused, or no longer wanted): a later
+        stop of their sessions is not theirs."""
+        ids = list(cull_ids)
+        if ids:
+            with self._begin() as conn:
+                conn.execute(culls.update().where(culls.c.id.in_(ids)).values(stop_sent=None))
+
+    def sent_culls(self) -> dict[tuple[str, str], tuple[int, str]]:
+        """Culls whose stop was sent and whose session is still open: (user, server) ->
+        (cull id, reason)."""
+        query = (
+            select(culls.c.id, culls.c.reason, sessions.c.username, sessions.c.server_name)
+            .join(sessions, sessions.c.id == culls.c.session_id)
+            .where(sessions.c.stopped.is_(None), culls.c.dry_run.is_(False), culls.c.stop_sent.is_not(None))
+        )
+        with self._begin() as conn:
+            return {
+                (user, server): (cull_id, reason) for cull_id, reason, user, server in conn.execute(query)
+            }
 
     def culls_by_reason(self) -> dict[str, int]:
-        """How many servers were really culled (dry runs excluded), by reason."""
+        """How many servers the service stopped, by reason: sessions closed by a cull. Each
+        session closes once, so a cull is counted once whatever happened on the way (a crash
+        mid-pass, a stop that failed and was tried again, a restart); dry runs close nothing."""
+        c = sessions.c
         query = (
-            select(culls.c.reason, func.count()).where(culls.c.dry_run.is_(False)).group_by(culls.c.reason)
+            select(c.stop_reason, func.count()).where(c.stop_reason.in_(CULL_REASONS)).group_by(c.stop_reason)
         )
         with self._begin() as conn:
             return {reason: count for reason, count in conn.execute(query)}

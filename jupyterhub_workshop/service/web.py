@@ -3,7 +3,14 @@
 - ``/``: admins and ``staff_groups`` see the admin page; everyone else their opt-out page
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
+- ``/attendance.csv``: a line per login card, used or not (staff only)
 - ``/metrics``: Prometheus text
+
+The pages are live: each view asks the hub (through the service's :class:`.HubAPI`) for the
+servers running now, bounded in time (:data:`LIVE_TIMEOUT`) and size (:data:`LIVE_USERS`).
+What comes from the service's last pass (the charts, node-hours, or the servers when the hub
+does not answer in time) is shown "as of" that pass. Errors (a participant opening a staff
+page, a bad ``start``) are the hub's own error page.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -22,12 +31,20 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 
 from .. import charts
-from ..times import now_utc, parse_typed_time
-from .policy import cull_time, is_exempt, warning
+from ..login.accounts import AccountBook, AccountsFileError, load_accounts
+from ..times import now_utc, parse_machine_time, parse_typed_time
+from .attendance import attendance, attendance_csv, card_uses
+from .hub_api import PAGINATION, HubAPIError
+from .metrics import SESSION_BUCKETS
+from .policy import ServerInfo, cull_time, is_exempt, warning
 from .usage import sessions_csv, sessions_json
 
 TEMPLATES = Path(__file__).parent / "templates"
-CHART_POINTS = 300  # about one per two pixels of a chart: any longer record is reduced to its peaks
+CHART_POINTS = 300  # about one per pixel of a chart: any longer record is reduced to its peaks
+LIVE_TIMEOUT = 5.0  # seconds a page waits for the hub before it shows the service's last pass
+LIVE_USERS = 1000  # users with servers a page lists (five of the hub's pages); beyond, it says how many more
+ATTENDANCE_USERS = 10000  # hub users read for attendance; a hub with more gets no attendance
+ATTENDANCE_TIMEOUT = 20.0  # seconds attendance.csv waits for the hub's users
 
 
 def _time_arg(handler: web.RequestHandler, name: str) -> datetime | None:
@@ -40,10 +57,122 @@ def _time_arg(handler: web.RequestHandler, name: str) -> datetime | None:
         raise web.HTTPError(400, f"{name}: {e}") from None
 
 
+@dataclass
+class Listing:
+    """Hub users, as far as a bounded listing went: ``total`` is the hub's count of all that
+    matched (None if it did not say)."""
+
+    users: list[dict] = field(default_factory=list)
+    total: int | None = None
+
+    @property
+    def more(self) -> int:
+        return max(0, (self.total or 0) - len(self.users))
+
+
+async def list_users(hub, limit: int, state: str = "") -> Listing:
+    """Up to ``limit`` hub users (``state``: "active", "ready" or "" for all), page by page."""
+    listing = Listing()
+    offset = 0
+    while len(listing.users) < limit:
+        query = {"offset": offset, "limit": min(hub.page_size, limit - len(listing.users))}
+        if state:
+            query["state"] = state
+        status, page = await hub.request("GET", f"/users?{urlencode(query)}", accept=PAGINATION)
+        if status != 200:
+            raise HubAPIError(status, "listing users")
+        if not isinstance(page, dict):  # a hub without pagination: everything at once
+            listing.users.extend(page[: limit - len(listing.users)])
+            listing.total = len(page)
+            break
+        listing.users.extend(page["items"])
+        pagination = page.get("_pagination") or {}
+        listing.total = pagination.get("total", listing.total)
+        following = pagination.get("next")
+        if not following or not page["items"]:
+            break
+        offset = following["offset"]
+    return listing
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    """A line of the admin page's table of servers."""
+
+    user: str
+    name: str
+    profile: str | None
+    started: datetime | None
+    last_activity: datetime | None
+    state: str  # "running", "starting", "stopping"
+    stop: tuple[datetime, str] | None  # when it will be stopped, and why
+    kept_tonight: bool
+
+
+def server_info(user: dict, name: str, server: dict) -> ServerInfo:
+    """What the policy needs of one server of a hub user model."""
+    return ServerInfo(
+        user=user["name"],
+        name=name,
+        admin=bool(user.get("admin")),
+        groups=frozenset(user.get("groups") or ()),
+        started=parse_machine_time(server.get("started")),
+        last_activity=parse_machine_time(server.get("last_activity")),
+        ready=bool(server.get("ready")),
+        profile=(server.get("user_options") or {}).get("profile"),
+    )
+
+
+def running_servers(user: dict) -> list[ServerInfo]:
+    """The ready servers of a hub user model."""
+    return [server_info(user, name, s) for name, s in (user.get("servers") or {}).items() if s.get("ready")]
+
+
+def server_row(info: ServerInfo, kept: bool, policy, now: datetime, pending: str | None = None) -> ServerRow:
+    """A table row: a ready server with when it will be stopped, else starting or stopping."""
+    if info.ready:
+        state, stop = "running", cull_time(info, kept, policy, now)
+    else:
+        state, stop = ("stopping" if pending == "stop" else "starting"), None
+    return ServerRow(info.user, info.name, info.profile, info.started, info.last_activity, state, stop, kept)
+
+
+def server_rows(users, opted_out, policy, now: datetime) -> list[ServerRow]:
+    """Table rows for the servers of hub user models (running, and starting or stopping)."""
+    rows = [
+        server_row(
+            server_info(user, name, server), user["name"] in opted_out, policy, now, server.get("pending")
+        )
+        for user in users
+        for name, server in (user.get("servers") or {}).items()
+    ]
+    return sorted(rows, key=lambda r: (r.user, r.name))
+
+
+class AccountsCache:
+    """The accounts file, read again only when it changes (as the authenticator does)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._signature: tuple | None = None
+        self._book: AccountBook | None = None
+
+    def load(self) -> AccountBook:
+        st = os.stat(self.path)
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if signature != self._signature:
+            self._book, self._signature = load_accounts(self.path), signature
+        return self._book
+
+
 class ServiceHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def service(self):
         return self.settings["workshop_service"]
+
+    @property
+    def hub(self):
+        return self.service.hub
 
     def is_staff(self, user: dict) -> bool:
         return bool(user.get("admin")) or bool(set(user.get("groups") or ()) & set(self.service.staff_groups))
@@ -51,7 +180,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
     def require_staff(self) -> dict:
         user = self.current_user
         if not self.is_staff(user):
-            raise web.HTTPError(403, "Only workshop staff may see this page.")
+            raise web.HTTPError(403, "Only workshop staff may open this page.")
         return user
 
     @property
@@ -61,23 +190,49 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
     def local(self, moment: datetime | None) -> str:
         return moment.astimezone(self.zone).strftime("%a %H:%M") if moment else ""
 
+    def clock(self, moment: datetime | None) -> str:
+        """HH:MM:SS in the workshop's time zone: the "as of" of what is not live."""
+        return moment.astimezone(self.zone).strftime("%H:%M:%S") if moment else ""
+
+    def last_pass(self) -> datetime | None:
+        """When the service last sampled the hub (the end of its last pass)."""
+        span = self.service.store.sample_span()
+        return span[1] if span else None
+
     def write_error(self, status_code: int, **kwargs) -> None:
-        """Say what was wrong with a request (a bad ``start``, no access), not only the status."""
+        """The hub's own error page, saying what was wrong (a bad ``start``, no access)."""
         error = kwargs.get("exc_info", (None, None))[1]
         message = error.log_message if isinstance(error, web.HTTPError) and status_code < 500 else ""
-        self.finish(
-            f"<html><title>{status_code}: {escape(self._reason)}</title><body><h1>{status_code}: "
-            f"{escape(self._reason)}</h1><p>{escape(message or '')}</p></body></html>"
-        )
+        try:
+            user = self.current_user
+        except Exception:
+            user = None
+        try:
+            page = self.render_string_page(
+                "workshop-error.html",
+                user=user,
+                status_code=status_code,
+                status_message=self._reason,
+                message=message or "",
+            )
+        except Exception:
+            self.service.log.exception("Rendering the error page failed")
+            page = (
+                f"<html><title>{status_code}: {escape(self._reason)}</title><body><h1>{status_code}: "
+                f"{escape(self._reason)}</h1><p>{escape(message or '')}</p></body></html>"
+            )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(page)
 
-    def render_page(self, name: str, **ns) -> None:
-        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
-        user = self.current_user
+    def render_string_page(self, name: str, user: dict | None, **ns) -> str:
+        base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        hub_prefix = base + "hub/"
+        xsrf = self.xsrf_token.decode("ascii")
         namespace = dict(
             base_url=hub_prefix,
-            prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/"),
+            prefix=base,
             static_url=lambda path, include_version=True: f"{hub_prefix}static/{path}",
-            user=type("U", (), {"name": user["name"], "json_escaped_name": user["name"]})(),
+            user=type("U", (), {"name": user["name"], "json_escaped_name": user["name"]})() if user else None,
             login_url=f"{hub_prefix}login",
             logout_url=f"{hub_prefix}logout",
             services=[],
@@ -85,56 +240,139 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
             version_hash="",
             no_spawner_check=True,
             announcement="",
-            xsrf_token=self.xsrf_token.decode("ascii"),
-            xsrf=self.xsrf_token.decode("ascii"),
+            xsrf_token=xsrf,
+            xsrf=xsrf,
             service_prefix=self.settings["service_prefix"],
             local=self.local,
+            clock=self.clock,
             service=self.service,
+            zone_name=self.service.timezone or "UTC",
         )
         namespace.update(ns)
-        self.finish(self.settings["jinja_env"].get_template(name).render(**namespace))
+        return self.settings["jinja_env"].get_template(name).render(**namespace)
+
+    def render_page(self, name: str, **ns) -> None:
+        self.finish(self.render_string_page(name, self.current_user, **ns))
+
+    async def accounts(self) -> AccountBook:
+        """The accounts file's cards; HTTP 404/500 saying why there are none."""
+        cache = self.settings["accounts"]
+        if cache is None:
+            raise web.HTTPError(404, "Attendance needs the accounts file: set WorkshopService.accounts_file.")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, cache.load)
+        except (OSError, AccountsFileError) as e:
+            raise web.HTTPError(500, f"The accounts file cannot be read: {e}") from None
+
+    async def attendance_uses(self, timeout: float):
+        book = await self.accounts()
+        listing = await asyncio.wait_for(list_users(self.hub, ATTENDANCE_USERS), timeout)
+        if listing.more:
+            raise web.HTTPError(
+                503, f"The hub has more than {ATTENDANCE_USERS} users; attendance reads at most that many."
+            )
+        return card_uses(book.values(), listing.users)
 
 
 class MainHandler(ServiceHandler):
     @web.authenticated
-    def get(self):
+    async def get(self):
         user = self.current_user
-        service, culler = self.service, self.service.culler
+        service = self.service
         now = now_utc()
         night = service.policy.night
-        opted_out = culler.opted_out(now)
-        mine = [s for s in culler.servers if s.user == user["name"]]
+        opted_out = service.culler.opted_out(now)
         exempt = is_exempt(bool(user.get("admin")), user.get("groups") or (), service.policy)
-        context = dict(
+        if not self.is_staff(user):
+            return await self.opt_out_page(user, now, opted_out, exempt)
+        live, attendance_view = await asyncio.gather(
+            self.live_servers(now, opted_out), self.attendance_view(LIVE_TIMEOUT)
+        )
+        rows, listing, live_error = live
+        running = [r for r in rows if r.state == "running"]
+        active, running_samples = self.sample_charts()
+        durations = service.store.duration_histogram(SESSION_BUCKETS)  # counted by the database
+        nh = service.culler.node_hours()
+        self.render_page(
+            "workshop-admin.html",
             now=now,
             night=night,
             next_night=night.next(now) if night else None,
             opted_out_tonight=user["name"] in opted_out,
-            warning=warning(bool(mine), user["name"] in opted_out, exempt, service.policy, now),
             exempt=exempt,
             message=self.get_argument("done", ""),
-        )
-        if not self.is_staff(user):
-            return self.render_page("workshop-optout.html", **context)
-        rows = []
-        for server in sorted(culler.servers, key=lambda s: (s.user, s.name)):
-            when = cull_time(server, server.user in opted_out, service.policy, now)
-            rows.append((server, when))
-        active, running = self.sample_charts()
-        durations = service.metrics.session_duration_counts()  # kept current by the service
-        nh = culler.node_hours()
-        self.render_page(
-            "workshop-admin.html",
-            **context,
             rows=rows,
+            running=len(running),
+            starting=sum(r.state == "starting" for r in rows),
+            more_users=listing.more if listing else 0,
+            listed_users=len(listing.users) if listing else 0,
+            live_error=live_error,
+            last_pass=self.last_pass(),
             culls=service.store.culls_by_reason(),
             opt_outs=sorted(opted_out),
             node_hours=nh,
             cost=nh * service.price_per_node_hour,
             active_chart=charts.line_chart("Active users", active),
-            running_chart=charts.line_chart("Running servers", running),
-            duration_chart=charts.bar_chart("Session durations (sessions)", charts.duration_bars(durations)),
+            running_chart=charts.line_chart("Running servers", running_samples),
+            duration_chart=charts.bar_chart("Finished sessions by length", charts.duration_bars(durations)),
             sessions=sum(count for _, count in durations),
+            attendance=attendance_view,
+        )
+
+    async def live_servers(self, now: datetime, opted_out: set[str]):
+        """(rows, listing, error): the servers now, from the hub; the last pass's if the hub
+        does not answer within LIVE_TIMEOUT (``listing`` is None and ``error`` says why)."""
+        policy = self.service.policy
+        try:
+            listing = await asyncio.wait_for(list_users(self.hub, LIVE_USERS, state="active"), LIVE_TIMEOUT)
+        except (TimeoutError, HubAPIError) as e:
+            self.service.log.warning(
+                "Admin page: the hub's servers are unavailable (%s); showing the last pass", e
+            )
+            rows = [
+                server_row(s, s.user in opted_out, policy, now)
+                for s in sorted(self.service.culler.servers, key=lambda s: (s.user, s.name))
+            ]
+            reason = "did not answer" if isinstance(e, TimeoutError) else f"answered {e.status}"
+            return rows, None, f"The hub {reason} within {LIVE_TIMEOUT:g} s"
+        return server_rows(listing.users, opted_out, policy, now), listing, None
+
+    async def attendance_view(self, timeout: float) -> dict:
+        """The attendance table's rows, or why there are none."""
+        try:
+            return {"rows": attendance(await self.attendance_uses(timeout))}
+        except web.HTTPError as e:
+            return {"error": e.log_message}
+        except (TimeoutError, HubAPIError):
+            return {"error": f"The hub did not list its users within {timeout:g} s; reload to try again."}
+
+    async def opt_out_page(self, user: dict, now: datetime, opted_out: set[str], exempt: bool) -> None:
+        service = self.service
+        as_of = None
+        try:
+            status, model = await asyncio.wait_for(
+                self.hub.request("GET", f"/users/{quote(user['name'], safe='')}"), LIVE_TIMEOUT
+            )
+            if status != 200:
+                raise HubAPIError(status, "reading the user")
+            mine = running_servers(model)
+        except (TimeoutError, HubAPIError) as e:
+            self.service.log.warning("Opt-out page: %s's servers are unavailable (%s)", user["name"], e)
+            mine = [s for s in service.culler.servers if s.user == user["name"] and s.ready]
+            as_of = self.last_pass()
+        night = service.policy.night
+        kept = user["name"] in opted_out
+        self.render_page(
+            "workshop-optout.html",
+            now=now,
+            night=night,
+            next_night=night.next(now) if night else None,
+            opted_out_tonight=kept,
+            warning=warning(bool(mine), kept, exempt, service.policy, now),
+            exempt=exempt,
+            message=self.get_argument("done", ""),
+            mine=[(s, cull_time(s, kept, service.policy, now)) for s in mine],
+            as_of=as_of,
         )
 
     def sample_charts(self):
@@ -184,6 +422,21 @@ class ExportHandler(ServiceHandler):
         self.finish("".join(buffer))
 
 
+class AttendanceHandler(ServiceHandler):
+    @web.authenticated
+    async def get(self):
+        self.require_staff()
+        try:
+            uses = await self.attendance_uses(ATTENDANCE_TIMEOUT)
+        except (TimeoutError, HubAPIError):
+            raise web.HTTPError(
+                503, f"The hub did not list its users within {ATTENDANCE_TIMEOUT:g} s; try again."
+            ) from None
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", 'attachment; filename="workshop-attendance.csv"')
+        self.finish(attendance_csv(uses))
+
+
 class MetricsHandler(web.RequestHandler):
     def get(self):
         service = self.settings["workshop_service"]
@@ -209,12 +462,14 @@ def make_app(service) -> web.Application:
             (prefix, MainHandler),
             (prefix + "opt-out", OptOutHandler),
             (prefix + r"usage\.(csv|json)", ExportHandler),
+            (prefix + r"attendance\.csv", AttendanceHandler),
             (prefix + "metrics", MetricsHandler),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ],
         hub_auth=hub_auth,
         workshop_service=service,
         service_prefix=prefix,
+        accounts=AccountsCache(service.accounts_file) if service.accounts_file else None,
         jinja_env=jinja2.Environment(loader=loader, autoescape=True),
         cookie_secret=secrets.token_bytes(32),
         xsrf_cookies=True,

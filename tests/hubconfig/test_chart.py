@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import stat
 import sys
 import tempfile
@@ -111,8 +112,14 @@ def test_the_chart_defaults(tmp_path):
         "users_per_node": 0,
         "price_per_node_hour": 0,
         "currency": "USD",
+        "accounts_file": "/etc/workshop/accounts/accounts.yaml",  # the authenticator's, for attendance
         "db_url": "sqlite:////srv/jupyterhub/workshop-usage.sqlite",  # on the hub's volume
+        # the hub's server events, written beside it by the handler the hub installs
+        "events_file": "/srv/jupyterhub/workshop-events.jsonl",
     }
+    [spool] = c.EventLogger.handlers
+    assert spool.baseFilename == "/srv/jupyterhub/workshop-events.jsonl"
+    assert not Path("/srv/jupyterhub/workshop-events.jsonl").exists()  # made at the first event, not here
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["workshop-service"]["scopes"] == ROLE_SCOPES and roles["workshop-service"]["services"] == [
         "workshop"
@@ -331,7 +338,10 @@ def test_what_z2jh_set_before_is_extended_not_replaced(tmp_path):
     c.JupyterHub.services = [{"name": "workshop", "api_token": "from-z2jh-secret"}, {"name": "other"}]
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:users:name"]}]
     c.JupyterHub.template_vars = {"org": "ESIP"}
+    own_events = logging.StreamHandler()  # e.g. from hub.extraConfig
+    c.EventLogger.handlers = [own_events]
     configured(tmp_path, chart_settings(cull={"night": {"start": "22:00", "end": "06:00"}}), c=c)
+    assert c.EventLogger.handlers[0] is own_events and len(c.EventLogger.handlers) == 2
     entry = service_entry(c)
     assert entry["api_token"] == "from-z2jh-secret" and entry["url"] == "http://hub:10101"
     assert [s["name"] for s in c.JupyterHub.services] == ["workshop", "other"]

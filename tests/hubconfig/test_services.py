@@ -38,6 +38,9 @@ def test_roles_are_least_privilege():
     roles = {r["name"]: r for r in workshop_roles()}
     assert roles["workshop-service"]["scopes"] == ROLE_SCOPES
     assert not any(s.startswith(("admin", "delete:users", "tokens")) for s in ROLE_SCOPES)
+    # read:users is the one scope that shows `created` (first sign-ins, for attendance); it holds
+    # the name, groups and activity the culler reads, and nothing of auth state or tokens
+    assert {"read:users", "list:users", "read:servers", "delete:servers"} == set(ROLE_SCOPES)
     assert "access:services!service=workshop" in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]
 
 
@@ -134,3 +137,18 @@ def test_night_warning_banner_shows_only_near_and_during_the_night():
     assert banner(User(False)) == "" and banner(None) == ""  # nothing running, nothing to warn about
     now["t"] = datetime(2026, 7, 15, 9, 0, tzinfo=UTC)  # 03:00 local, inside
     assert "being stopped for the night" in banner(User(True))
+
+
+def test_the_service_and_the_hub_handler_name_the_same_events_file(tmp_path, monkeypatch):
+    from traitlets.config import Config
+
+    from jupyterhub_workshop.hubconfig.services import install_server_events
+
+    monkeypatch.chdir(tmp_path)  # a relative name, resolved where the hub runs
+    c = Config()
+    workshop_service({"idle_timeout": 600}, tmp_path / "service.json", events_file="spool/events.jsonl")
+    handler = install_server_events(c, "spool/events.jsonl")
+    setting = json.loads((tmp_path / "service.json").read_text())["WorkshopService"]["events_file"]
+    assert setting == handler.baseFilename == str(tmp_path / "spool" / "events.jsonl")
+    assert c.EventLogger.handlers == [handler]
+    assert not (tmp_path / "spool").exists()  # nothing is written until the hub's first event

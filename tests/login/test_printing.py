@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -35,7 +35,7 @@ def test_cards_say_when_they_work_in_the_organizers_offset():
     denver = timezone(timedelta(hours=-6))
     start, end = datetime(2026, 7, 14, 8, tzinfo=denver), datetime(2026, 7, 16, 18, tzinfo=denver)
     assert validity_text(start, end) == "Works Tue 14 Jul 2026, 08:00 to Thu 16 Jul 2026, 18:00 (UTC-06:00)"
-    assert validity_text(start.astimezone(timezone.utc), None) == "Works from Tue 14 Jul 2026, 14:00 (UTC)"
+    assert validity_text(start.astimezone(UTC), None) == "Works from Tue 14 Jul 2026, 14:00 (UTC)"
     assert validity_text(None, end) == "Works until Thu 16 Jul 2026, 18:00 (UTC-06:00)"
     assert validity_text(None, None) == ""
     html = cards_html([Card("ws001", "pw")], valid_from=start, valid_until=end)

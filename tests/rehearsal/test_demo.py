@@ -155,6 +155,11 @@ def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):
     settings = json.loads(path.read_text())["WorkshopService"]
     assert settings["db_url"] == f"sqlite:///{tmp_path / 'workshop-usage.sqlite'}"
     assert (settings["night_start"], settings["night_end"]) == ("22:00", "06:00")
+    assert settings["accounts_file"] == str(tmp_path / "accounts.yaml")  # attendance on the admin page
+    # the hub's server events reach the service through a spool file in the state directory
+    spool = str(tmp_path / "workshop-events.jsonl")
+    assert settings["events_file"] == spool
+    assert [h.baseFilename for h in c.EventLogger.handlers] == [spool]
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,15 @@ ARTIFACTS = Path(
 class ServiceHub:
     """A hub with workshop cards, mock single-user servers and the workshop service."""
 
-    def __init__(self, root: Path, service_settings: dict, via_proxy: bool = False):
+    def __init__(
+        self,
+        root: Path,
+        service_settings: dict,
+        via_proxy: bool = False,
+        extra_config: str = "",
+        hub_env: dict | None = None,
+        proxy_class: type[FaultyProxy] = FaultyProxy,
+    ):
         self.root = root
         cards_dir = root / "cards"
         generate(cards_dir, Batch("ws", 4, 1))
@@ -46,16 +54,18 @@ class ServiceHub:
         self.db = root / "usage.sqlite"
         self.service_port = free_port()
         self.proxy: FaultyProxy | None = None
-        hub = HubProcess(root / "hub", "")
+        hub = HubProcess(root / "hub", "", env=hub_env)
+        # the hub's server events reach the service through this spool file
+        self.events_file = root / "workshop-events.jsonl"
         # WorkshopService traits: the hub configuration writes them to the service's config file
         settings = {"db_url": f"sqlite:///{self.db}", "cull_every": 0.5, "api_retries": 6, **service_settings}
         self.service_config = root / "workshop-service.json"
         if via_proxy:
-            self.proxy = FaultyProxy(f"http://127.0.0.1:{hub.hub_port}").start()
+            self.proxy = proxy_class(f"http://127.0.0.1:{hub.hub_port}").start()
             settings["api_url"] = f"{self.proxy.url}/hub/api"
         hub.config_text += f"""
 import sys
-from jupyterhub_workshop.hubconfig.services import workshop_roles, workshop_service
+from jupyterhub_workshop.hubconfig.services import install_server_events, workshop_roles, workshop_service
 c.JupyterHub.authenticator_class = "workshop"
 c.WorkshopAuthenticator.accounts_file = {str(cards_dir / "accounts.yaml")!r}
 c.WorkshopAuthenticator.instructors_are_admins = False
@@ -65,8 +75,11 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(root / "homes" / "{username
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.tests.mocksu"]
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
 c.JupyterHub.services.append(workshop_service({settings!r}, {str(self.service_config)!r},
-                                              url="http://127.0.0.1:{self.service_port}"))
+                                              url="http://127.0.0.1:{self.service_port}",
+                                              events_file={str(self.events_file)!r}))
 c.JupyterHub.load_roles.extend(workshop_roles())
+install_server_events(c, {str(self.events_file)!r})
+{extra_config}
 """
         self.hub = hub
         self.url = hub.url
@@ -127,6 +140,17 @@ async def open_service(session, hub: ServiceHub, path: str = "") -> tuple[int, s
         return r.status, await r.text()
 
 
+ANY_TIMES = re.compile(r"\w{3} \d\d:\d\d( – \w{3} \d\d:\d\d)?")  # first sign-ins: "Tue 09:12 – Tue 09:40"
+
+
+def attendance_cells(page: str, role: str) -> list:
+    """The cells of the admin page's attendance row for ``role``; the first sign-ins cell as
+    ANY_TIMES when it holds times."""
+    row = re.search(rf'<tr id="attendance-{role}"[^>]*>(.*?)</tr>', page, re.S).group(1)
+    cells = [re.sub(r"\s+", " ", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+    return [ANY_TIMES if ANY_TIMES.fullmatch(cell) else cell for cell in cells]
+
+
 def night_settings(active: bool) -> dict:
     zone = "America/Denver"
     now = datetime.now(ZoneInfo(zone))
@@ -139,9 +163,15 @@ def night_settings(active: bool) -> dict:
 # night culling, opt-out, exemptions, access control, exports, admin page
 
 
+def accounts_file(root: Path) -> dict:
+    """The setting that gives the service the cards ServiceHub makes (for attendance)."""
+    return {"accounts_file": str(root / "cards" / "accounts.yaml")}
+
+
 @pytest.fixture(scope="module")
 def night_hub(tmp_path_factory):
-    hub = ServiceHub(tmp_path_factory.mktemp("night"), night_settings(active=True)).start()
+    root = tmp_path_factory.mktemp("night")
+    hub = ServiceHub(root, {**night_settings(active=True), **accounts_file(root)}).start()
     yield hub
     hub.stop()
 
@@ -154,9 +184,16 @@ async def test_participant_sees_only_the_opt_out_page(night_hub):
         assert status == 200
         assert "Keep my server tonight" in page and 'id="servers"' not in page
         assert "/hub/static/css/style.min.css" in page  # the hub's own page template and styles
-        for path in ("usage.csv", "usage.json"):
-            status, _ = await open_service(s, hub, path)
-            assert status == 403
+        assert "You have no server running." in page
+        for path in ("usage.csv", "usage.json", "attendance.csv", "usage.csv?start=2026-07-14T00:00:00Z"):
+            async with s.get(hub.service_url + path) as r:
+                status, denied = r.status, await r.text()
+            assert status == 403 and r.content_type == "text/html", path
+            # the hub's error page (its template and stylesheet), saying why, with the way back
+            assert "/hub/static/css/style.min.css" in denied and '<div class="error">' in denied
+            assert "403 : Forbidden" in denied and "Only workshop staff may open this page." in denied
+            assert 'id="workshop-back"' in denied and "ws001" in denied  # signed in: the navbar shows who
+            assert "ws002" not in denied and "wsinstructor01" not in denied  # nothing about anyone else
 
 
 async def test_opt_out_needs_xsrf_and_keeps_the_server_through_the_night(night_hub):
@@ -206,6 +243,12 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert 'id="servers"' in page and "ws002" in page and "kept tonight" in page
         assert re.search(r"night <strong>1</strong>", page)
         assert page.count("<svg") == 3  # active users, running servers, session durations
+        # every card has signed in by now (test_opt_out_needs_xsrf_...), but ws003 only posted the
+        # login form: no browser request followed it, so the hub made the user and never saw it
+        # active, and its card does not count as used (a browser always follows the redirect)
+        assert hub.hub.api("/users/ws003")["last_activity"] is None
+        assert attendance_cells(page, "participant") == ["Participants", "4", "3", ANY_TIMES, "1", "0"]
+        assert attendance_cells(page, "instructor") == ["Instructors", "1", "1", ANY_TIMES, "0", "0"]
         status, csv_text = await open_service(s, hub, "usage.csv")
         assert status == 200
         assert csv_text.splitlines()[0] == "user,server,profile,started,stopped,duration_seconds,stop_reason"
@@ -226,11 +269,56 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         status, metrics = await open_service(s, hub, "metrics")
     assert status == 200
     assert 'workshop_culls_total{reason="night"} 1.0' in metrics
-    assert re.search(r"^workshop_running_servers 3\.0$", metrics, re.M)
+    # running servers are the hub's own metric (jupyterhub_running_servers); active users are ours
+    assert "workshop_running_servers" not in metrics
+    assert re.search(r"^workshop_active_users \d+\.0$", metrics, re.M)
     assert "workshop_session_duration_seconds_count 1.0" in metrics
 
 
-async def test_admin_page_renders_in_headless_chromium(night_hub):
+# What the browser test measures on each chart, table and the whole page, in CSS px as laid out.
+LAYOUT = """() => {
+  const texts = [];
+  for (const svg of document.querySelectorAll('svg.workshop-chart')) {
+    const box = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll('text')) {
+      const r = t.getBoundingClientRect();
+      texts.push({
+        text: t.textContent,
+        // the font size as drawn: the text's own size times the SVG's scale on the screen
+        px: parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a,
+        height: r.height,
+        inside: r.left >= box.left - 0.5 && r.right <= box.right + 0.5
+          && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5,
+      });
+    }
+  }
+  const boxes = {};
+  for (const id of ['servers-box', 'attendance-box']) {
+    const el = document.getElementById(id);
+    const before = el.scrollLeft;
+    el.scrollLeft = 60;  // does the box itself scroll?
+    boxes[id] = {overflowX: getComputedStyle(el).overflowX, scrollWidth: el.scrollWidth,
+                 clientWidth: el.clientWidth, scrolled: el.scrollLeft, right: el.getBoundingClientRect().right};
+    el.scrollLeft = before;
+  }
+  return {texts, boxes, charts: document.querySelectorAll('svg.workshop-chart').length,
+          documentWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+          navbar: getComputedStyle(document.querySelector('nav')).display};
+}"""
+
+
+async def browser_login(browser, hub: ServiceHub, name: str, width: int):
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"{hub.url}/hub/login")
+    await page.fill("#username_input", name)
+    await page.fill("#password_input", hub.cards[name].password)
+    await page.click("#login_submit")
+    await page.wait_for_function("!location.pathname.endsWith('/hub/login')")
+    return context, page
+
+
+async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(night_hub):
     playwright = pytest.importorskip(
         "playwright.async_api", reason="playwright (pip) is needed for the browser test"
     )
@@ -241,10 +329,12 @@ async def test_admin_page_renders_in_headless_chromium(night_hub):
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     hub = night_hub
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shots, layouts = [], {}
     async with playwright.async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=chromium,
             args=[
+                "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-background-networking",
@@ -254,23 +344,170 @@ async def test_admin_page_renders_in_headless_chromium(night_hub):
             ],
         )
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 1400})
-            await page.goto(f"{hub.url}/hub/login")
-            await page.fill("#username_input", "ws004")
-            await page.fill("#password_input", hub.cards["ws004"].password)
-            await page.click("#login_submit")
-            await page.wait_for_function("!location.pathname.endsWith('/hub/login')")
-            await page.goto(hub.service_url)
-            await page.wait_for_selector("#workshop-admin")
-            assert await page.locator("svg.workshop-chart").count() == 3
-            assert await page.locator("#servers tbody tr").count() >= 3
-            # the hub's stylesheet applied: the navbar is laid out, not an unstyled list
+            context, page = await browser_login(browser, hub, "ws004", 1280)
+            for width in (1280, 400):
+                await page.set_viewport_size({"width": width, "height": 900})
+                await page.goto(hub.service_url)
+                await page.wait_for_selector("#workshop-admin")
+                assert await page.locator("#servers tbody tr").count() >= 3
+                layouts[width] = await page.evaluate(LAYOUT)
+                shots.append(ARTIFACTS / f"workshop-admin-{width}.png")
+                await page.screenshot(path=str(shots[-1]), full_page=True)
+            await context.close()
+
+            # a participant who opens a staff-only export gets the hub's own error page, styled
+            context, page = await browser_login(browser, hub, "ws001", 400)
+            response = await page.goto(hub.service_url + "attendance.csv")
+            assert response.status == 403
+            assert (await page.inner_text(".error h1")).strip() == "403 : Forbidden"
             assert await page.evaluate("getComputedStyle(document.querySelector('nav')).display") != "inline"
-            shot = ARTIFACTS / "workshop-admin-page.png"
-            await page.screenshot(path=str(shot), full_page=True)
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 400
+            shots.append(ARTIFACTS / "workshop-403-400.png")
+            await page.screenshot(path=str(shots[-1]), full_page=True)
+            await context.close()
         finally:
             await browser.close()
-    assert shot.stat().st_size > 10_000
+    (ARTIFACTS / "workshop-admin-layout.json").write_text(
+        json.dumps(
+            {
+                width: {
+                    "smallest_chart_text_px": round(min(t["px"] for t in layout["texts"]), 2),
+                    **{k: v for k, v in layout.items() if k != "texts"},
+                }
+                for width, layout in layouts.items()
+            },
+            indent=2,
+        )
+    )
+    for width, layout in layouts.items():
+        assert layout["charts"] == 3 and layout["navbar"] != "inline"  # the hub's stylesheet applied
+        assert len(layout["texts"]) > 30
+        small = [(t["text"], round(t["px"], 1)) for t in layout["texts"] if t["px"] < 11 or t["height"] < 11]
+        assert not small, f"chart text under 11 px at {width} px wide: {small}"
+        outside = [t["text"] for t in layout["texts"] if not t["inside"]]
+        assert not outside, f"chart text outside its chart at {width} px wide: {outside}"
+        assert layout["documentWidth"] <= layout["viewport"], f"the page is wider than {width} px"
+        for box in layout["boxes"].values():
+            assert box["overflowX"] == "auto" and box["right"] <= layout["viewport"]
+    # at 400 px the servers' table is wider than the screen: its box scrolls, not the page
+    servers = layouts[400]["boxes"]["servers-box"]
+    assert servers["scrollWidth"] > servers["clientWidth"] and servers["scrolled"] > 0
+    assert layouts[1280]["boxes"]["servers-box"]["scrolled"] == 0  # wide enough: nothing to scroll
+    assert all(shot.stat().st_size > 10_000 for shot in shots)
+
+
+# --------------------------------------------------------------------------------------------
+# live pages between passes, attendance
+
+
+@pytest.fixture(scope="module")
+def live_hub(tmp_path_factory):
+    """A hub whose service makes one pass at start and then none for an hour: what its pages
+    show of the servers comes from the hub at the time of the view."""
+    root = tmp_path_factory.mktemp("live")
+    hub = ServiceHub(root, {"cull_every": 3600, **accounts_file(root)}, via_proxy=True).start()
+    wait_for(lambda: hub.samples() >= 1, 30, message="the service's first pass")
+    yield hub
+    hub.stop()
+
+
+async def test_pages_show_the_servers_now_not_at_the_last_pass(live_hub):
+    hub = live_hub
+    [(last_pass,)] = hub.query("SELECT max(at) FROM workshop_samples")  # 2026-07-14T09:00:00.000000Z
+    async with new_session() as participant, new_session() as staff:
+        assert (await login(participant, hub.url, "ws001", hub.cards["ws001"].password)).ok
+        assert (await login(staff, hub.url, "wsinstructor01", hub.cards["wsinstructor01"].password)).ok
+        status, page = await open_service(participant, hub)
+        assert status == 200 and "You have no server running." in page
+
+        hub.spawn("ws001")
+        status, page = await open_service(participant, hub)
+        assert "Your server is running, started" in page and "as of" not in page
+        status, page = await open_service(staff, hub)
+        assert re.search(r'id="running-count">1<', page) and "<td>ws001</td>" in page
+        assert "Servers live from the hub at" in page
+        # what is not live says when it is from: the charts, from the one pass at start
+        assert f"running servers as of {last_pass[11:19]} (UTC), the service's last pass" in page
+
+        hub.hub.api("/users/ws001/server", method="DELETE")
+        wait_for(lambda: not hub.running("ws001"), 30, message="ws001's server to stop")
+        status, page = await open_service(participant, hub)
+        assert "You have no server running." in page
+        status, page = await open_service(staff, hub)
+        assert re.search(r'id="running-count">0<', page) and "No servers running." in page
+    assert hub.samples() == 1  # all of it without another pass
+
+
+async def test_pages_show_the_last_pass_as_of_its_time_when_the_hub_does_not_answer(live_hub):
+    hub = live_hub
+    [(last_pass,)] = hub.query("SELECT max(at) FROM workshop_samples")
+    async with new_session() as participant, new_session() as staff:
+        assert (await login(participant, hub.url, "ws002", hub.cards["ws002"].password)).ok
+        assert (await login(staff, hub.url, "wsinstructor01", hub.cards["wsinstructor01"].password)).ok
+        for session in (participant, staff):  # signed in to the service (the hub's answer is cached)
+            assert (await open_service(session, hub))[0] == 200
+        hub.proxy.fail_next = 10**6  # from now on the hub's API answers the service only 503
+        try:
+            status, page = await open_service(staff, hub)
+            assert status == 200
+            assert f"The hub answered 503 within 5 s: servers as of {last_pass[11:19]} (UTC)" in page or (
+                f"The hub did not answer within 5 s: servers as of {last_pass[11:19]} (UTC)" in page
+            )
+            assert "Servers live from the hub" not in page
+            assert "The hub did not list its users within 5 s" in page  # attendance: none rather than wrong
+            status, page = await open_service(participant, hub)
+            assert status == 200 and f"(as of {last_pass[11:19]}: the hub did not answer just now)" in page
+        finally:
+            hub.proxy.fail_next = 0
+
+
+async def test_the_live_listing_is_bounded_and_says_how_many_more(live_hub):
+    from jupyterhub_workshop.service.hub_api import HubAPI
+    from jupyterhub_workshop.service.web import list_users
+
+    hub = live_hub
+    hub.hub.api(
+        "/users", method="POST", data=json.dumps({"usernames": ["guest1", "guest2", "guest3"]}).encode()
+    )
+    api = HubAPI(f"{hub.url}/hub/api", hub.hub.api_token, page_size=2)
+    try:
+        everyone = await list_users(api, 100)
+        bounded = await list_users(api, 3)
+    finally:
+        api.close()
+    assert len(everyone.users) == everyone.total >= 4 and everyone.more == 0  # in pages of 2
+    assert [u["name"] for u in bounded.users] == [u["name"] for u in everyone.users][:3]
+    assert bounded.total == everyone.total and bounded.more == everyone.total - 3
+
+
+async def test_attendance_counts_cards_from_the_accounts_file_and_the_hub(live_hub):
+    from jupyterhub_workshop.login.accounts import load_accounts, revoke, save_accounts
+
+    hub = live_hub
+    # signed in so far: ws001, ws002 and wsinstructor01 (the tests above); ws004 is in the hub's
+    # admin_users, so the hub made it at start, but it never signed in
+    assert hub.hub.api("/users/ws004")["last_activity"] is None
+    accounts = hub.root / "cards" / "accounts.yaml"
+    save_accounts(accounts, revoke(load_accounts(accounts), ["ws003"]))  # a lost card
+    async with new_session() as staff:
+        assert (await login(staff, hub.url, "wsinstructor01", hub.cards["wsinstructor01"].password)).ok
+        status, page = await open_service(staff, hub)
+        assert attendance_cells(page, "participant") == ["Participants", "4", "2", ANY_TIMES, "2", "1"]
+        assert attendance_cells(page, "instructor") == ["Instructors", "1", "1", ANY_TIMES, "0", "0"]
+        assert attendance_cells(page, "all") == ["All", "5", "3", ANY_TIMES, "2", "1"]
+        async with staff.get(hub.service_url + "attendance.csv") as r:
+            assert r.status == 200 and r.content_type == "text/csv"
+            assert r.headers["Content-Disposition"] == 'attachment; filename="workshop-attendance.csv"'
+            lines = (await r.text()).splitlines()
+    assert lines[0] == "username,role,used,first_sign_in,revoked"
+    rows = {line.split(",")[0]: line.split(",")[1:] for line in lines[1:]}
+    assert set(rows) == set(hub.cards)
+    assert rows["ws003"] == ["participant", "false", "", "true"]
+    assert rows["ws004"] == ["participant", "false", "", "false"]
+    role, used, first, revoked = rows["ws001"]
+    assert (role, used, revoked) == ("participant", "true", "false")
+    created = datetime.fromisoformat(hub.hub.api("/users/ws001")["created"])
+    assert datetime.fromisoformat(first) == created  # the hub's record of the first sign-in
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,18 +587,18 @@ def test_dry_run_stops_nothing_and_a_killed_service_loses_no_session(tmp_path):
         )
         victim = hub.service_pid()
         os.kill(victim, signal.SIGKILL)
-        hub.hub.api("/users/ws003/server", method="DELETE")  # stopped while the service is down
+        # stopped while the service is down: the hub's stop event waits in the spool for it
+        hub.hub.api("/users/ws003/server", method="DELETE")
         wait_for(lambda: not hub.running("ws003"), 20, message="ws003 to stop")
         wait_for(
             lambda: (hub.service_pid() or victim) != victim, 30, message="the hub to restart the service"
         )
         wait_for(
             lambda: (
-                hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws003'")
-                == [("unknown",)]
+                hub.query("SELECT stop_reason FROM workshop_sessions WHERE username = 'ws003'") == [("user",)]
             ),
             30,
-            message="the restarted service to close ws003's session",
+            message="the restarted service to close ws003's session as its user's stop",
         )
         rows_after = hub.query("SELECT id, username, started FROM workshop_sessions")
         assert rows_after == rows_before  # nothing lost, nothing duplicated

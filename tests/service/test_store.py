@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -13,9 +14,18 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from jupyterhub_workshop.service.events import ServerEvent, SpoolPosition
 from jupyterhub_workshop.service.series import bucket_peaks
-from jupyterhub_workshop.service.store import STOP_REASONS, SessionRow, UsageStore, normalize_url
+from jupyterhub_workshop.service.store import (
+    STOP_REASONS,
+    ListedServer,
+    SessionRow,
+    UsageStore,
+    normalize_url,
+)
+from jupyterhub_workshop.usage_accounting import NodeHours
 
 UTC = UTC
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -144,15 +154,222 @@ def test_sample_peaks_in_sql_match_their_definition(store, db_url):
         fallback.close()
 
 
-def test_culls_by_reason_excludes_dry_runs(store):
-    store.record_cull(T0, "a", "", "idle", False)
-    store.record_cull(T0, "b", "", "idle", False)
-    store.record_cull(T0, "c", "", "night", False)
-    store.record_cull(T0, "d", "", "max-age", True)
-    store.record_cull(T0, "e", "", "night", True)
-    assert store.culls_by_reason() == {"idle": 2, "night": 1}
+def test_a_cull_is_counted_once_from_the_session_it_closes(store):
+    for user in "abcde":
+        store.open_session(user, "", None, T0)
+    # decided and sent; decided again at the next pass (the first stop failed): one cull row
+    first = store.record_cull(T0, "a", "", "idle", False, sent=T0)
+    assert store.record_cull(T0 + timedelta(minutes=1), "a", "", "idle", False, sent=T0) == first
+    store.record_cull(T0, "b", "", "night", False, sent=T0)
+    store.record_cull(T0, "c", "", "max-age", True)  # dry runs close nothing
+    store.record_cull(T0, "c", "", "max-age", True)
+    assert store.culls_by_reason() == {}  # decisions are not culls until their session closes
+    assert set(store.sent_culls()) == {("a", ""), ("b", "")}
+    # whatever closes the session (an event, a pass, after a restart), it closes as the cull
+    [a_closed] = store.apply_server_events([ServerEvent(T0 + timedelta(seconds=5), "stop", "a", "")])
+    assert (a_closed.reason, a_closed.stopped) == ("idle", T0 + timedelta(seconds=5))
+    [b_closed] = store.reconcile([], {("c", ""), ("d", ""), ("e", "")}, T0 + timedelta(minutes=2), "unknown")
+    assert (b_closed.user, b_closed.reason) == ("b", "night")
+    store.close_session("d", "", T0 + timedelta(hours=1), "user")
+    assert store.culls_by_reason() == {"idle": 1, "night": 1}
+    # one row per session for real culls, one per session for dry runs
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT username, dry_run FROM workshop_culls ORDER BY username")).all()
+    assert [(user, bool(dry)) for user, dry in rows] == [("a", False), ("b", False), ("c", True)]
+    assert store.sent_culls() == {}
     with pytest.raises(ValueError):
-        store.record_cull(T0, "f", "", "because", False)
+        store.record_cull(T0, "e", "", "user", False)  # not a cull reason
+
+
+def test_a_refused_stop_is_not_the_cull_of_a_later_stop(store):
+    store.open_session("a", "", None, T0)
+    cull = store.record_cull(T0, "a", "", "idle", False, sent=T0)
+    store.clear_stop_sent([cull])  # the hub refused; the user stops the server later
+    [closed] = store.apply_server_events([ServerEvent(T0 + timedelta(hours=1), "stop", "a", "")])
+    assert closed.reason == "user" and store.culls_by_reason() == {}
+
+
+def test_server_events_open_and_close_sessions_at_their_times(store):
+    t = [T0 + timedelta(seconds=i) for i in range(10)]
+    events = [
+        ServerEvent(t[0], "start", "a", ""),
+        ServerEvent(t[1], "start", "a", "gpu"),
+        ServerEvent(t[2], "stop", "a", ""),
+        ServerEvent(t[3], "start", "b", ""),
+        ServerEvent(t[4], "start", "a", ""),
+    ]
+    changes = store.apply_server_events(events)
+    assert [(c.opened, c.user, c.server) for c in changes] == [
+        (True, "a", ""),
+        (True, "a", "gpu"),
+        (False, "a", ""),
+        (True, "b", ""),
+        (True, "a", ""),
+    ]
+    assert changes[2].reason == "user" and changes[2].stopped == t[2]
+    rows = [(r.user, r.server, r.started, r.stopped, r.stop_reason) for r in store.iter_sessions()]
+    assert rows == [
+        ("a", "", t[0], t[2], "user"),
+        ("a", "gpu", t[1], None, None),
+        ("b", "", t[3], None, None),
+        ("a", "", t[4], None, None),
+    ]
+    # read again (a spool read twice, a crash before the position was saved): nothing changes
+    assert store.apply_server_events(events) == []
+    assert [(r.user, r.server, r.started, r.stopped) for r in store.iter_sessions()] == [
+        row[:4] for row in rows
+    ]
+    # a stop older than the open session's start, a start while one is open: ignored
+    assert (
+        store.apply_server_events([ServerEvent(t[3], "stop", "a", ""), ServerEvent(t[5], "start", "b", "")])
+        == []
+    )
+
+
+def test_spool_position_is_saved_with_the_events(store):
+    assert store.spool_position("server-actions", "/srv/x.jsonl") is None
+    position = SpoolPosition("64:1234", 4096)
+    store.apply_server_events(
+        [ServerEvent(T0, "start", "a", "")], ("server-actions", "/srv/x.jsonl", position)
+    )
+    assert store.spool_position("server-actions", "/srv/x.jsonl") == position
+    assert store.spool_position("server-actions", "/elsewhere.jsonl") is None  # moved: start afresh
+    store.save_spool_position("server-actions", "/srv/x.jsonl", SpoolPosition("64:99", 10))
+    assert store.spool_position("server-actions", "/srv/x.jsonl") == SpoolPosition("64:99", 10)
+
+
+def test_reconcile_opens_fills_profiles_and_closes_what_is_gone(store):
+    store.apply_server_events([ServerEvent(T0, "start", "a", ""), ServerEvent(T0, "start", "gone", "")])
+    now = T0 + timedelta(minutes=1)
+    running = [
+        ListedServer("a", "", "large", T0 - timedelta(seconds=3)),  # opened by its event: profile added
+        ListedServer("b", "", "small", T0 + timedelta(seconds=20)),  # new to the records
+        ListedServer("c", "named", None, None),  # the hub gives no start: now
+    ]
+    present = {("a", ""), ("b", ""), ("c", "named"), ("d", "")}  # d: still starting
+    changes = store.reconcile(running, present, now, "unknown")
+    assert sorted((c.opened, c.user, c.reason) for c in changes) == [
+        (False, "gone", "unknown"),
+        (True, "b", None),
+        (True, "c", None),
+    ]
+    rows = {r.user: r for r in store.iter_sessions()}
+    assert (rows["a"].started, rows["a"].profile) == (T0, "large")  # the event's start is kept
+    assert (rows["b"].started, rows["b"].profile) == (T0 + timedelta(seconds=20), "small")
+    assert rows["c"].started == now and rows["gone"].stopped == now
+    assert store.reconcile(running, present, now, "unknown") == []  # idempotent
+    with pytest.raises(ValueError):
+        store.reconcile([], set(), now, "bored")
+
+
+def test_a_close_never_goes_before_its_start(store):
+    store.open_session("a", "", None, T0 + timedelta(seconds=2))
+    change = store.close_open_session("a", "", T0 + timedelta(seconds=5), "unknown")
+    assert change.stopped == T0 + timedelta(seconds=5)
+    store.open_session("b", "", None, T0 + timedelta(seconds=2))  # the hub's clock ran ahead
+    [closed] = store.reconcile([], set(), T0, "unknown")
+    assert closed.stopped == T0 + timedelta(seconds=2)
+    assert store.close_open_session("nobody", "", T0, "unknown") is None
+
+
+def test_set_profile_names_the_latest_session_once(store):
+    store.apply_server_events(
+        [ServerEvent(T0, "start", "a", ""), ServerEvent(T0 + timedelta(seconds=2), "stop", "a", "")]
+    )
+    assert store.set_profile("a", "", "gpu")  # a short session, already over
+    assert not store.set_profile("a", "", "small")  # has one
+    assert not store.set_profile("nobody", "", "small")
+    assert [r.profile for r in store.iter_sessions()] == ["gpu"]
+
+
+def duration_buckets(durations, bounds):
+    """The reference: Prometheus' le buckets counted in Python."""
+    counts = [0] * len(bounds)
+    for seconds in durations:
+        counts[next(i for i, bound in enumerate(bounds) if seconds <= bound)] += 1
+    return list(zip(bounds, counts))
+
+
+class StoreWithoutDurationArithmetic(UsageStore):
+    def _duration_expression(self):
+        return None
+
+
+def test_duration_histogram_is_counted_by_the_database(store, db_url):
+    rng = random.Random(5)
+    bounds = [300, 900, 1800, 3600, 7200]
+    exact = [299.999999, 300, 300.000001, 0, 3600, 7200.5, 86400 * 3]
+    durations = exact + [rng.uniform(0, 20000) for _ in range(300)]
+    for i, seconds in enumerate(durations):
+        started = T0 + timedelta(seconds=rng.uniform(0, 86400), microseconds=rng.randrange(10**6))
+        store.open_session(f"u{i}", "", None, started)
+        store.close_session(f"u{i}", "", started + timedelta(seconds=seconds), "idle")
+    store.open_session("running", "", None, T0)  # not finished: not counted
+    expected = duration_buckets(list(store.session_durations()), [*bounds, math.inf])
+    assert [b for b, _ in expected] == [300, 900, 1800, 3600, 7200, math.inf]
+    assert store.duration_histogram(bounds) == expected
+    assert store.duration_histogram([*bounds, math.inf]) == expected
+    assert sum(count for _, count in expected) == len(durations)
+    assert expected[0][1] >= 3 and expected[-1][1] >= 1  # boundaries land in the buckets they bound
+    fallback = StoreWithoutDurationArithmetic(db_url)
+    try:
+        assert fallback.duration_histogram(bounds) == expected
+    finally:
+        fallback.close()
+    for bad in ([300, 300], [900, 300], [math.inf, 300]):
+        with pytest.raises(ValueError):
+            store.duration_histogram(bad)
+    assert store.duration_histogram([]) == [(math.inf, len(durations))]
+
+
+def test_duration_histogram_groups_in_the_database(store):
+    for i in range(50):
+        store.open_session(f"u{i}", "", None, T0)
+        store.close_session(f"u{i}", "", T0 + timedelta(seconds=60 * i), "idle")
+    statements = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert sum(count for _, count in store.duration_histogram([600, 1800])) == 50
+    [query] = [s for s in statements if "workshop_sessions" in s]
+    assert "GROUP BY" in query.upper() and "CASE" in query.upper()
+
+
+def test_node_seconds_sum_in_the_database_match_their_definition(store, db_url):
+    rng = random.Random(11)
+    times = [
+        T0 + timedelta(seconds=60 * i + rng.uniform(0, 30), microseconds=rng.randrange(10**6))
+        for i in range(500)
+    ]
+    rng.shuffle(times)
+    for at in times:
+        store.record_sample(at, 0, rng.randint(0, 45))
+    reference = NodeHours.from_samples(((s.at, s.running_servers) for s in store.samples()), 8)
+    meter = store.node_seconds(8)
+    # to the millisecond of each of 500 samples, at most 6 nodes
+    assert math.isclose(meter.seconds, reference.seconds, abs_tol=0.001 * 500 * 6)
+    assert meter.last == reference.last
+    before = reference.seconds
+    # it continues like the reference
+    meter.add(max(times) + timedelta(minutes=5), 3)
+    reference.add(max(times) + timedelta(minutes=5), 3)
+    assert math.isclose(meter.seconds, reference.seconds, abs_tol=0.001 * 500 * 6)
+    fallback = UsageStore(db_url)
+    try:
+        fallback.dialect = "elsewhere"  # a database without window functions: summed in Python
+        streamed = fallback.node_seconds(8)
+        assert math.isclose(streamed.seconds, before, rel_tol=1e-9)
+    finally:
+        fallback.close()
+
+
+def test_samples_keep_the_peaks_between_them(store):
+    store.record_sample(T0, 1, 2)  # an older row: no peaks kept
+    store.record_sample(T0 + timedelta(minutes=1), 0, 0, peak_active_users=4, peak_running_servers=5)
+    store.record_sample(T0 + timedelta(minutes=2), 3, 3, peak_active_users=1, peak_running_servers=2)
+    rows = store.samples()
+    assert [(r.peak_active_users, r.peak_running_servers) for r in rows] == [(None, None), (4, 5), (3, 3)]
+    # the charts show the peaks, never below the values at the sample
+    assert [values for _, values in store.sample_peaks(3)] == [(1, 2), (4, 5), (3, 3)]
+    assert max(running for _, (_, running) in store.sample_peaks(1)) == 5
 
 
 def test_opt_outs_per_night_are_idempotent(store):
