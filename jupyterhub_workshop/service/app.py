@@ -15,9 +15,10 @@ import sys
 from datetime import timedelta
 from urllib.parse import urlparse
 
-from traitlets import Bool, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
+from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule
 from .culler import Culler
 from .events import EventSpoolReader
 from .hub_api import HubAPI, HubAPIError
@@ -160,6 +161,57 @@ class WorkshopService(Application):
         if proposal.value <= 0:
             raise TraitError(f"events_poll_interval must be more than 0 seconds, not {proposal.value}")
         return proposal.value
+
+    schedule = Dict(
+        {},
+        help="""
+        The workshop's timetable, to keep capacity warm before each session: a mapping with
+        ``timeZone``, ``sessions`` (each ``{days, start, end}``, days as weekdays Mon..Sun or
+        dates), optional ``from``/``until`` dates and ``expected`` people (default: the
+        participant cards of ``accounts_file``). See jupyterhub_workshop.schedule. Empty: no
+        pre-warm.
+        """,
+    ).tag(config=True)
+
+    @validate("schedule")
+    def _parsed_schedule(self, proposal):
+        if proposal.value:
+            try:
+                Schedule.parse(proposal.value)
+            except ValueError as e:
+                raise TraitError(str(e)) from None
+        return proposal.value
+
+    prewarm_lead = Float(
+        DEFAULT_LEAD.total_seconds() / 60,
+        min=0,
+        help="Minutes before each session's start from which capacity is kept warm (nodes take ~5 to boot).",
+    ).tag(config=True)
+    prewarm_hold = Float(
+        DEFAULT_HOLD.total_seconds() / 60,
+        min=0,
+        help="Minutes after each session's start until which capacity is kept warm (when the arrivals are in).",
+    ).tag(config=True)
+    prewarm_deployment = Unicode(
+        "",
+        help="""
+        The Deployment of placeholder pods whose replica count the service sets (through its
+        scale subresource) to keep capacity warm: the chart's ``workshop-prewarm``. Empty: the
+        service decides and shows the count, and scales nothing.
+        """,
+    ).tag(config=True)
+    prewarm_namespace = Unicode(
+        help="Namespace of prewarm_deployment. Default: $POD_NAMESPACE, else the pod's own namespace."
+    ).tag(config=True)
+
+    @default("prewarm_namespace")
+    def _default_prewarm_namespace(self):
+        namespace = os.environ.get("POD_NAMESPACE", "")
+        path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        if not namespace and os.path.exists(path):
+            with open(path) as f:
+                namespace = f.read().strip()
+        return namespace or "default"
 
     api_url = Unicode(help="Hub API URL (from JUPYTERHUB_API_URL).").tag(config=True)
 
