@@ -297,7 +297,7 @@ def test_bad_cards_file_and_too_few_cards_exit_2(tmp_path, capsys):
     cards = tmp_path / "cards.csv"
     cards.write_text(cards_csv([Card("a", "b")]))
     assert main(["loadtest", "--url", "http://127.0.0.1:1", "--cards", str(cards), "--users", "2"]) == 2
-    assert "only 1 cards" in capsys.readouterr().err
+    assert "only 1 card" in capsys.readouterr().err
     assert (
         main(
             [
@@ -391,6 +391,7 @@ async def scripted_hub(passwords: dict[str, str]):
         raise resp
 
     async def spawn(request):
+        seen[f"spawn {request.cookies['user']}"] += 1
         raise web.HTTPFound(f"/hub/spawn-pending/{request.cookies['user']}")
 
     async def progress(request):
@@ -403,6 +404,8 @@ async def scripted_hub(passwords: dict[str, str]):
 
     async def user_model(request):
         name = request.match_info["name"]
+        if not seen[f"spawn {name}"]:  # before the participant starts it, no server runs
+            return web.json_response({"name": name, "pending": None, "servers": {}})
         seen[f"poll {name}"] += 1
         return web.json_response(
             {"name": name, "pending": None, "servers": {"": {"ready": True, "url": f"/user/{name}/"}}}
