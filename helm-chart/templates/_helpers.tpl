@@ -130,6 +130,7 @@ release: {{ .Release.Name | quote }}
       "databaseFromSecret" (eq (include "workshop.databaseFromSecret" .) "true")
       "databaseSecret" (include "workshop.databaseSecretName" .)
       "sqliteUrl" "sqlite:////srv/jupyterhub/workshop-usage.sqlite"
+      "prewarmDeployment" (ternary (include "workshop.prewarmName" .) "" (dig "prewarm" "enabled" false .Values.workshop | default false))
 }}
 {{- $_ := set $ws "wiring" $wiring }}
 {{- dict "custom" (dict "workshop" $ws) | toYaml }}
@@ -212,6 +213,7 @@ release: {{ .Release.Name | quote }}
 
 {{- include "workshop.checkHubCommand" . }}
 {{- include "workshop.checkPostStart" . }}
+{{- include "workshop.checkPrewarm" . }}
 {{- end }}
 
 {{- /*
@@ -304,6 +306,148 @@ release: {{ .Release.Name | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /*
+  Pre-warm (workshop.prewarm): node-sized placeholder pods in the Deployment the workshop
+  service scales, at a priority below user pods', scheduled where user pods go. z2jh's names
+  (the hub's service account, the user scheduler) come from z2jh's own name templates, which
+  it lets a parent chart call; its values are read from .Values.jupyterhub, where Helm has
+  merged them with z2jh's defaults.
+*/}}
+
+{{- /* The placeholder Deployment; the service gets its name as wiring.prewarmDeployment */}}
+{{- define "workshop.prewarmName" -}}
+workshop-prewarm
+{{- end }}
+
+{{- /* The placeholders' PriorityClass: cluster-scoped, so named after namespace and release */}}
+{{- define "workshop.prewarmPriorityClassName" -}}
+{{- printf "%s-%s-prewarm" .Release.Namespace .Release.Name }}
+{{- end }}
+
+{{- /* z2jh's hub ServiceAccount (the identity of the hub pod, and of the service inside it) */}}
+{{- define "workshop.hubServiceAccount" -}}
+{{- $account := dig "hub" "serviceAccount" dict (.Values.jupyterhub | default dict) }}
+{{- if $account.create }}
+{{- $account.name | default (printf "%shub" (include "jupyterhub.fullname.dash" .)) }}
+{{- else }}
+{{- $account.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{- /* User pods' priority: z2jh's default-priority class with podPriority.enabled, else none (0) */}}
+{{- define "workshop.userPodPriority" -}}
+{{- $podPriority := dig "scheduling" "podPriority" dict (.Values.jupyterhub | default dict) }}
+{{- if $podPriority.enabled }}{{ int64 ($podPriority.defaultPriority | default 0) }}{{ else }}0{{ end }}
+{{- end }}
+
+{{- /*
+  A placeholder's requests, as JSON: a whole node's users, workshop.service.usersPerNode x
+  jupyterhub.singleuser.cpu.guarantee and .memory.guarantee (KubeSpawner reads memory as bytes
+  or a number with K, M, G, T, powers of 1024, and truncates to whole bytes); {"problems": [...]}
+  naming what is missing or unreadable.
+*/}}
+{{- define "workshop.prewarmRequests" -}}
+{{- $jh := .Values.jupyterhub | default dict }}
+{{- $users := int64 (dig "service" "usersPerNode" 0 .Values.workshop | default 0) }}
+{{- $cpu := dig "singleuser" "cpu" "guarantee" "" $jh }}
+{{- $memory := dig "singleuser" "memory" "guarantee" "" $jh }}
+{{- $problems := list }}
+{{- if lt $users 1 }}
+{{- $problems = append $problems "workshop.service.usersPerNode is 0: set how many users' guarantees fit on one node (`jupyterhub-workshop plan` prints it)" }}
+{{- end }}
+{{- $milliPerUser := 0 }}
+{{- if and (or (kindIs "float64" $cpu) (kindIs "int64" $cpu) (kindIs "int" $cpu)) (gt (float64 $cpu) 0.0) }}
+{{- $milliPerUser = ceil (round (mulf $cpu 1000) 3) | int64 }}
+{{- else if or (kindIs "invalid" $cpu) (and (kindIs "string" $cpu) (not $cpu)) }}
+{{- $problems = append $problems "jupyterhub.singleuser.cpu.guarantee is not set: set the cores each user is guaranteed, e.g. 1.75" }}
+{{- else }}
+{{- $problems = append $problems (printf "jupyterhub.singleuser.cpu.guarantee is %s: it must be more than 0 cores" (toJson $cpu)) }}
+{{- end }}
+{{- $bytesPerUser := 0 }}
+{{- $units := dict "K" 1024 "M" 1048576 "G" 1073741824 "T" 1099511627776 }}
+{{- if and (or (kindIs "float64" $memory) (kindIs "int64" $memory) (kindIs "int" $memory)) (gt (float64 $memory) 0.0) }}
+{{- $bytesPerUser = floor $memory | int64 }}
+{{- else if and (kindIs "string" $memory) (regexMatch "^[0-9]+(\\.[0-9]+)?[KMGT]$" $memory) }}
+{{- $bytesPerUser = floor (mulf (regexFind "^[0-9.]+" $memory) (get $units (trimPrefix (regexFind "^[0-9.]+" $memory) $memory))) | int64 }}
+{{- end }}
+{{- if or (kindIs "invalid" $memory) (and (kindIs "string" $memory) (not $memory)) }}
+{{- $problems = append $problems "jupyterhub.singleuser.memory.guarantee is not set: set the memory each user is guaranteed, e.g. 7G" }}
+{{- else if lt $bytesPerUser 1 }}
+{{- $problems = append $problems (printf "jupyterhub.singleuser.memory.guarantee is %s: give bytes or a number with K, M, G or T (KubeSpawner's units, powers of 1024), e.g. 7G" (toJson $memory)) }}
+{{- end }}
+{{- if $problems }}
+{{- dict "problems" $problems | toJson }}
+{{- else }}
+{{- $milli := mul $users $milliPerUser }}
+{{- $bytes := mul $users $bytesPerUser }}
+{{- $cpuText := ternary (printf "%d" (div $milli 1000)) (printf "%dm" $milli) (eq (mod $milli 1000) 0) }}
+{{- $memoryText := printf "%d" $bytes }}
+{{- range list (list 1099511627776 "Ti") (list 1073741824 "Gi") (list 1048576 "Mi") (list 1024 "Ki") }}
+{{- if and (eq $memoryText (printf "%d" $bytes)) (eq (mod $bytes (index . 0)) 0) }}
+{{- $memoryText = printf "%d%s" (div $bytes (index . 0)) (index . 1) }}
+{{- end }}
+{{- end }}
+{{- dict "cpu" $cpuText "memory" $memoryText | toJson }}
+{{- end }}
+{{- end }}
+
+{{- /*
+  The affinity z2jh gives user pods (what KubeSpawner receives from its jupyterhub_config.py):
+  singleuser.extraNodeAffinity, then the node-purpose term of
+  scheduling.userPods.nodeAffinity.matchNodePurpose (require or prefer), and
+  singleuser.extraPodAffinity and extraPodAntiAffinity. As YAML; "" when there is none.
+*/}}
+{{- define "workshop.userAffinity" -}}
+{{- $jh := .Values.jupyterhub | default dict }}
+{{- $purpose := dig "scheduling" "userPods" "nodeAffinity" "matchNodePurpose" "" $jh }}
+{{- $userNodes := dict "matchExpressions" (list (dict "key" "hub.jupyter.org/node-purpose" "operator" "In" "values" (list "user"))) }}
+{{- $required := dig "singleuser" "extraNodeAffinity" "required" list $jh | default list }}
+{{- $preferred := dig "singleuser" "extraNodeAffinity" "preferred" list $jh | default list }}
+{{- if eq $purpose "require" }}{{ $required = append $required $userNodes }}{{ end }}
+{{- if eq $purpose "prefer" }}{{ $preferred = append $preferred (dict "weight" 100 "preference" $userNodes) }}{{ end }}
+{{- $affinity := dict }}
+{{- $nodeAffinity := dict }}
+{{- with $required }}{{ $_ := set $nodeAffinity "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" .) }}{{ end }}
+{{- with $preferred }}{{ $_ := set $nodeAffinity "preferredDuringSchedulingIgnoredDuringExecution" . }}{{ end }}
+{{- with $nodeAffinity }}{{ $_ := set $affinity "nodeAffinity" . }}{{ end }}
+{{- range $kind, $key := dict "podAffinity" "extraPodAffinity" "podAntiAffinity" "extraPodAntiAffinity" }}
+{{- $terms := dict }}
+{{- with dig "singleuser" $key "required" list $jh }}{{ $_ := set $terms "requiredDuringSchedulingIgnoredDuringExecution" . }}{{ end }}
+{{- with dig "singleuser" $key "preferred" list $jh }}{{ $_ := set $terms "preferredDuringSchedulingIgnoredDuringExecution" . }}{{ end }}
+{{- with $terms }}{{ $_ := set $affinity $kind . }}{{ end }}
+{{- end }}
+{{- with $affinity }}{{ toYaml . }}{{ end }}
+{{- end }}
+
+{{- /*
+  Pre-warm needs what it is built from, and a user's pod must outrank every placeholder: a
+  placeholder at the user pods' priority or above would not be preempted, and the user would
+  wait for a new node beside a warm one.
+*/}}
+{{- define "workshop.checkPrewarm" -}}
+{{- $ws := .Values.workshop }}
+{{- $jh := .Values.jupyterhub | default dict }}
+{{- $prewarm := $ws.prewarm | default dict }}
+{{- if $prewarm.enabled }}
+{{- if not (dig "schedule" "sessions" list $ws) }}
+{{- fail "workshop.prewarm.enabled is true but workshop.schedule has no sessions: the workshop service keeps nodes warm before each session of the schedule. Give workshop.schedule (timeZone, sessions), or set workshop.prewarm.enabled to false" }}
+{{- end }}
+{{- $requests := include "workshop.prewarmRequests" . | fromJson }}
+{{- with $requests.problems }}
+{{- fail (printf "workshop.prewarm.enabled is true, and each placeholder reserves a whole node's users, workshop.service.usersPerNode x the guarantees in jupyterhub.singleuser: %s" (join "; " .)) }}
+{{- end }}
+{{- $priority := int64 $prewarm.priority }}
+{{- $userPriority := int64 (include "workshop.userPodPriority" .) }}
+{{- if ge $priority $userPriority }}
+{{- $source := "jupyterhub.scheduling.podPriority.enabled is false, so user pods have no priority class: 0" }}
+{{- if dig "scheduling" "podPriority" "enabled" false $jh }}
+{{- $source = printf "jupyterhub.scheduling.podPriority.defaultPriority, with podPriority.enabled: %d" $userPriority }}
+{{- end }}
+{{- fail (printf "workshop.prewarm.priority is %d, not below the user pods' priority (%s): a user's pod must outrank the placeholders to preempt them at once, or it waits for a new node beside a warm one. Set workshop.prewarm.priority below %d (and at or above your cluster autoscaler's expendable-pods priority cutoff, -10 by default and on GKE)" $priority $source $userPriority) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -8,22 +8,39 @@ with ``wiring``: the names and paths the chart resolved from its ``jupyterhub:``
 ``jupyterhub_config.d/``, only calls :func:`configure_from_z2jh`.
 
 Settings are not checked here: ``values.schema.json`` checks them when Helm renders, and the
-package's own parsers (the service's traits and night window, the spawner's storage and shared
-data) when this runs, so the hub refuses to start with their message.
+package's own parsers (the service's traits, night window and schedule, the spawner's storage
+and shared data) when this runs, so the hub refuses to start with their message.
+
+The hub's spawn limits for the crowd are set here too (:func:`crowd_limits`, the rule
+``jupyterhub-workshop plan`` prints), unless the operator set them: the chart gives z2jh
+``hub.concurrentSpawnLimit: -1`` (:data:`SPAWN_LIMIT_FROM_WORKSHOP`) instead of its 64.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
+from ..schedule import Schedule
+from ..spawn_limits import SpawnLimits, spawn_limits
 from .services import install_server_events, night_warning, workshop_roles, workshop_service
 
 SERVICE_NAME = "workshop"
 SERVICE_CONFIG_NAME = "workshop-service.json"
 EVENTS_FILE_NAME = "workshop-events.jsonl"
+PREWARM_DEPLOYMENT = "workshop-prewarm"  # the chart's placeholder Deployment (wiring.prewarmDeployment)
+# where a pod finds the Kubernetes API (in-cluster configuration)
+KUBERNETES_ENV = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+# jupyterhub.hub.concurrentSpawnLimit in the chart's values.yaml: "the workshop sets it" (a limit
+# no operator means: JupyterHub would refuse every spawn). Not null, which Helm does not reliably
+# let a parent chart's values.yaml use to erase z2jh's default, 64.
+SPAWN_LIMIT_FROM_WORKSHOP = -1
+# workshop.arrival's defaults (helm-chart/values.yaml), as `jupyterhub-workshop plan` has them
+ARRIVAL_DEFAULTS = {"minutes": 10, "podStartSeconds": 30, "nodeBootMinutes": 5}
 
 
 class WorkshopConfigError(ValueError):
@@ -87,6 +104,7 @@ def configure(
         config_file=Path(service_config_dir) / SERVICE_CONFIG_NAME,
         events_file=Path(events_file) if events_file is not None else events_file_for(wiring),
     )
+    _configure_spawn_limits(c, settings, wiring)
 
 
 def events_file_for(wiring: Mapping) -> Path:
@@ -212,13 +230,31 @@ def _configure_spawner(c, settings: Mapping, wiring: Mapping) -> None:
         spawner.high_performance_groups = list(fast["groups"])
 
 
-def service_settings(settings: Mapping, wiring: Mapping) -> dict:
-    """``workshop.cull`` and ``workshop.service`` as ``WorkshopService`` traits (the service's
-    configuration file), without the database URL when it comes from a Secret."""
-    cull, night, service = (
+def schedule_setting(schedule) -> dict:
+    """``workshop.schedule`` as the service's ``schedule`` trait: {} for none, and dates that
+    YAML read as dates (an unquoted 2026-07-14) written back as text, as the file holds them."""
+
+    def plain(value):
+        if isinstance(value, Mapping):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return value.isoformat() if isinstance(value, date) else value
+
+    return plain(schedule) if isinstance(schedule, Mapping) and schedule else {}
+
+
+def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, str] | None = None) -> dict:
+    """``workshop.cull``, ``workshop.service``, ``workshop.schedule`` and ``workshop.prewarm`` as
+    ``WorkshopService`` traits (the service's configuration file), without the database URL
+    when it comes from a Secret. The schedule goes with its pre-warm lead and hold (the service
+    shows the stretches even when it scales nothing); the Deployment to scale only with
+    ``prewarm.enabled``, in the hub's namespace (``$POD_NAMESPACE`` of ``environ``)."""
+    cull, night, service, prewarm = (
         _section(settings, "cull"),
         _section(settings, "cull", "night"),
         _section(settings, "service"),
+        _section(settings, "prewarm"),
     )
     traits = {
         # listen on every interface of the hub pod: the proxy comes through the hub Service
@@ -240,6 +276,12 @@ def service_settings(settings: Mapping, wiring: Mapping) -> dict:
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]
+    schedule = schedule_setting(settings.get("schedule"))
+    if schedule:
+        traits.update(schedule=schedule, prewarm_lead=prewarm.get("lead"), prewarm_hold=prewarm.get("hold"))
+    if prewarm.get("enabled"):
+        traits["prewarm_deployment"] = wiring.get("prewarmDeployment") or PREWARM_DEPLOYMENT
+        traits["prewarm_namespace"] = (environ or {}).get("POD_NAMESPACE") or None
     return {key: value for key, value in traits.items() if value is not None}
 
 
@@ -265,8 +307,12 @@ def _configure_service(
                 "jupyterhub.hub.extraEnv.WORKSHOP_DB_URL names?"
             )
         environment["WORKSHOP_DB_URL"] = url
+    if _section(settings, "prewarm").get("enabled"):
+        # the service scales the placeholders with the pod's in-cluster configuration, which
+        # needs the API server's address from the environment (like WORKSHOP_DB_URL, not inherited)
+        environment.update({key: environ[key] for key in KUBERNETES_ENV if environ.get(key)})
 
-    traits = service_settings(settings, wiring)
+    traits = service_settings(settings, wiring, environ)
     entry = workshop_service(
         traits,
         config_file,
@@ -311,3 +357,83 @@ def _configure_service(
             ),
         )
         c.JupyterHub.template_vars = template_vars
+
+
+# --- spawn limits for the crowd -----------------------------------------------------------------
+
+
+def participant_cards(accounts_file) -> int | None:
+    """Participant cards not revoked in the accounts file (whom the service pre-warms for when
+    the schedule says no number); None when the file cannot be read (the authenticator, which
+    reads it too, says why)."""
+    from ..login.accounts import load_accounts
+
+    if not accounts_file:
+        return None
+    try:
+        book = load_accounts(accounts_file)
+    except (OSError, ValueError):  # AccountsFileError is a ValueError
+        return None
+    return sum(1 for account in book.values() if account.role == "participant" and not account.revoked)
+
+
+def expected_people(settings: Mapping, wiring: Mapping) -> int | None:
+    """People expected at once: the most any session of ``workshop.schedule`` expects (its own
+    number, else the schedule's, else the participant cards), or without a schedule the
+    participant cards; None when nothing says."""
+    cards: list[int | None] = []
+
+    def card_count() -> int | None:
+        if not cards:
+            cards.append(participant_cards(wiring.get("accountsFile")))
+        return cards[0]
+
+    schedule = schedule_setting(settings.get("schedule"))
+    if not schedule:
+        return card_count()
+    parsed = Schedule.parse(schedule, "workshop.schedule")
+    counts = []
+    for session in parsed.sessions:
+        people = session.expected if session.expected is not None else parsed.expected
+        if people is None:
+            people = card_count()
+        if people is not None:
+            counts.append(people)
+    return max(counts, default=None)
+
+
+def crowd_limits(settings: Mapping, wiring: Mapping) -> SpawnLimits | None:
+    """:func:`~jupyterhub_workshop.spawn_limits.spawn_limits` for the people expected
+    (:func:`expected_people`) arriving as ``workshop.arrival`` says, on a pre-warmed cluster
+    with ``workshop.prewarm.enabled``, with capacity in whole nodes of
+    ``workshop.service.usersPerNode`` (none without it); None when no number of people is known."""
+    people = expected_people(settings, wiring)
+    if people is None:
+        return None
+    arrival = {**ARRIVAL_DEFAULTS, **_given(_section(settings, "arrival"))}
+    per_node = int(_section(settings, "service").get("usersPerNode") or 0)
+    return spawn_limits(
+        people,
+        arrival_minutes=arrival["minutes"],
+        pod_start_seconds=arrival["podStartSeconds"],
+        node_boot_minutes=arrival["nodeBootMinutes"],
+        prewarmed=bool(_section(settings, "prewarm").get("enabled")),
+        capacity=math.ceil(people / per_node) * per_node if per_node > 0 else 0,
+    )
+
+
+def _configure_spawn_limits(c, settings: Mapping, wiring: Mapping) -> None:
+    """JupyterHub's concurrent spawn limit from :func:`crowd_limits`, unless the operator set
+    one: the operator's z2jh hub.concurrentSpawnLimit, or hub.config.JupyterHub, is in ``c``
+    already (the chart's own value is :data:`SPAWN_LIMIT_FROM_WORKSHOP`), and hub.extraConfig
+    runs after this and wins. Without a number of people, JupyterHub's own default.
+
+    The active server limit is left to the operator (``plan`` prints one): a limit taken from
+    the cards would turn away the instructors and late attendees it does not count."""
+    if c.JupyterHub.get("concurrent_spawn_limit") == SPAWN_LIMIT_FROM_WORKSHOP:
+        del c.JupyterHub["concurrent_spawn_limit"]
+    if "concurrent_spawn_limit" in c.JupyterHub:
+        return
+    limits = crowd_limits(settings, wiring)
+    if limits is not None:
+        c.JupyterHub.concurrent_spawn_limit = limits.concurrent_spawn_limit

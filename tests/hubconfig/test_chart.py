@@ -12,6 +12,7 @@ import tempfile
 import types
 from pathlib import Path
 
+import argon2
 import pytest
 import yaml
 from traitlets.config import Config
@@ -23,6 +24,7 @@ from jupyterhub_workshop.hubconfig.chart import (
     configure_from_z2jh,
 )
 from jupyterhub_workshop.hubconfig.services import ROLE_SCOPES
+from jupyterhub_workshop.login.accounts import Account, save_accounts
 
 pytestmark = pytest.mark.jh55  # the hub image runs JupyterHub 5.5: this runs there
 ROOT = Path(__file__).resolve().parents[2]
@@ -391,3 +393,206 @@ def test_from_z2jh_reads_settings_names_and_base_url(tmp_path, monkeypatch):
     # the banner links to the service below the hub's base URL
     assert warnings == [(("22:00", "06:00", "UTC"), {"service_path": "/esip/services/workshop/"})]
     assert c.JupyterHub.template_vars["announcement"] is not None
+
+
+# --- the schedule and pre-warm --------------------------------------------------------------------
+
+SCHEDULE = {
+    "timeZone": "America/Denver",
+    "from": "2026-07-13",
+    "until": "2026-07-16",
+    "sessions": [{"days": ["Mon", "Tue"], "start": "09:00", "end": "17:00"}],
+}
+POD_ENV = {
+    "POD_NAMESPACE": "hackweek",
+    "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+    "KUBERNETES_SERVICE_PORT": "443",
+}
+
+
+def test_a_schedule_alone_is_shown_and_nothing_is_scaled(tmp_path):
+    c = configured(tmp_path, chart_settings(schedule=SCHEDULE, service={"usersPerNode": 4}), environ=POD_ENV)
+    settings = service_file(c)
+    assert settings["schedule"] == SCHEDULE
+    # the service shows the pre-warm stretches it would keep
+    assert (settings["prewarm_lead"], settings["prewarm_hold"]) == (20, 30)
+    assert "prewarm_deployment" not in settings and "prewarm_namespace" not in settings
+    assert service_entry(c)["environment"] == {}  # no Kubernetes API for the service to reach
+
+
+def test_prewarm_hands_the_service_the_deployment_in_the_hubs_namespace(tmp_path):
+    settings = chart_settings(
+        schedule=SCHEDULE,
+        service={"usersPerNode": 4},
+        prewarm={"enabled": True, "lead": 45, "hold": 15},
+        wiring={"prewarmDeployment": "workshop-prewarm"},
+    )
+    c = configured(tmp_path, settings, environ={**POD_ENV, "PATH": "/usr/bin"})
+    service = service_file(c)
+    assert (service["prewarm_lead"], service["prewarm_hold"]) == (45, 15)
+    assert (service["prewarm_deployment"], service["prewarm_namespace"]) == ("workshop-prewarm", "hackweek")
+    assert service["users_per_node"] == 4
+    # a managed service does not inherit the hub's environment: the in-cluster configuration's
+    # API server address goes with it, and nothing else of the hub's
+    assert service_entry(c)["environment"] == {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+    }
+    # outside a pod: the service falls back to its own namespace default
+    c = configured(tmp_path, settings, environ={})
+    assert "prewarm_namespace" not in service_file(c) and service_entry(c)["environment"] == {}
+
+
+def test_schedule_dates_that_yaml_read_as_dates_are_written_as_text(tmp_path):
+    import datetime
+
+    schedule = {
+        "from": datetime.date(2026, 7, 13),
+        "until": datetime.date(2026, 7, 16),
+        "sessions": [{"days": ["Mon", datetime.date(2026, 7, 17)], "start": "09:00", "end": "12:00"}],
+    }
+    c = configured(tmp_path, chart_settings(schedule=schedule, service={"usersPerNode": 4}))
+    assert service_file(c)["schedule"] == {
+        "from": "2026-07-13",
+        "until": "2026-07-16",
+        "sessions": [{"days": ["Mon", "2026-07-17"], "start": "09:00", "end": "12:00"}],
+    }
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        (
+            {"sessions": [{"days": ["Mon"], "start": "09:00", "end": "09:00"}]},
+            r"sessions\[0\]: starts and ends at 09:00; a session needs a duration",
+        ),
+        (
+            {"from": "2026-07-16", "until": "2026-07-13", "sessions": []},
+            r"until \(2026-07-13\) is before from",
+        ),
+        ({"timeZone": "America/Denvr", "sessions": []}, "unknown time zone 'America/Denvr'"),
+    ],
+)
+def test_a_bad_schedule_stops_the_hub_with_the_parser_message(tmp_path, schedule, message):
+    from traitlets import TraitError
+
+    with pytest.raises((ValueError, TraitError), match=message):
+        configured(tmp_path, chart_settings(schedule=schedule, service={"usersPerNode": 4}))
+    assert not (tmp_path / "workshop-service.json").exists()
+
+
+# --- spawn limits for the crowd -------------------------------------------------------------------
+
+HASH = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("not-a-card")
+
+
+def write_accounts(path: Path, participants: int, instructors: int = 2, revoked: int = 0) -> Path:
+    accounts = [Account(f"p{i:03d}", HASH, "participant", revoked=i < revoked) for i in range(participants)]
+    accounts += [Account(f"i{i:02d}", HASH, "instructor") for i in range(instructors)]
+    save_accounts(path, accounts)
+    return path
+
+
+def limits_of(c) -> tuple:
+    return tuple(c.JupyterHub.get(trait) for trait in ("concurrent_spawn_limit", "active_server_limit"))
+
+
+@pytest.mark.parametrize(
+    "changes, people, prewarmed, capacity",
+    [
+        # 320 people in 10 minutes: warm nodes, 4 per node
+        ({"schedule": {"expected": 320}, "prewarm": {"enabled": True}}, 320, True, 320),
+        # cold: every spawn also waits for a node
+        ({"schedule": {"expected": 320}}, 320, False, 320),
+        # the most any session expects: its own number, else the schedule's
+        (
+            {
+                "schedule": {
+                    "expected": 40,
+                    "sessions": [*SCHEDULE["sessions"], {**SCHEDULE["sessions"][0], "expected": 90}],
+                }
+            },
+            90,
+            False,
+            92,
+        ),
+        ({"schedule": {"expected": 30}, "arrival": {"minutes": 2, "podStartSeconds": 60}}, 30, False, 32),
+        ({"schedule": {"expected": 30}, "service": {"usersPerNode": 0}}, 30, False, 0),
+    ],
+    ids=["warm", "cold", "largest-session", "fast-arrival", "no-nodes"],
+)
+def test_spawn_limits_for_the_people_expected(tmp_path, changes, people, prewarmed, capacity):
+    from jupyterhub_workshop.spawn_limits import spawn_limits
+
+    base = {"schedule": SCHEDULE, "service": {"usersPerNode": 4}}
+    c = configured(
+        tmp_path,
+        chart_settings(**{key: {**base.get(key, {}), **changes.get(key, {})} for key in {*base, *changes}}),
+    )
+    arrival = {"minutes": 10, "podStartSeconds": 30, "nodeBootMinutes": 5, **changes.get("arrival", {})}
+    expected = spawn_limits(
+        people,
+        arrival["minutes"],
+        arrival["podStartSeconds"],
+        arrival["nodeBootMinutes"],
+        prewarmed,
+        capacity,
+    )
+    assert limits_of(c) == (expected.concurrent_spawn_limit, None)  # the active limit is the operator's
+
+
+def test_without_a_number_in_the_schedule_the_participant_cards_count(tmp_path):
+    accounts = write_accounts(tmp_path / "accounts.yaml", participants=45, instructors=3, revoked=5)
+    wiring = {"accountsFile": str(accounts)}
+    # 40 participant cards in use (revoked ones are not), as the service counts them for pre-warm
+    c = configured(tmp_path, chart_settings(wiring=wiring, service={"usersPerNode": 4}))
+    assert limits_of(c) == (40, None)  # 4 arrivals a minute x 5.5 min per cold spawn x 2: 44, at most 40
+    c = configured(tmp_path, chart_settings(wiring=wiring, schedule=SCHEDULE, service={"usersPerNode": 4}))
+    assert limits_of(c) == (40, None)
+    # a session with a number of its own, the others the cards
+    sessions = [*SCHEDULE["sessions"], {**SCHEDULE["sessions"][0], "expected": 90}]
+    c = configured(
+        tmp_path,
+        chart_settings(
+            wiring=wiring, schedule={**SCHEDULE, "sessions": sessions}, service={"usersPerNode": 4}
+        ),
+    )
+    assert limits_of(c) == (90, None)  # the session's 90 people, all of them pending at once
+
+
+@pytest.mark.parametrize("accounts", [None, "missing.yaml", "broken.yaml"])
+def test_without_a_number_of_people_the_limits_are_left_alone(tmp_path, accounts):
+    (tmp_path / "broken.yaml").write_text("version: 1\naccounts: [{username: Not A Card}]\n")
+    wiring = {"accountsFile": str(tmp_path / accounts) if accounts else ""}
+    c = configured(tmp_path, chart_settings(wiring=wiring))
+    assert "concurrent_spawn_limit" not in c.JupyterHub and "active_server_limit" not in c.JupyterHub
+    # the chart's mark for z2jh (instead of its 64) goes too: JupyterHub's own defaults apply
+    c = Config()
+    c.JupyterHub.concurrent_spawn_limit = chart.SPAWN_LIMIT_FROM_WORKSHOP
+    configured(tmp_path, chart_settings(wiring=wiring), c=c)
+    assert "concurrent_spawn_limit" not in c.JupyterHub
+
+
+def test_the_operators_limits_win(tmp_path):
+    settings = chart_settings(schedule={**SCHEDULE, "expected": 320}, service={"usersPerNode": 4})
+    c = Config()
+    c.JupyterHub.concurrent_spawn_limit = 100  # z2jh's hub.concurrentSpawnLimit, or hub.config
+    configured(tmp_path, settings, c=c)
+    assert limits_of(c) == (100, None)
+    c = Config()
+    c.JupyterHub.active_server_limit = 0  # no limit, deliberately
+    c.JupyterHub.concurrent_spawn_limit = 0
+    configured(tmp_path, settings, c=c)
+    assert limits_of(c) == (0, 0)
+    # the chart's own value for z2jh is no operator's: ours replaces it
+    c = Config()
+    c.JupyterHub.concurrent_spawn_limit = chart.SPAWN_LIMIT_FROM_WORKSHOP
+    configured(tmp_path, settings, c=c)
+    assert limits_of(c) == (320, None)
+
+
+def test_the_chart_marks_z2jhs_spawn_limit_for_the_hub_configuration():
+    values = yaml.safe_load((ROOT / "helm-chart" / "values.yaml").read_text())
+    assert values["jupyterhub"]["hub"]["concurrentSpawnLimit"] == chart.SPAWN_LIMIT_FROM_WORKSHOP
+    assert "activeServerLimit" not in values["jupyterhub"]["hub"]  # z2jh sets none
+    assert values["workshop"]["arrival"] == chart.ARRIVAL_DEFAULTS
