@@ -3,7 +3,8 @@
 Run it as ``jupyterhub-workshop-service`` or ``python -m jupyterhub_workshop.service``; every
 knob is a traitlet (``--help-all``), set on the command line, in a ``--config`` file (Python or
 JSON, as the hub configuration writes it) or, for the hub's own settings, from the environment
-a managed service gets. The passes live in :mod:`.culler`, the pages in :mod:`.web`.
+a managed service gets. The passes live in :mod:`.culler`, the pages in :mod:`.web`, pre-warm
+(placeholders before each session of the schedule) in :mod:`.prewarm`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, def
 from traitlets.config import Application
 
 from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule
+from ..times import now_utc
 from .culler import Culler
 from .events import EventSpoolReader
 from .hub_api import HubAPI, HubAPIError
 from .metrics import WorkshopMetrics
 from .policy import CullPolicy, NightWindow
+from .prewarm import DeploymentScale, Prewarmer, night_overlaps, overlap_message
 from .schema import SchemaError
 from .store import UsageStore
 
@@ -213,6 +216,22 @@ class WorkshopService(Application):
                 namespace = f.read().strip()
         return namespace or "default"
 
+    prewarm_every = Float(
+        60,
+        help="""
+        Seconds between pre-warm steps (with a schedule): each decides the placeholders wanted
+        now and sets the Deployment's replicas when they differ. Its own timer, not the pass:
+        a slow or restarting hub does not delay the nodes; people with a server are counted
+        from what the service knows (the hub's events and the last pass). More than 0.
+        """,
+    ).tag(config=True)
+
+    @validate("prewarm_every")
+    def _positive_prewarm_every(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"prewarm_every must be more than 0 seconds, not {proposal.value}")
+        return proposal.value
+
     api_url = Unicode(help="Hub API URL (from JUPYTERHUB_API_URL).").tag(config=True)
 
     @default("api_url")
@@ -262,11 +281,15 @@ class WorkshopService(Application):
             events=events,
             log=self.log,
         )
+        self.prewarmer = self.build_prewarmer()
 
     def build_policy(self) -> CullPolicy:
+        """The cull policy, once the settings that must agree with it do (:meth:`check_prewarm`);
+        the hub calls this to check the service's settings at its own start."""
         night = None
         if self.night_start or self.night_end:
             night = NightWindow.parse(self.night_start, self.night_end, self.timezone)
+        self.check_prewarm(night)
         return CullPolicy(
             idle_timeout=timedelta(seconds=self.idle_timeout) if self.idle_timeout > 0 else None,
             max_age=timedelta(seconds=self.max_age) if self.max_age > 0 else None,
@@ -276,6 +299,53 @@ class WorkshopService(Application):
             warn_before=timedelta(seconds=self.warn_before),
             dry_run=self.dry_run,
         )
+
+    def check_prewarm(self, night: NightWindow | None) -> None:
+        """TraitError for a schedule that cannot be kept as set: a placeholder Deployment needs
+        ``users_per_node``, and no session may meet the night window — its run (the night cull
+        would stop the servers of a session in progress) and, when placeholders are scaled, its
+        pre-warm stretch (the cull would stop the servers the nodes are warmed for). Weekday
+        sessions without ``until`` are checked for the next 60 days."""
+        if not self.schedule:
+            return
+        schedule = Schedule.parse(self.schedule)
+        if self.prewarm_deployment and self.users_per_node < 1:
+            raise TraitError(
+                "prewarm_deployment needs users_per_node: its placeholders are node-sized (one per "
+                "users_per_node people); set users_per_node to the users that fit on one node"
+            )
+        if night is not None:
+            # without a Deployment to scale nothing is warmed: only the sessions themselves count
+            warmed = bool(self.prewarm_deployment)
+            lead = timedelta(minutes=self.prewarm_lead if warmed else 0)
+            hold = timedelta(minutes=self.prewarm_hold if warmed else 0)
+            today = now_utc().astimezone(schedule.zone).date()
+            overlaps = night_overlaps(schedule, night, lead, hold, today)
+            if overlaps:
+                raise TraitError(overlap_message(schedule, night, overlaps))
+
+    def build_prewarmer(self) -> Prewarmer | None:
+        if not self.schedule:
+            return None
+        scale = None
+        if self.prewarm_deployment:
+            scale = DeploymentScale(self.prewarm_deployment, self.prewarm_namespace)
+        return Prewarmer(
+            Schedule.parse(self.schedule),
+            lead=timedelta(minutes=self.prewarm_lead),
+            hold=timedelta(minutes=self.prewarm_hold),
+            users_per_node=self.users_per_node,
+            scale=scale,
+            accounts_file=self.accounts_file,
+            metrics=self.metrics,
+            log=self.log,
+        )
+
+    async def run_prewarm(self) -> None:
+        """A pre-warm step every ``prewarm_every`` seconds (it never raises)."""
+        while True:
+            await self.prewarmer.step(now_utc(), self.culler.running_users())
+            await asyncio.sleep(self.prewarm_every)
 
     async def run_passes(self) -> None:
         while True:
@@ -327,6 +397,8 @@ class WorkshopService(Application):
         tasks = [asyncio.create_task(self.run_passes())]
         if self.events_file:
             tasks.append(asyncio.create_task(self.follow_events()))
+        if self.prewarmer is not None:
+            tasks.append(asyncio.create_task(self.run_prewarm()))
         try:
             await stopping.wait()
         finally:
@@ -337,6 +409,8 @@ class WorkshopService(Application):
             # a stop in flight is abandoned: its cull is recorded, and whatever closes its
             # session after the next start closes it with the cull's reason
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.prewarmer is not None:
+                await self.prewarmer.close()
             self.hub.close()
             self.store.close()
 
@@ -363,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
         service = WorkshopService.instance()
         try:
             service.initialize(argv)
-        except SchemaError as e:
+        except (SchemaError, TraitError) as e:  # a newer database, settings that cannot work
             service.log.critical("%s", e)
             return 1
         await service.serve(stopping)

@@ -90,6 +90,11 @@ class Culler:
         """Node-hours up to the last sample (0 when users per node is not set)."""
         return self._node.hours if self._node else 0.0
 
+    def running_users(self) -> int:
+        """People with a running server, as the service knows now: the hub's events keep this
+        current between passes, the pass corrects it from the hub's listing."""
+        return len({user for user, _ in self.tally.running})
+
     def night_of(self, now: datetime) -> date | None:
         return self.policy.night.night_of(now) if self.policy.night else None
 

@@ -69,6 +69,19 @@ class WorkshopMetrics:
             registry=self.registry,
         )
         self.cost.labels(currency)
+        self.prewarm_placeholders = Gauge(
+            "workshop_prewarm_placeholders",
+            "Node-sized placeholder pods kept for pre-warm: the replicas of the placeholder "
+            "Deployment (prewarm_deployment) as last read or set through its scale subresource; "
+            "without a Deployment, the count the service decided. 0 without a schedule.",
+            registry=self.registry,
+        )
+        self.prewarm_active = Gauge(
+            "workshop_prewarm_active",
+            "1 inside a pre-warm stretch (prewarm_lead before a session's start until prewarm_hold "
+            "after it), else 0.",
+            registry=self.registry,
+        )
         self._node_seconds = 0.0
         # the admin page's duration chart (until it reads UsageStore.duration_histogram itself)
 

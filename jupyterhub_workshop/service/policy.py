@@ -77,6 +77,19 @@ class NightWindow:
         day, _, _ = self._upcoming(now)
         return day
 
+    def overlapping(self, since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
+        """The windows (UTC, in order) that share some time with ``[since, until)``."""
+        since, until = as_utc(since, "since"), as_utc(until, "until")
+        day = since.astimezone(self.zone).date() - timedelta(days=1)
+        last = until.astimezone(self.zone).date()
+        found = []
+        while day <= last:
+            start, end = self._window_starting_on(day)
+            if start < until and since < end:
+                found.append((start, end))
+            day += timedelta(days=1)
+        return found
+
     def _upcoming(self, now: datetime) -> tuple[date, datetime, datetime]:
         now = as_utc(now, "now")
         today = now.astimezone(self.zone).date()

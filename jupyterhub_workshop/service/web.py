@@ -1,6 +1,7 @@
 """The workshop service's pages and exports (tornado, authenticated through the hub).
 
-- ``/``: admins and ``staff_groups`` see the admin page; everyone else their opt-out page
+- ``/``: admins and ``staff_groups`` see the admin page (with pre-warm: the schedule, the next
+  stretch, the placeholders and their last change); everyone else their opt-out page
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
 - ``/attendance.csv``: a line per login card, used or not (staff only)
@@ -37,6 +38,7 @@ from .attendance import attendance, attendance_csv, card_uses
 from .hub_api import PAGINATION, HubAPIError
 from .metrics import SESSION_BUCKETS
 from .policy import ServerInfo, cull_time, is_exempt, warning
+from .prewarm import admin_view as prewarm_view
 from .usage import sessions_csv, sessions_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -317,6 +319,7 @@ class MainHandler(ServiceHandler):
             duration_chart=charts.bar_chart("Finished sessions by length", charts.duration_bars(durations)),
             sessions=sum(count for _, count in durations),
             attendance=attendance_view,
+            prewarm=prewarm_view(getattr(service, "prewarmer", None), now, service.prewarm_every),
         )
 
     async def live_servers(self, now: datetime, opted_out: set[str]):

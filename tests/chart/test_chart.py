@@ -47,6 +47,7 @@ CI_FILES = [
     "dynamic-homes-values.yaml",
     "postgres-db-values.yaml",
     "night-culling-values.yaml",
+    "prewarm-values.yaml",
 ]
 K8S_VERSION = "1.32"
 PORT = 10101  # the workshop service's port in values.yaml (hub.service.extraPorts "workshop")
@@ -324,6 +325,10 @@ def test_notes_give_the_url_and_the_cards():
     notes = notes_of(ci_values("night-culling-values.yaml"))
     assert "https://hub.example.org/workshop/" in notes
     assert "stopped from 22:00 to 06:00 (America/Denver)" in notes
+    assert "kept warm" not in notes
+    notes = notes_of(ci_values("prewarm-values.yaml"))
+    assert "Nodes are kept warm from 20 minutes before each session of the schedule until 30 minutes" in notes
+    assert "deployment/workshop-prewarm" in notes
 
 
 # --- the hub configuration, run as z2jh's hub container runs it -----------------------------
@@ -460,11 +465,23 @@ def check_night(c, username, groups, pod, pvc, volumes, mounts):
     assert callable(c.JupyterHub.template_vars["announcement"])  # the night warning banner
 
 
+def check_prewarm(c, username, groups, pod, pvc, volumes, mounts):
+    service = service_of(service_entry(c))
+    assert service.schedule["expected"] == 320 and len(service.schedule["sessions"]) == 2
+    assert (service.prewarm_lead, service.prewarm_hold) == (20, 30)
+    assert (service.prewarm_deployment, service.prewarm_namespace) == ("workshop-prewarm", NAMESPACE)
+    # the hub's limits for 320 people in 10 minutes on warm nodes (tests/chart/test_prewarm.py)
+    assert c.JupyterHub.concurrent_spawn_limit == 32 and "active_server_limit" not in c.JupyterHub
+    # the placeholders reserve 4 of these pods' requests each
+    assert pod["spec"]["containers"][0]["resources"]["requests"] == {"cpu": 1.75, "memory": 7 * 2**30}
+
+
 CHECKS = {
     "nfs-shared-values.yaml": check_nfs,
     "dynamic-homes-values.yaml": check_dynamic,
     "postgres-db-values.yaml": check_postgres,
     "night-culling-values.yaml": check_night,
+    "prewarm-values.yaml": check_prewarm,
 }
 
 
@@ -816,6 +833,8 @@ def test_dashboard_queries_only_metrics_that_exist():
         "workshop_culls_total",
         "workshop_node_seconds_total",
         "workshop_cost_total",
+        "workshop_prewarm_placeholders",
+        "workshop_prewarm_active",
         "jupyterhub_running_servers",
         "jupyterhub_server_spawn_duration_seconds_bucket",
     } <= used

@@ -168,10 +168,21 @@ def accounts_file(root: Path) -> dict:
     return {"accounts_file": str(root / "cards" / "accounts.yaml")}
 
 
+def schedule_clear_of_the_night() -> dict:
+    """A session tomorrow, 6 hours after the time of day now: clear of night_settings(active=True)
+    (now ± 2 h), its pre-warm stretch included. No Deployment: the service decides and shows."""
+    zone = "America/Denver"
+    start = datetime.now(ZoneInfo(zone)) + timedelta(days=1, hours=6)
+    end = start + timedelta(hours=1)
+    session = {"days": [start.date().isoformat()], "start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+    return {"schedule": {"timeZone": zone, "sessions": [session]}, "users_per_node": 4}
+
+
 @pytest.fixture(scope="module")
 def night_hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("night")
-    hub = ServiceHub(root, {**night_settings(active=True), **accounts_file(root)}).start()
+    settings = {**night_settings(active=True), **accounts_file(root), **schedule_clear_of_the_night()}
+    hub = ServiceHub(root, settings).start()
     yield hub
     hub.stop()
 
@@ -249,6 +260,14 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert hub.hub.api("/users/ws003")["last_activity"] is None
         assert attendance_cells(page, "participant") == ["Participants", "4", "3", ANY_TIMES, "1", "0"]
         assert attendance_cells(page, "instructor") == ["Instructors", "1", "1", ANY_TIMES, "0", "0"]
+        # pre-warm: the schedule in its zone, the next stretch, the count decided (no Deployment)
+        assert 'id="prewarm"' in page and "Schedule (America/Denver)" in page
+        assert "4 people expected (the participant cards)" in page
+        assert re.search(
+            r'id="prewarm-next">\w{3} \d{2} \w{3} \d{2}:\d{2} – (\w{3} \d{2} \w{3} )?\d{2}:\d{2} ', page
+        )
+        assert re.search(r'id="prewarm-count">0<', page) and "decided: 0 — for 0 people" in page
+        assert "no Deployment set (prewarm_deployment): nothing is scaled" in page
         status, csv_text = await open_service(s, hub, "usage.csv")
         assert status == 200
         assert csv_text.splitlines()[0] == "user,server,profile,started,stopped,duration_seconds,stop_reason"
@@ -273,6 +292,7 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
     assert "workshop_running_servers" not in metrics
     assert re.search(r"^workshop_active_users \d+\.0$", metrics, re.M)
     assert "workshop_session_duration_seconds_count 1.0" in metrics
+    assert "workshop_prewarm_active 0.0" in metrics and "workshop_prewarm_placeholders 0.0" in metrics
 
 
 # What the browser test measures on each chart, table and the whole page, in CSS px as laid out.
@@ -293,7 +313,7 @@ LAYOUT = """() => {
     }
   }
   const boxes = {};
-  for (const id of ['servers-box', 'attendance-box']) {
+  for (const id of ['servers-box', 'attendance-box', 'prewarm-box']) {
     const el = document.getElementById(id);
     const before = el.scrollLeft;
     el.scrollLeft = 60;  // does the box itself scroll?
@@ -393,6 +413,8 @@ async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(nig
     servers = layouts[400]["boxes"]["servers-box"]
     assert servers["scrollWidth"] > servers["clientWidth"] and servers["scrolled"] > 0
     assert layouts[1280]["boxes"]["servers-box"]["scrolled"] == 0  # wide enough: nothing to scroll
+    for width in (1280, 400):  # the pre-warm table is prose: it wraps rather than scrolls
+        assert layouts[width]["boxes"]["prewarm-box"]["scrolled"] == 0, width
     assert all(shot.stat().st_size > 10_000 for shot in shots)
 
 

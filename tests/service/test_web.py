@@ -143,6 +143,7 @@ def render_admin(**ns) -> str:
         duration_chart=charts.bar_chart("Finished sessions by length", []),
         sessions=0,
         attendance={"error": "Attendance needs the accounts file: set WorkshopService.accounts_file."},
+        prewarm={"enabled": False},
     )
     namespace.update(ns)
     return env.get_template("workshop-admin.html").render(**namespace)

@@ -13,7 +13,9 @@ No cluster and no container engine exist on the test machines.  This package pro
   ``resourceVersion`` on every change; ``kind: <Kind>List`` with a list ``resourceVersion``;
   watches subscribe first and then replay (atomically: the event loop does not switch between
   the two); ``resourceVersion``/``timeoutSeconds`` on watches; merge, strategic-merge
-  (approximated as merge) and JSON patches (``patches``); PUT; ``/status`` subresources;
+  (approximated as merge) and JSON patches (``patches``); PUT; ``/status`` subresources; the
+  ``/scale`` subresource of Deployments, StatefulSets, ReplicaSets and ReplicationControllers
+  (GET an ``autoscaling/v1`` Scale; PATCH/PUT set ``spec.replicas`` and nothing else);
   graceful pod deletion (``deletionTimestamp`` until the kubelet has killed the process);
   finalizers.  Non-resource paths (``/version``, ``/api``, discovery) fall through to kmock.
 

@@ -42,6 +42,14 @@ Listener = Callable[[str, kmock.resource, dict], None]
 # a watch wakes this often to notice a client that went away
 _WATCH_POLL_SECONDS = 5.0
 
+# (group, plural) of the kinds with a ``scale`` subresource (an ``autoscaling/v1`` Scale)
+SCALABLE = {
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "replicasets"),
+    ("", "replicationcontrollers"),
+}
+
 
 class ApiError(Exception):
     """Rendered as a Kubernetes ``Status`` object."""
@@ -346,6 +354,97 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         new = self._keep_identity(old, new)
         return self._replace_stored(res, namespace, name, new)
 
+    # ---- the scale subresource -------------------------------------------------------------
+
+    @staticmethod
+    def _scalable(res: kmock.resource, name: str) -> None:
+        if (res.group, res.plural) not in SCALABLE:
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the server could not find the requested resource ({res.plural}/{name}/scale)",
+            )
+
+    @staticmethod
+    def scale_view(res: kmock.resource, obj: dict) -> dict:
+        """The ``autoscaling/v1`` Scale of a Deployment (StatefulSet, ReplicaSet,
+        ReplicationController): its identity, ``spec.replicas`` (1 when unset, as the API
+        defaults it), and ``status.replicas`` with the selector as a string."""
+        meta = obj["metadata"]
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        selector = spec.get("selector") or {}
+        labels = selector if res.group == "" else (selector.get("matchLabels") or {})
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                key: meta[key]
+                for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if key in meta
+            },
+            "spec": {"replicas": spec.get("replicas", 1)},
+            "status": {
+                "replicas": status.get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            },
+        }
+
+    def get_scale(self, res: Any, name: str, namespace: str | None = None) -> dict:
+        res = as_resource(res)
+        self._scalable(res, name)
+        return self.scale_view(res, self.get(res, name, namespace))
+
+    def set_scale(
+        self,
+        res: Any,
+        name: str,
+        body: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str | None = None,
+    ) -> dict:
+        """Change ``spec.replicas`` through the scale subresource and return the new Scale.
+
+        ``patch_type`` ``merge`` or ``json`` patches the Scale; None replaces it (PUT, with a
+        409 for a stale ``metadata.resourceVersion``). Only ``spec.replicas`` of the object
+        changes (a new resourceVersion and generation, a ``MODIFIED`` event); the same count
+        again changes nothing, as the real API server skips a no-op update."""
+        res = as_resource(res)
+        self._scalable(res, name)
+        old = self.get(res, name, namespace)
+        current = self.scale_view(res, old)
+        try:
+            if patch_type == "json":
+                wanted = json_patch(current, body)
+            elif patch_type is not None:
+                wanted = merge_patch(current, body)
+            else:
+                wanted = body if isinstance(body, dict) else {}
+        except (KeyError, IndexError, ValueError, TypeError) as e:
+            raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
+        if patch_type is None:
+            wanted_rv = (wanted.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {qualified_plural(res)} "{name}": '
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                )
+        replicas = (wanted.get("spec") or {}).get("replicas") if isinstance(wanted, dict) else None
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: {json.dumps(replicas)}: '
+                "must be greater than or equal to 0",
+            )
+        if replicas == current["spec"]["replicas"] and "replicas" in (old.get("spec") or {}):
+            return current
+        new = copy.deepcopy(old)
+        new.setdefault("spec", {})["replicas"] = replicas
+        return self.scale_view(res, self._replace_stored(res, namespace, name, new))
+
     # ---- deletion ----------------------------------------------------------------------
 
     def delete(
@@ -532,6 +631,10 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         if method == "PATCH" and name is not None:
             return self._serve_patch(raw, res, ns, name, sub, body, dry_run)
         if method == "PUT" and name is not None:
+            if sub == "scale":
+                if dry_run:
+                    return aiohttp.web.json_response(self.get_scale(res, name, ns))
+                return aiohttp.web.json_response(self.set_scale(res, name, body, ns))
             if dry_run:
                 return aiohttp.web.json_response(body)
             return aiohttp.web.json_response(self.replace(res, name, body or {}, ns, subresource=sub))
@@ -554,6 +657,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
             return self._list_response(
                 res, self.list(res, ns, query.get("labelSelector"), query.get("fieldSelector"))
             )
+        if sub == "scale":
+            return aiohttp.web.json_response(self.get_scale(res, name, ns))
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         return aiohttp.web.json_response(self.get(res, name, ns))
@@ -562,6 +667,10 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         patch_type = "json" if (raw.content_type or "") == "application/json-patch+json" else "merge"
         if patch_type == "json" and not isinstance(body, list):
             raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
+        if sub == "scale":
+            if dry_run:
+                return aiohttp.web.json_response(self.get_scale(res, name, ns))
+            return aiohttp.web.json_response(self.set_scale(res, name, body, ns, patch_type=patch_type))
         if dry_run:
             return aiohttp.web.json_response(self.get(res, name, ns))
         return aiohttp.web.json_response(

@@ -255,6 +255,11 @@ class KubeHarness:
     def requests_by_user(self) -> dict[str, int]:
         return self.call(lambda: dict(self.api.requests_by_user))
 
+    def requests(self) -> list[tuple[str, str]]:
+        """``(method, path with query)`` of the most recent requests served or refused (the
+        last 200), oldest first."""
+        return self.call(lambda: list(self.api.recent_requests))
+
     # ---- objects (copies) ---------------------------------------------------------------
 
     def _ns(self, namespace: str | None, res: Any = None) -> str | None:

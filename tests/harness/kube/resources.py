@@ -22,6 +22,10 @@ KINDS = {
     "ingresses": "Ingress",
     "networkpolicies": "NetworkPolicy",
     "nodes": "Node",
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "replicasets": "ReplicaSet",
+    "replicationcontrollers": "ReplicationController",
 }
 CORE_PLURALS = {
     "pods",
