@@ -54,10 +54,17 @@ def as_utc(moment: datetime, what: str = "time") -> datetime:
 
 
 def parse_machine_time(text: str | None) -> datetime | None:
-    """A time from the hub's API or our database (offset always present); None for empty."""
+    """A time a program wrote (the hub's API, its events, our database); None for empty.
+
+    They carry their offset, except in two habits read as UTC, which is what they mean:
+    jupyter_events writes an offset *and* a ``Z`` (``...+00:00Z``), and a time with neither.
+    """
     if not text:
         return None
-    return datetime.fromisoformat(text)
+    if text.endswith("Z") and ("+" in text[10:] or "-" in text[10:]):
+        text = text[:-1]
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def now_utc() -> datetime:

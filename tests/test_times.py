@@ -25,6 +25,11 @@ def test_machine_times_are_read_as_written():
     )
     assert parse_machine_time("2026-07-14T08:00:00+02:00").utcoffset() == timedelta(hours=2)
     assert parse_machine_time(None) is None and parse_machine_time("") is None
+    # jupyter_events' habit (an offset and a Z), and a time with neither: both UTC
+    assert parse_machine_time("2026-07-14T08:00:00.5+00:00Z") == datetime(
+        2026, 7, 14, 8, 0, 0, 500000, tzinfo=UTC
+    )
+    assert parse_machine_time("2026-07-14T08:00:00") == datetime(2026, 7, 14, 8, tzinfo=UTC)
 
 
 def test_utc_refuses_naive_times_and_names_them():

@@ -34,24 +34,23 @@ from .tally import UsageTally
 SPOOL_NAME = "server-actions"
 
 
+def server_info(user: dict, name: str, server: dict) -> ServerInfo:
+    """What the policy needs of one server of a hub user model."""
+    return ServerInfo(
+        user=user["name"],
+        name=name,
+        admin=bool(user.get("admin")),
+        groups=frozenset(user.get("groups") or ()),
+        started=parse_machine_time(server.get("started")),
+        last_activity=parse_machine_time(server.get("last_activity")),
+        ready=bool(server.get("ready")),
+        profile=(server.get("user_options") or {}).get("profile"),
+    )
+
+
 def server_infos(user: dict) -> list[ServerInfo]:
     """ServerInfo for each server a hub user model lists (ready, starting or stopping)."""
-    infos = []
-    for name, server in (user.get("servers") or {}).items():
-        options = server.get("user_options") or {}
-        infos.append(
-            ServerInfo(
-                user=user["name"],
-                name=name,
-                admin=bool(user.get("admin")),
-                groups=frozenset(user.get("groups") or ()),
-                started=parse_machine_time(server.get("started")),
-                last_activity=parse_machine_time(server.get("last_activity")),
-                ready=bool(server.get("ready")),
-                profile=options.get("profile"),
-            )
-        )
-    return infos
+    return [server_info(user, name, server) for name, server in (user.get("servers") or {}).items()]
 
 
 class Culler:

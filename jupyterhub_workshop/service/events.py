@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..times import UTC
+from ..times import UTC, parse_machine_time
 
 SERVER_ACTION = "https://schema.jupyter.org/jupyterhub/events/server-action"
 ACTIONS = ("start", "stop")
@@ -60,15 +60,10 @@ class ServerEvent:
 
 
 def parse_timestamp(text: str) -> datetime:
-    """jupyter_events' ``__timestamp__``: ISO 8601 UTC, written as ``...+00:00Z`` (an offset
-    *and* a Z) by jupyter_events 0.12; a bare ``Z`` or a naive time are read as UTC too."""
-    if not isinstance(text, str):
-        raise ValueError(f"event timestamp {text!r} is not a string")
-    value = text[:-1] if text.endswith(("Z", "z")) else text
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    """jupyter_events' ``__timestamp__`` in UTC."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"event timestamp {text!r} is not a time")
+    return parse_machine_time(text).astimezone(UTC)
 
 
 def parse_event(line: str | bytes) -> ServerEvent | None:

@@ -33,8 +33,9 @@ from tornado import web
 
 from .. import charts
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
-from ..times import now_utc, parse_machine_time, parse_typed_time
+from ..times import now_utc, parse_typed_time
 from .attendance import attendance, attendance_csv, card_uses
+from .culler import server_info
 from .hub_api import PAGINATION, HubAPIError
 from .metrics import SESSION_BUCKETS
 from .policy import ServerInfo, cull_time, is_exempt, warning
@@ -109,20 +110,6 @@ class ServerRow:
     state: str  # "running", "starting", "stopping"
     stop: tuple[datetime, str] | None  # when it will be stopped, and why
     kept_tonight: bool
-
-
-def server_info(user: dict, name: str, server: dict) -> ServerInfo:
-    """What the policy needs of one server of a hub user model."""
-    return ServerInfo(
-        user=user["name"],
-        name=name,
-        admin=bool(user.get("admin")),
-        groups=frozenset(user.get("groups") or ()),
-        started=parse_machine_time(server.get("started")),
-        last_activity=parse_machine_time(server.get("last_activity")),
-        ready=bool(server.get("ready")),
-        profile=(server.get("user_options") or {}).get("profile"),
-    )
 
 
 def running_servers(user: dict) -> list[ServerInfo]:
