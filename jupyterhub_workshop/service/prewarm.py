@@ -115,16 +115,22 @@ def overlap_message(schedule: Schedule, night: NightWindow, overlaps: list[Overl
     zone = schedule.zone
     session = schedule.sessions[first.session]
     more = len(overlaps) - 1
+    warmed = first.busy[0] < first.start  # a pre-warm stretch before it, not only its run
     return (
         f"schedule.sessions[{first.session}] ({describe_session(session)}) and the night window "
         f"{night.describe()} (night_start/night_end) overlap: on "
-        f"{first.start.astimezone(zone):%a %Y-%m-%d} that session is warmed or runs from "
-        f"{_clock(first.busy[0], zone)} (prewarm_lead before its start) to {_clock(first.busy[1], zone)} "
-        f"({schedule.tz}), and the night window runs {_clock(first.night[0], night.zone)}–"
-        f"{_clock(first.night[1], night.zone)} ({night.tz})"
+        f"{first.start.astimezone(zone):%a %Y-%m-%d} that session "
+        + (
+            f"is warmed or runs from {_clock(first.busy[0], zone)} (prewarm_lead before its start)"
+            if warmed
+            else f"runs from {_clock(first.busy[0], zone)}"
+        )
+        + f" to {_clock(first.busy[1], zone)} ({schedule.tz}), and the night window runs "
+        f"{_clock(first.night[0], night.zone)}–{_clock(first.night[1], night.zone)} ({night.tz})"
         + (f"; {more} more overlap{'s' if more != 1 else ''}" if more else "")
-        + ". The night cull would stop the servers of people pre-warm keeps nodes for: move the "
-        "session, or night_start/night_end, so they do not meet."
+        + ". The night cull would stop servers in use"
+        + (" or the servers of people pre-warm keeps nodes for" if warmed else "")
+        + ": move the session, or night_start/night_end, so they do not meet."
     )
 
 
