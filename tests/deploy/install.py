@@ -19,13 +19,11 @@ import hashlib
 import json
 import secrets
 import shutil
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 from tests.chart.helpers import NAMESPACE, find, manifests, render
+from tests.harness.hub import http_status, wait_for
 from tests.harness.kube import KubeHarness, resource_of
 
 from .network import SERVICE_HOST, ServicePorts, forwards, hosts_text, write_in_place
@@ -140,31 +138,6 @@ class Release:
         return self
 
 
-def http_status(url: str, timeout: float = 5.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
-
-
-def wait_until(predicate, timeout: float, message: str, interval: float = 0.2, failed=None):
-    """Poll ``predicate`` until truthy; ``failed()`` may return a reason to give up early."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        reason = failed() if failed else None
-        if reason:
-            raise AssertionError(f"{message}: {reason}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {message}")
-        time.sleep(interval)
-
-
 class Installation:
     """One release of the chart on a fresh emulated cluster, with its hub and proxy running.
 
@@ -229,7 +202,7 @@ class Installation:
         for volume in workload["spec"]["template"]["spec"].get("volumes") or []:
             if "persistentVolumeClaim" in volume:  # the scheduler waits for the claim to bind
                 claim = volume["persistentVolumeClaim"]["claimName"]
-                wait_until(
+                wait_for(
                     lambda claim=claim: (
                         (self.cluster.get("persistentvolumeclaims", claim) or {})
                         .get("status", {})
@@ -237,7 +210,7 @@ class Installation:
                         == "Bound"
                     ),
                     30,
-                    f"claim {claim} to bind",
+                    message=f"claim {claim} to bind",
                 )
         pod = PodProcess(
             self.cluster,
@@ -274,11 +247,19 @@ class Installation:
                     return f"the {name} pod exited:\n{pod.log_text()[-4000:]}"
             return None
 
-        wait_until(
-            lambda: http_status(f"{self.hub_url}/hub/health") == 200, timeout, "/hub/health", failed=gone
+        wait_for(
+            lambda: http_status(f"{self.hub_url}/hub/health") == 200,
+            timeout,
+            interval=0.2,
+            message="/hub/health",
+            failed=gone,
         )
-        wait_until(
-            lambda: "JupyterHub is now running" in hub.log_text(), timeout, "the hub to start", failed=gone
+        wait_for(
+            lambda: "JupyterHub is now running" in hub.log_text(),
+            timeout,
+            interval=0.2,
+            message="the hub to start",
+            failed=gone,
         )
 
     def stop(self) -> dict[str, int | None]:

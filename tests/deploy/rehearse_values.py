@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 
 from tests.chart.helpers import CI_DIR, ci_values
+from tests.harness.hub import http_status, wait_for
 
 from .inside import hosts_file, make_cards, organizer_secrets, run_dir
-from .install import Installation, http_status, wait_until
+from .install import Installation
 
 VALUES_FILES = sorted(p.name for p in CI_DIR.glob("*.yaml"))
 
@@ -29,15 +30,17 @@ def test_hub_starts_and_answers_health(values_file, accounts_yaml):
     installation.start()
     try:
         assert http_status(f"{installation.hub_url}/hub/health") == 200
-        wait_until(
-            lambda: http_status(f"{installation.hub_url}/hub/api/") == 200, 60, "the hub's API via the proxy"
+        wait_for(
+            lambda: http_status(f"{installation.hub_url}/hub/api/") == 200,
+            60,
+            message="the hub's API via the proxy",
         )
         annotations = installation.service("workshop-metrics")["metadata"]["annotations"]
         metrics = installation.service_url("workshop-metrics", int(annotations["prometheus.io/port"]))
-        wait_until(
+        wait_for(
             lambda: http_status(metrics + annotations["prometheus.io/path"]) == 200,
             60,
-            "the workshop service's metrics",
+            message="the workshop service's metrics",
         )
         volume = installation.cluster.pvc_path("hub-db-dir")
         from_secret = (values.get("workshop", {}).get("service", {}).get("database") or {}).get(

@@ -23,9 +23,10 @@ import pytest_asyncio
 from jupyterhub_workshop.rehearsal.loadtest.participant import Options, Participant
 from jupyterhub_workshop.rehearsal.loadtest.report import UserResult
 from tests.chart.helpers import HUB_ETC, ci_values, deep_merge, secret_data
+from tests.harness.hub import http_status, poll, wait_for
 
 from .inside import hosts_file, make_cards, run_dir
-from .install import HUB_ENV, SINGLEUSER_ENV, Installation, http_status, wait_until
+from .install import HUB_ENV, SINGLEUSER_ENV, Installation
 
 # one event loop for the module: the browsers' sessions (cookies) live across the tests
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -281,11 +282,10 @@ async def test_night_window_stops_the_participant_and_not_the_instructor(worksho
     async def participant_stopped():
         return not (await api(instructor, f"/users/{participant.username}"))["servers"]
 
-    deadline = asyncio.get_running_loop().time() + 90
-    while not await participant_stopped():
-        assert asyncio.get_running_loop().time() < deadline, "the night window did not stop the participant"
-        await asyncio.sleep(0.5)
-    wait_until(lambda: user_pod(workshop, participant.username) is None, 60, "the participant's pod to go")
+    await poll(participant_stopped, 90, interval=0.5, message="the night window to stop the participant")
+    wait_for(
+        lambda: user_pod(workshop, participant.username) is None, 60, message="the participant's pod to go"
+    )
 
     # the instructor's server kept running through the hub restart and the night: code still runs
     model = await api(instructor, f"/users/{instructor.username}")

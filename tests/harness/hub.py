@@ -22,14 +22,22 @@ def free_port() -> int:
 
 
 def wait_for(
-    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1, message: str = "condition"
+    predicate: Callable[[], object],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str = "condition",
+    failed: Callable[[], str | None] | None = None,
 ):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds, or
+    at once when ``failed()`` gives a reason (a process that died, say)."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
+        reason = failed() if failed else None
+        if reason:
+            raise AssertionError(f"{message}: {reason}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
