@@ -214,6 +214,7 @@ def login_widget(page: str) -> str:
     return re.sub(r"\s+", " ", found.group(1)).strip() if found else ""
 
 
+@pytest.mark.jh55  # the hub's own 403 page (error.html, page.html) as JupyterHub 5.5 and 6.1 draw it
 async def test_participant_sees_only_the_opt_out_page(night_hub):
     hub = night_hub
     async with new_session() as s:
