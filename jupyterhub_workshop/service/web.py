@@ -212,7 +212,8 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         return ZoneInfo(self.service.timezone) if self.service.timezone else UTC
 
     def local(self, moment: datetime | None) -> str:
-        return moment.astimezone(self.zone).strftime("%a %H:%M") if moment else ""
+        """Day and time in the workshop's zone, never split across lines (a no-break space)."""
+        return moment.astimezone(self.zone).strftime("%a\u00a0%H:%M") if moment else ""
 
     def clock(self, moment: datetime | None) -> str:
         """HH:MM:SS in the workshop's time zone: the "as of" of what is not live."""
