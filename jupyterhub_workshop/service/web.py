@@ -1,9 +1,10 @@
 """The workshop service's pages and exports (tornado, authenticated through the hub).
 
 - ``/``: admins and ``staff_groups`` see the admin page (with pre-warm: the schedule, the next
-  stretch, the placeholders and their last change); everyone else their opt-out page
+  stretch, the placeholders and their last change; export links for today and the schedule's
+  days); everyone else their opt-out page (their servers running, starting or stopping)
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
-- ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
+- ``/usage.csv``, ``/usage.json``: session export, streamed (staff only); ``start``/``end`` as typed
 - ``/attendance.csv``: a line per login card, used or not (staff only)
 - ``/metrics``: Prometheus text
 
@@ -11,7 +12,7 @@ The pages are live: each view asks the hub (through the service's :class:`.HubAP
 servers running now, bounded in time (:data:`LIVE_TIMEOUT`) and size (:data:`LIVE_USERS`).
 What comes from the service's last pass (the charts, node-hours, or the servers when the hub
 does not answer in time) is shown "as of" that pass. Errors (a participant opening a staff
-page, a bad ``start``) are the hub's own error page.
+page, a bad ``start``) are the hub's own error page, with who is signed in and Logout.
 """
 
 from __future__ import annotations
