@@ -18,7 +18,7 @@ Every time handed around inside the package is timezone-aware.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EXAMPLE = "2026-07-14T08:00:00-06:00"
@@ -69,6 +69,19 @@ def parse_machine_time(text: str | None) -> datetime | None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def local_days(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """From midnight starting ``first`` to midnight ending ``last``, wall-clock days in ``zone``
+    (23 or 25 hours long when the clocks change)."""
+    return datetime.combine(first, time(0), zone), datetime.combine(last + timedelta(days=1), time(0), zone)
+
+
+def typed_time(moment: datetime) -> str:
+    """``moment`` as a person would type it (what :func:`parse_typed_time` reads): to the minute,
+    with its offset, ``Z`` for UTC."""
+    text = aware(moment).isoformat(timespec="minutes")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 # The same rules as the chart's values.schema.json (tests/chart/test_settings_agree.py holds

@@ -1,8 +1,9 @@
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from jupyterhub_workshop.times import as_utc, parse_machine_time, parse_typed_time
+from jupyterhub_workshop.times import as_utc, local_days, parse_machine_time, parse_typed_time, typed_time
 
 UTC = UTC
 
@@ -39,3 +40,15 @@ def test_utc_refuses_naive_times_and_names_them():
         as_utc(datetime(2026, 7, 14, 8), "started")
     with pytest.raises(TypeError, match="must be a datetime"):
         as_utc("2026-07-14")
+
+
+def test_local_days_run_midnight_to_midnight_on_the_wall_clock_and_read_back_as_typed():
+    denver = ZoneInfo("America/Denver")
+    start, end = local_days(date(2026, 3, 8), date(2026, 3, 8), denver)  # spring forward
+    assert (typed_time(start), typed_time(end)) == ("2026-03-08T00:00-07:00", "2026-03-09T00:00-06:00")
+    assert end.astimezone(UTC) - start.astimezone(UTC) == timedelta(hours=23)
+    assert parse_typed_time(typed_time(start)) == start
+    start, end = local_days(date(2026, 7, 14), date(2026, 7, 16), ZoneInfo("UTC"))
+    assert (typed_time(start), typed_time(end)) == ("2026-07-14T00:00Z", "2026-07-17T00:00Z")
+    with pytest.raises(ValueError):
+        typed_time(datetime(2026, 7, 14))  # naive: no offset to type

@@ -1,9 +1,10 @@
 """The workshop service's pages and exports (tornado, authenticated through the hub).
 
 - ``/``: admins and ``staff_groups`` see the admin page (with pre-warm: the schedule, the next
-  stretch, the placeholders and their last change); everyone else their opt-out page
+  stretch, the placeholders and their last change; export links for today and the schedule's
+  days); everyone else their opt-out page (their servers running, starting or stopping)
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
-- ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
+- ``/usage.csv``, ``/usage.json``: session export, streamed (staff only); ``start``/``end`` as typed
 - ``/attendance.csv``: a line per login card, used or not (staff only)
 - ``/metrics``: Prometheus text
 
@@ -11,16 +12,17 @@ The pages are live: each view asks the hub (through the service's :class:`.HubAP
 servers running now, bounded in time (:data:`LIVE_TIMEOUT`) and size (:data:`LIVE_USERS`).
 What comes from the service's last pass (the charts, node-hours, or the servers when the hub
 does not answer in time) is shown "as of" that pass. Errors (a participant opening a staff
-page, a bad ``start``) are the hub's own error page.
+page, a bad ``start``) are the hub's own error page, with who is signed in and Logout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -33,7 +35,8 @@ from tornado import web
 
 from .. import charts
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
-from ..times import now_utc, parse_typed_time
+from ..schedule import Schedule
+from ..times import local_days, now_utc, parse_typed_time, typed_time
 from .attendance import attendance, attendance_csv, card_uses
 from .culler import server_info
 from .hub_api import PAGINATION, HubAPIError
@@ -54,10 +57,48 @@ def _time_arg(handler: web.RequestHandler, name: str) -> datetime | None:
     value = handler.get_argument(name, "")
     if not value:
         return None
+    # a "+" typed into an address arrives as a space (form encoding): before an offset, it was one
+    value = re.sub(r" (\d\d:?\d\d)$", r"+\1", value)
     try:
         return parse_typed_time(value)
     except ValueError as e:
         raise web.HTTPError(400, f"{name}: {e}") from None
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """A stretch of whole days the admin page offers to export, its times as a person types them."""
+
+    label: str
+    start: str
+    end: str
+
+    @property
+    def query(self) -> str:
+        return urlencode({"start": self.start, "end": self.end}, safe=":")
+
+
+def export_ranges(now: datetime, zone, schedule: Schedule | None = None) -> list[ExportRange]:
+    """Today in the workshop's ``zone``; and the schedule's days, first to last, in its own zone
+    (unless they are just today, or its weekday sessions have no end)."""
+
+    def days(first: date, last: date) -> str:
+        if first == last:
+            return f"{first:%a %d %b}"
+        return f"{first:%d %b} – {last:%d %b %Y}" if first.year == last.year else f"{first} – {last}"
+
+    today = now.astimezone(zone).date()
+    spans = [("Today", today, today, zone)]
+    try:
+        first, last = schedule.span() if schedule else (None, None)
+    except ValueError:  # sessions by weekday without from/until
+        first = last = None
+    if first and (first, last) != (today, today):
+        spans.append(("The workshop's schedule", first, last, schedule.zone))
+    return [
+        ExportRange(f"{label}, {days(first, last)}", *(typed_time(t) for t in local_days(first, last, z)))
+        for label, first, last, z in spans
+    ]
 
 
 @dataclass
@@ -110,11 +151,6 @@ class ServerRow:
     state: str  # "running", "starting", "stopping"
     stop: tuple[datetime, str] | None  # when it will be stopped, and why
     kept_tonight: bool
-
-
-def running_servers(user: dict) -> list[ServerInfo]:
-    """The ready servers of a hub user model."""
-    return [server_info(user, name, s) for name, s in (user.get("servers") or {}).items() if s.get("ready")]
 
 
 def server_row(info: ServerInfo, kept: bool, policy, now: datetime, pending: str | None = None) -> ServerRow:
@@ -177,7 +213,8 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         return ZoneInfo(self.service.timezone) if self.service.timezone else UTC
 
     def local(self, moment: datetime | None) -> str:
-        return moment.astimezone(self.zone).strftime("%a %H:%M") if moment else ""
+        """Day and time in the workshop's zone, never split across lines (a no-break space)."""
+        return moment.astimezone(self.zone).strftime("%a\u00a0%H:%M") if moment else ""
 
     def clock(self, moment: datetime | None) -> str:
         """HH:MM:SS in the workshop's time zone: the "as of" of what is not live."""
@@ -282,6 +319,7 @@ class MainHandler(ServiceHandler):
         active, running_samples = self.sample_charts()
         durations = service.store.duration_histogram(SESSION_BUCKETS)  # counted by the database
         nh = service.culler.node_hours()
+        prewarmer = getattr(service, "prewarmer", None)
         self.render_page(
             "workshop-admin.html",
             now=now,
@@ -305,8 +343,9 @@ class MainHandler(ServiceHandler):
             running_chart=charts.line_chart("Running servers", running_samples),
             duration_chart=charts.bar_chart("Finished sessions by length", charts.duration_bars(durations)),
             sessions=sum(count for _, count in durations),
+            export_ranges=export_ranges(now, self.zone, getattr(prewarmer, "schedule", None)),
             attendance=attendance_view,
-            prewarm=prewarm_view(getattr(service, "prewarmer", None), now, service.prewarm_every),
+            prewarm=prewarm_view(prewarmer, now, service.prewarm_every),
         )
 
     async def live_servers(self, now: datetime, opted_out: set[str]):
@@ -339,29 +378,33 @@ class MainHandler(ServiceHandler):
     async def opt_out_page(self, user: dict, now: datetime, opted_out: set[str], exempt: bool) -> None:
         service = self.service
         as_of = None
+        kept = user["name"] in opted_out
         try:
             status, model = await asyncio.wait_for(
                 self.hub.request("GET", f"/users/{quote(user['name'], safe='')}"), LIVE_TIMEOUT
             )
             if status != 200:
                 raise HubAPIError(status, "reading the user")
-            mine = running_servers(model)
+            mine = server_rows([model], opted_out, service.policy, now)  # running, starting, stopping
         except (TimeoutError, HubAPIError) as e:
             self.service.log.warning("Opt-out page: %s's servers are unavailable (%s)", user["name"], e)
-            mine = [s for s in service.culler.servers if s.user == user["name"] and s.ready]
+            mine = [
+                server_row(s, kept, service.policy, now)
+                for s in service.culler.servers
+                if s.user == user["name"]
+            ]
             as_of = self.last_pass()
         night = service.policy.night
-        kept = user["name"] in opted_out
         self.render_page(
             "workshop-optout.html",
             now=now,
             night=night,
             next_night=night.next(now) if night else None,
             opted_out_tonight=kept,
-            warning=warning(bool(mine), kept, exempt, service.policy, now),
+            warning=warning(any(r.state != "stopping" for r in mine), kept, exempt, service.policy, now),
             exempt=exempt,
             message=self.get_argument("done", ""),
-            mine=[(s, cull_time(s, kept, service.policy, now)) for s in mine],
+            mine=mine,
             as_of=as_of,
         )
 

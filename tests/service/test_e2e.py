@@ -122,6 +122,13 @@ install_server_events(c, {str(self.events_file)!r})
         self.hub.api(f"/users/{name}/server", method="POST", data=b"{}")
         wait_for(lambda: self.running(name), 30, message=f"{name}'s server")
 
+    def hold(self, name: str) -> Path:
+        """Keep ``name``'s spawns pending (a hub configured with hold_spawns) until the returned
+        file is removed."""
+        path = self.root / f"hold-{name}"
+        path.touch()
+        return path
+
     def running(self, name: str) -> bool:
         server = self.hub.api(f"/users/{name}")["servers"].get("")
         return bool(server and server.get("ready"))
@@ -147,7 +154,7 @@ def attendance_cells(page: str, role: str) -> list:
     """The cells of the admin page's attendance row for ``role``; the first sign-ins cell as
     ANY_TIMES when it holds times."""
     row = re.search(rf'<tr id="attendance-{role}"[^>]*>(.*?)</tr>', page, re.S).group(1)
-    cells = [re.sub(r"\s+", " ", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+    cells = [re.sub(r"\s+", " ", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
     return [ANY_TIMES if ANY_TIMES.fullmatch(cell) else cell for cell in cells]
 
 
@@ -178,15 +185,36 @@ def schedule_clear_of_the_night() -> dict:
     return {"schedule": {"timeZone": zone, "sessions": [session]}, "users_per_node": 4}
 
 
+def hold_spawns(root: Path) -> str:
+    """Hub configuration: a user's spawn waits (pending) while the file ``root/hold-<name>`` exists,
+    60 s at most; ServiceHub.hold makes one."""
+    return f"""
+import asyncio, os, time
+async def _hold_spawn(spawner):
+    hold, deadline = os.path.join({str(root)!r}, "hold-" + spawner.user.name), time.monotonic() + 60
+    while os.path.exists(hold) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+c.Spawner.pre_spawn_hook = _hold_spawn
+"""
+
+
 @pytest.fixture(scope="module")
 def night_hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("night")
     settings = {**night_settings(active=True), **accounts_file(root), **schedule_clear_of_the_night()}
-    hub = ServiceHub(root, settings).start()
+    settings["idle_timeout"] = 3600  # said on the participant's page; nothing here is idle that long
+    hub = ServiceHub(root, settings, extra_config=hold_spawns(root)).start()
     yield hub
     hub.stop()
 
 
+def login_widget(page: str) -> str:
+    """The navigation bar's signed-in user and Logout, as the hub's page.html draws them."""
+    found = re.search(r'<span id="login_widget">(.*?)</span>\s*</li>', page, re.S)
+    return re.sub(r"\s+", " ", found.group(1)).strip() if found else ""
+
+
+@pytest.mark.jh55  # the hub's own 403 page (error.html, page.html) as JupyterHub 5.5 and 6.1 draw it
 async def test_participant_sees_only_the_opt_out_page(night_hub):
     hub = night_hub
     async with new_session() as s:
@@ -196,6 +224,8 @@ async def test_participant_sees_only_the_opt_out_page(night_hub):
         assert "Keep my server tonight" in page and 'id="servers"' not in page
         assert "/hub/static/css/style.min.css" in page  # the hub's own page template and styles
         assert "You have no server running." in page
+        async with s.get(f"{hub.url}/hub/home") as r:
+            home = await r.text()
         for path in ("usage.csv", "usage.json", "attendance.csv", "usage.csv?start=2026-07-14T00:00:00Z"):
             async with s.get(hub.service_url + path) as r:
                 status, denied = r.status, await r.text()
@@ -203,7 +233,10 @@ async def test_participant_sees_only_the_opt_out_page(night_hub):
             # the hub's error page (its template and stylesheet), saying why, with the way back
             assert "/hub/static/css/style.min.css" in denied and '<div class="error">' in denied
             assert "403 : Forbidden" in denied and "Only workshop staff may open this page." in denied
-            assert 'id="workshop-back"' in denied and "ws001" in denied  # signed in: the navbar shows who
+            assert 'id="workshop-back"' in denied
+            # signed in: the navigation bar shows who and Logout, exactly as the hub's own pages do
+            assert login_widget(denied) == login_widget(home) and 'id="logout"' in login_widget(home)
+            assert "ws001" in login_widget(denied)
             assert "ws002" not in denied and "wsinstructor01" not in denied  # nothing about anyone else
 
 
@@ -284,6 +317,11 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         )  # only still-open sessions overlap
         assert not any(line.startswith("ws001,") for line in later.splitlines())
         assert any(line.startswith("ws002,") for line in later.splitlines())
+        # a "+" typed into the address (as the page's hint shows it) arrives as a space: still read
+        assert (await open_service(s, hub, "usage.csv?start=2099-01-01T00:00+02:00")) == (200, later)
+        # the export links and the hint are the workshop's own days, not a fixed example
+        today = datetime.now(ZoneInfo("America/Denver")).date()
+        assert f"usage.csv?start={today}T00:00-0" in page and "2026-07-14" not in page
     async with new_session() as s:  # Prometheus scrapes without a hub login
         status, metrics = await open_service(s, hub, "metrics")
     assert status == 200
@@ -295,8 +333,38 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
     assert "workshop_prewarm_active 0.0" in metrics and "workshop_prewarm_placeholders 0.0" in metrics
 
 
-# What the browser test measures on each chart, table and the whole page, in CSS px as laid out.
+async def test_a_starting_server_is_said_to_be_starting_and_is_kept_tonight_once_it_runs(night_hub):
+    hub = night_hub
+    hold = hub.hold("ws003")
+    try:
+        async with new_session() as s:
+            assert (await login(s, hub.url, "ws003", hub.cards["ws003"].password)).ok
+            hub.hub.api("/users/ws003/server", method="POST", data=b"{}")  # 202: pending while held
+            assert hub.hub.api("/users/ws003")["servers"][""]["pending"] == "spawn"
+            status, page = await open_service(s, hub)
+            assert status == 200 and "Your server is starting: it is not running yet." in page
+            assert "You have no server running." not in page
+            assert "Running servers are being stopped for the night" in page  # it will be one of them
+            assert (
+                "You can keep your server tonight now, while it starts: it is kept as soon as it runs."
+                in page
+            )
+            xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+            async with s.post(hub.service_url + "opt-out", data={"_xsrf": xsrf}) as r:
+                assert r.status == 200 and "will be kept running tonight" in await r.text()
+        hold.unlink()
+        wait_for(lambda: hub.running("ws003"), 30, message="ws003's server to start")
+        hub.wait_passes(3)  # in the night window: a server not kept is stopped at the next pass
+        assert hub.running("ws003")
+        assert ("ws003",) not in hub.query("SELECT username FROM workshop_culls")
+    finally:
+        hold.unlink(missing_ok=True)
+
+
+# What the browser test measures on each chart, table and page, in CSS px as laid out.
 LAYOUT = """() => {
+  const vw = window.innerWidth;
+  const within = (r) => r.left >= -0.5 && r.right <= vw + 0.5;
   const texts = [];
   for (const svg of document.querySelectorAll('svg.workshop-chart')) {
     const box = svg.getBoundingClientRect();
@@ -312,19 +380,84 @@ LAYOUT = """() => {
       });
     }
   }
-  const boxes = {};
-  for (const id of ['servers-box', 'attendance-box', 'prewarm-box']) {
-    const el = document.getElementById(id);
-    const before = el.scrollLeft;
-    el.scrollLeft = 60;  // does the box itself scroll?
-    boxes[id] = {overflowX: getComputedStyle(el).overflowX, scrollWidth: el.scrollWidth,
-                 clientWidth: el.clientWidth, scrolled: el.scrollLeft, right: el.getBoundingClientRect().right};
-    el.scrollLeft = before;
+  // Every table: each column's header visible in the viewport and its box (a table), or each
+  // row's label for each column (cards); no cell's text cut; nothing scrolled out of sight.
+  const tables = {};
+  for (const table of document.querySelectorAll('.container table')) {
+    const box = table.parentElement, boxRect = box.getBoundingClientRect();
+    const cards = getComputedStyle(table).display !== 'table';
+    const problems = [];
+    const headers = table.tHead ? [...table.tHead.rows[0].cells] : [...table.querySelectorAll('tbody th')];
+    const names = headers.map((th) => th.textContent.trim());
+    if (!cards || !table.tHead) {
+      for (const th of headers) {
+        const r = th.getBoundingClientRect();
+        if (!(r.width > 0 && within(r) && r.right <= boxRect.right + 0.5)) problems.push('header off-screen: ' + th.textContent.trim());
+      }
+    } else {
+      for (const tr of table.tBodies[0].rows) {
+        const cells = [...tr.cells].filter((td) => td.hasAttribute('data-label'));
+        if (!cells.length) continue;  // "No servers running."
+        if (cells.map((td) => td.dataset.label).join('|') !== names.join('|')) problems.push('data-labels are not the headers ' + names);
+        for (const td of cells) {  // an empty cell (no profile) is left out of its card
+          const label = getComputedStyle(td, '::before').content.replace(/^"|"$/g, '');
+          const shown = getComputedStyle(td).display !== 'none';
+          if (td.textContent.trim() ? !shown || label !== td.dataset.label : shown) problems.push('label: ' + td.dataset.label);
+        }
+        for (const td of cells) {
+          if (!within(td.getBoundingClientRect())) problems.push('off-screen: ' + td.dataset.label);
+        }
+      }
+    }
+    for (const cell of table.querySelectorAll('tbody td, tbody th')) {
+      if (cell.scrollWidth > cell.clientWidth + 1) problems.push('cut: ' + cell.textContent.trim());
+    }
+    if (box.scrollWidth > box.clientWidth + 1) problems.push('scrolls sideways: ' + box.scrollWidth + ' px in ' + box.clientWidth);
+    tables[table.id] = {cards, width: Math.round(table.getBoundingClientRect().width),
+                        box: Math.round(boxRect.width), headers: names, problems};
   }
-  return {texts, boxes, charts: document.querySelectorAll('svg.workshop-chart').length,
-          documentWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+  // whatever is drawn, out of the viewport to the side
+  const outside = [];
+  for (const el of document.querySelectorAll('.container *')) {
+    if (el.closest('thead') && getComputedStyle(el.closest('thead')).clipPath !== 'none') continue;  // for screen readers
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0 && !within(r)) outside.push(el.tagName + '#' + el.id + ' ' + (el.textContent || '').trim().slice(0, 40));
+  }
+  return {texts, tables, outside, charts: document.querySelectorAll('svg.workshop-chart').length,
+          documentWidth: document.documentElement.scrollWidth, viewport: vw,
           navbar: getComputedStyle(document.querySelector('nav')).display};
 }"""
+
+# On the participant's page: the button, and what is written around it (in CSS px).
+OPTOUT_LAYOUT = """() => {
+  const rect = (el) => el && el.getBoundingClientRect();
+  const button = rect(document.getElementById('keep-tonight')), why = rect(document.getElementById('keep-why'));
+  const idle = rect(document.getElementById('idle-rule'));
+  return {button: button && {left: button.left, right: button.right, top: button.top, bottom: button.bottom},
+          aboveButton: button && why ? button.top - why.bottom : null,
+          idleAboveButton: idle && button ? button.top - idle.bottom : null,
+          documentWidth: document.documentElement.scrollWidth, viewport: window.innerWidth};
+}"""
+
+# A signed-in user's name and Logout in the navigation bar, visible (opening the collapsed menu
+# on a narrow screen, as a person would).
+SIGNED_IN = """async () => {
+  const toggler = document.querySelector('.navbar-toggler');
+  if (toggler && getComputedStyle(toggler).display !== 'none') {
+    toggler.click();
+    const deadline = Date.now() + 5000;
+    while (!document.querySelector('#thenavbar.show') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const logout = document.getElementById('logout');
+  const r = logout && logout.getBoundingClientRect();
+  return {widget: (document.getElementById('login_widget') || {}).innerText || '',
+          logoutVisible: !!r && r.width > 0 && r.height > 0 && r.right <= window.innerWidth};
+}"""
+
+WIDTHS = (360, 400, 1280)  # phones, a laptop
+TABLET = 768  # the narrowest width tables are tables at (Bootstrap's md): they fit there too
 
 
 async def browser_login(browser, hub: ServiceHub, name: str, width: int):
@@ -338,7 +471,7 @@ async def browser_login(browser, hub: ServiceHub, name: str, width: int):
     return context, page
 
 
-async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(night_hub):
+async def test_pages_read_well_in_headless_chromium_at_360_400_and_1280_px(night_hub):
     playwright = pytest.importorskip(
         "playwright.async_api", reason="playwright (pip) is needed for the browser test"
     )
@@ -349,7 +482,8 @@ async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(nig
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     hub = night_hub
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shots, layouts = [], {}
+    shots, layouts, optout, signed_in = [], {}, {}, {}
+    hold = hub.hold("ws001")
     async with playwright.async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=chromium,
@@ -365,7 +499,7 @@ async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(nig
         )
         try:
             context, page = await browser_login(browser, hub, "ws004", 1280)
-            for width in (1280, 400):
+            for width in (*WIDTHS, TABLET):
                 await page.set_viewport_size({"width": width, "height": 900})
                 await page.goto(hub.service_url)
                 await page.wait_for_selector("#workshop-admin")
@@ -375,24 +509,43 @@ async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(nig
                 await page.screenshot(path=str(shots[-1]), full_page=True)
             await context.close()
 
-            # a participant who opens a staff-only export gets the hub's own error page, styled
-            context, page = await browser_login(browser, hub, "ws001", 400)
-            response = await page.goto(hub.service_url + "attendance.csv")
-            assert response.status == 403
-            assert (await page.inner_text(".error h1")).strip() == "403 : Forbidden"
-            assert await page.evaluate("getComputedStyle(document.querySelector('nav')).display") != "inline"
-            assert await page.evaluate("document.documentElement.scrollWidth") <= 400
-            shots.append(ARTIFACTS / "workshop-403-400.png")
-            await page.screenshot(path=str(shots[-1]), full_page=True)
+            # a participant whose server is starting, with the button to keep it tonight
+            hub.hub.api("/users/ws001/server", method="POST", data=b"{}")  # pending while held
+            context, page = await browser_login(browser, hub, "ws001", 1280)
+            for width in WIDTHS:
+                await page.set_viewport_size({"width": width, "height": 900})
+                await page.goto(hub.service_url)
+                await page.wait_for_selector("#workshop-optout")
+                assert "is starting" in await page.inner_text("#my-server")
+                optout[width] = await page.evaluate(OPTOUT_LAYOUT)
+                shots.append(ARTIFACTS / f"workshop-participant-{width}.png")
+                await page.screenshot(path=str(shots[-1]), full_page=True)
+
+            # ... who opens a staff-only export: the hub's own error page, styled, saying who is
+            # signed in with Logout as the hub's other pages do
+            for width in (400, 1280):
+                await page.set_viewport_size({"width": width, "height": 900})
+                response = await page.goto(hub.service_url + "attendance.csv")
+                assert response.status == 403
+                assert (await page.inner_text(".error h1")).strip() == "403 : Forbidden"
+                assert (
+                    await page.evaluate("getComputedStyle(document.querySelector('nav')).display") != "inline"
+                )
+                assert await page.evaluate("document.documentElement.scrollWidth") <= width
+                signed_in[width] = await page.evaluate(SIGNED_IN)
+                shots.append(ARTIFACTS / f"workshop-403-{width}.png")
+                await page.screenshot(path=str(shots[-1]), full_page=True)
             await context.close()
         finally:
             await browser.close()
+            hold.unlink(missing_ok=True)
     (ARTIFACTS / "workshop-admin-layout.json").write_text(
         json.dumps(
             {
                 width: {
                     "smallest_chart_text_px": round(min(t["px"] for t in layout["texts"]), 2),
                     **{k: v for k, v in layout.items() if k != "texts"},
+                    "participant": optout.get(width),
                 }
                 for width, layout in layouts.items()
             },
@@ -407,14 +560,20 @@ async def test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px(nig
         outside = [t["text"] for t in layout["texts"] if not t["inside"]]
         assert not outside, f"chart text outside its chart at {width} px wide: {outside}"
         assert layout["documentWidth"] <= layout["viewport"], f"the page is wider than {width} px"
-        for box in layout["boxes"].values():
-            assert box["overflowX"] == "auto" and box["right"] <= layout["viewport"]
-    # at 400 px the servers' table is wider than the screen: its box scrolls, not the page
-    servers = layouts[400]["boxes"]["servers-box"]
-    assert servers["scrollWidth"] > servers["clientWidth"] and servers["scrolled"] > 0
-    assert layouts[1280]["boxes"]["servers-box"]["scrolled"] == 0  # wide enough: nothing to scroll
-    for width in (1280, 400):  # the pre-warm table is prose: it wraps rather than scrolls
-        assert layouts[width]["boxes"]["prewarm-box"]["scrolled"] == 0, width
+        assert not layout["outside"], f"off-screen at {width} px: {layout['outside']}"
+        assert set(layout["tables"]) == {"servers", "attendance", "prewarm"}
+        for name, table in layout["tables"].items():
+            assert not table["problems"], f"{name} at {width} px: {table['problems']}"
+            assert table["cards"] == (width < 768), (name, width)  # cards under Bootstrap's md width
+        participant = optout.get(width) or optout[400]
+        assert participant["documentWidth"] <= width and participant["button"]["right"] <= width
+        assert participant["aboveButton"] >= 8 and participant["idleAboveButton"] >= 16, participant
+    assert layouts[1280]["tables"]["servers"]["headers"][-1] == "Will be stopped"
+    for width, seen in signed_in.items():
+        assert "ws001" in seen["widget"] and "Logout" in seen["widget"] and seen["logoutVisible"], (
+            width,
+            seen,
+        )
     assert all(shot.stat().st_size > 10_000 for shot in shots)
 
 
@@ -446,7 +605,7 @@ async def test_pages_show_the_servers_now_not_at_the_last_pass(live_hub):
         status, page = await open_service(participant, hub)
         assert "Your server is running, started" in page and "as of" not in page
         status, page = await open_service(staff, hub)
-        assert re.search(r'id="running-count">1<', page) and "<td>ws001</td>" in page
+        assert re.search(r'id="running-count">1<', page) and '<td data-label="User">ws001</td>' in page
         assert "Servers live from the hub at" in page
         # what is not live says when it is from: the charts, from the one pass at start
         assert f"running servers as of {last_pass[11:19]} (UTC), the service's last pass" in page

@@ -2,16 +2,21 @@
 its template says about a listing cut at its bound. (tests/service/test_e2e.py runs the pages
 against a real hub.)"""
 
+import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 import jinja2
 import pytest
 from jupyterhub._data import DATA_FILES_PATH
 
 from jupyterhub_workshop import charts
+from jupyterhub_workshop.schedule import Schedule
 from jupyterhub_workshop.service import web
 from jupyterhub_workshop.service.policy import CullPolicy, NightWindow
+from jupyterhub_workshop.times import parse_typed_time
 
 NOW = datetime(2026, 7, 14, 20, 0, tzinfo=UTC)  # 14:00 in Denver
 POLICY = CullPolicy(
@@ -92,7 +97,7 @@ async def test_a_listing_stops_at_its_bound_and_knows_how_many_more():
     assert [u["name"] for u in everyone.users] == ["a", "b", "c"] and everyone.more == 0
 
 
-def render_admin(**ns) -> str:
+def render(template: str, **ns) -> str:
     loader = jinja2.ChoiceLoader(
         [
             jinja2.FileSystemLoader(str(web.TEMPLATES)),
@@ -142,11 +147,16 @@ def render_admin(**ns) -> str:
         running_chart=charts.line_chart("Running servers", []),
         duration_chart=charts.bar_chart("Finished sessions by length", []),
         sessions=0,
+        export_ranges=web.export_ranges(NOW, UTC),
         attendance={"error": "Attendance needs the accounts file: set WorkshopService.accounts_file."},
         prewarm={"enabled": False},
     )
     namespace.update(ns)
-    return env.get_template("workshop-admin.html").render(**namespace)
+    return env.get_template(template).render(**namespace)
+
+
+def render_admin(**ns) -> str:
+    return render("workshop-admin.html", **ns)
 
 
 def test_the_page_says_what_it_left_out_and_what_is_not_live():
@@ -163,3 +173,120 @@ def test_the_page_shows_the_last_pass_as_of_its_time_when_the_hub_does_not_answe
     page = render_admin(live_error=error)
     assert f"{error}: servers as of 19:59:18 (UTC), the service's last pass." in page
     assert "Servers live from the hub" not in page
+
+
+def test_exports_offer_today_in_the_workshop_zone_and_the_schedule_s_days():
+    late = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)  # Saturday evening in Denver
+    schedule = Schedule.parse(
+        {
+            "timeZone": "Europe/Berlin",
+            "sessions": [{"days": ["2026-07-14", "2026-07-16"], "start": "09:00", "end": "17:00"}],
+        }
+    )
+    today, workshop = web.export_ranges(late, ZoneInfo("America/Denver"), schedule)
+    assert (today.label, today.start, today.end) == (
+        "Today, Sat 05 Dec",
+        "2026-12-05T00:00-07:00",
+        "2026-12-06T00:00-07:00",
+    )
+    assert workshop.label == "The workshop's schedule, 14 Jul – 16 Jul 2026"
+    assert (workshop.start, workshop.end) == ("2026-07-14T00:00+02:00", "2026-07-17T00:00+02:00")
+    # the link's query reads back as the times the export handler expects
+    query = {k: v[0] for k, v in parse_qs(workshop.query).items()}
+    assert parse_typed_time(query["start"]) == datetime(2026, 7, 13, 22, 0, tzinfo=UTC)
+    # a schedule of today only adds nothing; weekday sessions without an end give no span
+    one_day = Schedule.parse(
+        {"timeZone": "UTC", "sessions": [{"days": ["2026-07-14"], "start": "09:00", "end": "10:00"}]}
+    )
+    assert [r.label for r in web.export_ranges(NOW, UTC, one_day)] == ["Today, Tue 14 Jul"]
+    weekly = Schedule.parse(
+        {"timeZone": "UTC", "sessions": [{"days": ["Mon"], "start": "09:00", "end": "10:00"}]}
+    )
+    assert len(web.export_ranges(NOW, UTC, weekly)) == 1
+
+
+def test_every_table_cell_is_labelled_with_its_column_and_the_hint_breaks_only_at_the_ampersand():
+    rows = web.server_rows(
+        [user("amy", {"": server(), "gpu": server(ready=False, pending="spawn")})], set(), POLICY, NOW
+    )
+    attendance = {
+        "error": None,
+        "rows": [
+            {
+                "role": "participant",
+                "issued": 4,
+                "used": 3,
+                "first_sign_in": NOW,
+                "last_first_sign_in": NOW,
+                "never_used": 1,
+                "revoked": 0,
+            }
+        ],
+    }
+    page = render_admin(rows=rows, attendance=attendance)
+    for table in ("servers", "attendance"):
+        html = re.search(rf'<table [^>]*id="{table}".*?</table>', page, re.S).group(0)
+        headers = re.findall(r'<th scope="col">(.*?)</th>', html)
+        assert len(headers) == 6 and 'class="table' in html and "workshop-rows" in html
+        for row in re.findall(r"<tr[^>]*>\s*<td.*?</tr>", html, re.S):
+            assert re.findall(r'<td data-label="([^"]*)"', row) == headers, table
+    hint = re.search(r'id="export-hint">.*?<code>(.*?)</code>', page, re.S).group(1)
+    assert hint == (
+        '<span class="text-nowrap">?start=2026-07-14T00:00Z</span><wbr>'
+        '<span class="text-nowrap">&amp;end=2026-07-15T00:00Z</span>'
+    )
+    assert 'href="/services/workshop/usage.csv?start=2026-07-14T00:00Z&amp;end=2026-07-15T00:00Z"' in page
+
+
+def render_optout(mine, **ns) -> str:
+    defaults = dict(warning=None, exempt=False, opted_out_tonight=False, mine=mine, as_of=None)
+    service = SimpleNamespace(idle_timeout=3600, dry_run=False)
+    return render("workshop-optout.html", **{**defaults, "night": POLICY.night, "service": service, **ns})
+
+
+def words(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+@pytest.mark.parametrize(
+    "servers, said, why",
+    [
+        ({"": server()}, "Your server is running, started", "Running something long overnight?"),
+        (
+            {"": server(ready=False, pending="spawn")},
+            "Your server is starting: it is not running yet.",
+            "You can keep your server tonight now, while it starts: it is kept as soon as it runs.",
+        ),
+        ({}, "You have no server running.", "also keeps a server you start later tonight"),
+    ],
+)
+def test_a_participant_is_told_what_their_server_is_doing_and_what_keeping_it_does(servers, said, why):
+    page = words(render_optout(web.server_rows([user("amy", servers)], set(), POLICY, NOW)))
+    assert said in page and why in page and "Keep my server tonight" in page
+    assert ("You have no server running." in page) == (not servers)
+    # the rules come before the button, not crowded under it
+    assert page.index("Servers without activity for 60 minutes are stopped.") < page.index(
+        "Keep my server tonight"
+    )
+
+
+@pytest.mark.jh55  # the hub's error.html and page.html of JupyterHub 5.5 and 6.1
+def test_the_error_page_shows_the_signed_in_user_and_logout_as_the_hub_s_pages_do():
+    message = "Only workshop staff may open this page."
+    error = render(
+        "workshop-error.html",
+        status_code=403,
+        status_message="Forbidden",
+        message=message,
+        message_html="",
+        extra_error_html="",
+    )
+    home = render("page.html")  # what every other page of the hub draws in its navigation bar
+
+    def widget(page):
+        return re.sub(
+            r"\s+", " ", re.search(r'<span id="login_widget">(.*?)</span>\s*</li>', page, re.S).group(1)
+        )
+
+    assert widget(error) == widget(home) and 'id="logout"' in widget(error) and ">staff<" in widget(error)
+    assert message in error and 'id="workshop-back"' in error
