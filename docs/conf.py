@@ -21,6 +21,9 @@ extensions = [
     "workshop_reference",
 ]
 
+# options and code-like words stay as typed: no en-dashes for "--", no curly quotes
+smartquotes = False
+
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "README.md"]

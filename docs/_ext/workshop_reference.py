@@ -206,12 +206,18 @@ def _type_of(node: dict) -> str:
 
 
 def _default(values: dict, path: str):
+    """The value at a dotted path of values.yaml, and whether there is one."""
     node = values
-    for key in path.split(".")[1:]:
+    for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
             return None, False
         node = node[key]
     return node, True
+
+
+def _rst(text: str) -> str:
+    """Schema descriptions are written with Markdown's `code`: make it reST's ``code``."""
+    return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
 
 
 class _GeneratedDirective(SphinxDirective):
@@ -227,7 +233,7 @@ class _GeneratedDirective(SphinxDirective):
 
 
 class ChartValues(_GeneratedDirective):
-    """Every ``workshop:`` chart value: path, type, default, description."""
+    """Every ``workshop:`` chart value: path, type, default, description; a rubric per block."""
 
     def run(self):
         self.env.note_dependency(str(SCHEMA))
@@ -235,24 +241,24 @@ class ChartValues(_GeneratedDirective):
         values = yaml.safe_load(VALUES.read_text())
         lines = []
         for path, node in schema_properties(workshop_schema(), "workshop"):
-            default, has_default = (
-                _default(values, path) if "[]" not in path and "<" not in path else (None, False)
-            )
-            lines += [f".. _chart-value-{path}:", "", f"``{path}``", ""]
+            if path.count(".") == 1 and node.get("properties"):
+                lines += [f".. rubric:: {path}", ""]
+            lines += [f".. _chart-value-{path}:", ""]
             facts = []
             if _type_of(node):
                 facts.append(f"*type* {_type_of(node)}")
             if "enum" in node:
                 facts.append("*one of* " + ", ".join(self.literal(json.dumps(v)) for v in node["enum"]))
-            if has_default and not isinstance(default, dict):
+            default, has_default = _default(values, path)
+            if has_default and not (isinstance(default, dict) and default):
                 facts.append("*default* " + self.literal(json.dumps(default)))
-            for bound in ("minimum", "maximum", "pattern"):
+            for bound in ("minimum", "maximum"):
                 if bound in node:
                     facts.append(f"*{bound}* " + self.literal(str(node[bound])))
-            body = (node.get("description") or "").strip()
-            lines += ["   " + " · ".join(facts) if facts else "   ", ""]
-            lines += ["   " + line for line in body.splitlines()] + [""]
-        # a definition list, one entry per value
+            body = _rst(" ".join((node.get("description") or "").split()))
+            lines += [f"``{path}``"]  # a definition list: the term, then its indented definition
+            lines += ["   " + " · ".join(facts)] if facts else []
+            lines += ["", "   " + body, ""]
         return self.parse_rst(lines)
 
 
@@ -265,7 +271,7 @@ class Metrics(_GeneratedDirective):
                 f"   * - ``{metric['name']}``",
                 f"     - {metric['type']}",
                 "     - " + (", ".join(f"``{label}``" for label in metric["labels"]) or "—"),
-                "     - " + " ".join(metric["help"].split()).replace("*", r"\*"),
+                "     - " + _rst(" ".join(metric["help"].split()).replace("*", r"\*")),
             ]
         return self.parse_rst(lines)
 
@@ -279,7 +285,7 @@ class Endpoints(_GeneratedDirective):
             lines += [
                 f"   * - ``{endpoint['path']}``",
                 "     - " + ", ".join(endpoint["methods"]),
-                "     - " + doc,
+                "     - " + _rst(doc),
             ]
         return self.parse_rst(lines)
 
