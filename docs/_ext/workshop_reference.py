@@ -290,6 +290,44 @@ class Endpoints(_GeneratedDirective):
         return self.parse_rst(lines)
 
 
+class OtherConfigurables(_GeneratedDirective):
+    """``autoconfigurable`` for every configurable class of the package not in ``:exclude:``
+    (those have pages of their own), so a new one is in the reference from its first build."""
+
+    option_spec = {"exclude": lambda text: {name.strip() for name in text.split(",") if name.strip()}}
+
+    def run(self):
+        exclude = self.options.get("exclude", set())
+        lines = []
+        for cls in package_configurables():
+            name = f"{cls.__module__}.{cls.__name__}"
+            if name in exclude or cls.__name__.endswith("Mixin"):
+                continue
+            lines += [f".. autoconfigurable:: {name}", ""]
+        if not lines:
+            lines = ["Every configurable class of the package is on a page of its own (above)."]
+        return self.parse_rst(lines)
+
+
+class AppOptions(_GeneratedDirective):
+    """The short options of a traitlets application (``aliases`` and ``flags``):
+    ``{workshop-app-options} module.Class``."""
+
+    required_arguments = 1
+
+    def run(self):
+        module, _, name = self.arguments[0].rpartition(".")
+        app = getattr(importlib.import_module(module), name)
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 30 70", ""]
+        lines += ["   * - option", "     - sets"]
+        for alias, target in sorted(app.aliases.items()):
+            target = target[0] if isinstance(target, tuple) else target
+            lines += [f"   * - ``--{alias}=...``", f"     - ``{target}``"]
+        for flag, (_, help_text) in sorted(app.flags.items()):
+            lines += [f"   * - ``--{flag}``", "     - " + _rst(" ".join(help_text.split()))]
+        return self.parse_rst(lines)
+
+
 class Constant(_GeneratedDirective):
     """A constant of the package as an inline literal: ``{workshop-constant} module.NAME``.
     Sequences are joined with commas (CSV headers, key lists)."""
@@ -395,6 +433,8 @@ def setup(app):
     app.add_directive("workshop-metrics", Metrics)
     app.add_directive("workshop-endpoints", Endpoints)
     app.add_directive("workshop-constant", Constant)
+    app.add_directive("workshop-app-options", AppOptions)
+    app.add_directive("workshop-other-configurables", OtherConfigurables)
     app.add_directive("workshop-example-accounts", ExampleAccounts)
     app.connect("autodoc-process-docstring", _note_documented)
     app.connect("autodoc-skip-member", _skip_foreign_traits)
