@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "helm-chart" / "values.schema.json"
 VALUES = ROOT / "helm-chart" / "values.yaml"
+DASHBOARD = ROOT / "helm-chart" / "files" / "grafana-dashboard.json"
 PACKAGE = "jupyterhub_workshop"
 
 
@@ -290,6 +291,23 @@ class Endpoints(_GeneratedDirective):
         return self.parse_rst(lines)
 
 
+class DashboardPanels(_GeneratedDirective):
+    """The Grafana dashboard's panels and their queries, from helm-chart/files/grafana-dashboard.json."""
+
+    def run(self):
+        self.env.note_dependency(str(DASHBOARD))
+        dashboard = json.loads(DASHBOARD.read_text())
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 30 70", ""]
+        lines += ["   * - panel", "     - queries"]
+        for panel in dashboard.get("panels", []):
+            queries = [t["expr"] for t in panel.get("targets", []) if t.get("expr")]
+            if panel.get("type") == "row" or not queries:
+                lines += [f"   * - **{panel.get('title', '')}**", "     -"]
+                continue
+            lines += [f"   * - {panel.get('title', '')}", "     - " + "; ".join(f"``{q}``" for q in queries)]
+        return self.parse_rst(lines)
+
+
 class OtherConfigurables(_GeneratedDirective):
     """``autoconfigurable`` for every configurable class of the package not in ``:exclude:``
     (those have pages of their own), so a new one is in the reference from its first build."""
@@ -435,6 +453,7 @@ def setup(app):
     app.add_directive("workshop-constant", Constant)
     app.add_directive("workshop-app-options", AppOptions)
     app.add_directive("workshop-other-configurables", OtherConfigurables)
+    app.add_directive("workshop-dashboard-panels", DashboardPanels)
     app.add_directive("workshop-example-accounts", ExampleAccounts)
     app.connect("autodoc-process-docstring", _note_documented)
     app.connect("autodoc-skip-member", _skip_foreign_traits)
