@@ -28,7 +28,7 @@ source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "README.md"]
 
-myst_enable_extensions = ["colon_fence", "deflist", "fieldlist", "substitution"]
+myst_enable_extensions = ["colon_fence", "deflist", "fieldlist", "substitution", "tasklist"]
 myst_heading_anchors = 3
 
 # References to our own objects must resolve (-n); those into JupyterHub, KubeSpawner, traitlets
