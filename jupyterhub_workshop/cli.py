@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sizing.set_defaults(run=plan.run)
 
     local = commands.add_parser("demo", help="run a local workshop hub on 127.0.0.1 (no cluster needed)")
-    local.add_argument("--port", type=int, default=8000)
+    local.add_argument("--port", type=int, default=8000, help="port to listen on (a port in use is refused)")
     local.add_argument("--ip", default="127.0.0.1", help="address to listen on")
     local.add_argument(
         "--state-dir",

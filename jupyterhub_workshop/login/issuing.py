@@ -239,7 +239,7 @@ def add_arguments(parser, typed_time) -> None:
     rev.add_argument("usernames", nargs="+", help="usernames to revoke")
 
     check = actions.add_parser("check", help="validate an accounts file; exit 1 naming every bad line")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the accounts.yaml file to check")
 
 
 def run(args) -> int:

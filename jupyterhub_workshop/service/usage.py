@@ -147,7 +147,12 @@ def add_arguments(parser, typed_time) -> None:
         required=True,
         help="SQLAlchemy URL of the service database, e.g. sqlite:///workshop-usage.sqlite",
     )
-    out.add_argument("--format", choices=FORMATS, default="csv")
+    out.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="csv",
+        help='csv (one line per session) or json ({"sessions": [...]})',
+    )
     out.add_argument("--start", type=typed_time, help="only sessions overlapping from this ISO 8601 time")
     out.add_argument("--end", type=typed_time, help="... until this ISO 8601 time")
     out.add_argument("--out", type=Path, help="file to write (default: standard output)")

@@ -301,6 +301,10 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
 
 
 class MainHandler(ServiceHandler):
+    """The admin page for admins and staff_groups (servers live from the hub, opt-outs, culls,
+    attendance, pre-warm, usage charts, export links); everyone else their own page: their
+    server and "Keep my server tonight"."""
+
     @web.authenticated
     async def get(self):
         user = self.current_user
@@ -417,6 +421,9 @@ class MainHandler(ServiceHandler):
 
 
 class OptOutHandler(ServiceHandler):
+    """Keep my server tonight: the signed-in user's server is not stopped in the coming night
+    window (one night; XSRF-checked form post). 400 without a night window."""
+
     @web.authenticated
     def post(self):
         service = self.service
@@ -429,6 +436,9 @@ class OptOutHandler(ServiceHandler):
 
 
 class ExportHandler(ServiceHandler):
+    """Usage export, streamed: one record per session (``?start=&end=``, ISO 8601 with an
+    offset). Staff only."""
+
     formats = {"csv": ("text/csv; charset=utf-8", sessions_csv), "json": ("application/json", sessions_json)}
 
     @web.authenticated
@@ -456,6 +466,9 @@ class ExportHandler(ServiceHandler):
 
 
 class AttendanceHandler(ServiceHandler):
+    """A line per login card: ``username,role,used,first_sign_in,revoked``. Staff only; 503 if
+    the hub does not list its users in time."""
+
     @web.authenticated
     async def get(self):
         self.require_staff()
@@ -471,6 +484,9 @@ class AttendanceHandler(ServiceHandler):
 
 
 class MetricsHandler(web.RequestHandler):
+    """Prometheus metrics (text format). Open, or ``Authorization: Bearer`` with
+    ``metrics_token`` set."""
+
     def get(self):
         service = self.settings["workshop_service"]
         if service.metrics_token:

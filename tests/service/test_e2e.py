@@ -24,6 +24,7 @@ from jupyterhub_workshop.login.issuing import Batch, generate
 from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.service.store import UsageStore
 
+from ..docs.screenshots import publish
 from ..harness.browser import login, new_session
 from ..harness.faulty import FaultyProxy
 from ..harness.hub import HubProcess, free_port, wait_for
@@ -575,6 +576,12 @@ async def test_pages_read_well_in_headless_chromium_at_360_400_and_1280_px(night
             seen,
         )
     assert all(shot.stat().st_size > 10_000 for shot in shots)
+    # the documentation's picture of the admin page is this test's (tests/docs/screenshots.py)
+    publish(
+        ARTIFACTS / "workshop-admin-1280.png",
+        "admin-page.png",
+        "tests/service/test_e2e.py::test_admin_page_reads_well_in_headless_chromium_at_1280_and_400_px",
+    )
 
 
 # --------------------------------------------------------------------------------------------
