@@ -15,6 +15,7 @@ from collections import Counter
 from ...wording import count
 from .notebook import Lesson
 from .report import UserResult, percentile, step_stats
+from .resources import NEAR_LIMIT
 
 RATIO_FLOOR = 0.01  # seconds
 EXAMPLES = 5  # usernames shown per failure
@@ -54,8 +55,7 @@ def _failures(runs: list[tuple[str, object]]) -> list[dict]:
 def cell_rows(lessons: list[Lesson], lead: UserResult | None, crowd: list[UserResult]) -> list[dict]:
     """One row per code cell, in the order the notebooks run them."""
     lead_runs = {c.key: c for c in (lead.cells if lead else [])}
-    peaks = [(r.username, r.usage.peak_by_cell() if r.usage is not None else {}) for r in crowd]
-    limit = next((r.usage.limit for r in crowd if r.usage is not None and r.usage.limit), None)
+    peaks = [(r.username, r.usage.peak_by_cell(), r.usage.limit) for r in crowd if r.usage is not None]
     rows = []
     for lesson in lessons:
         for cell in lesson.cells:
@@ -92,12 +92,14 @@ def cell_rows(lessons: list[Lesson], lead: UserResult | None, crowd: list[UserRe
                 # a cell the lead passed (or, without a lead, any cell) failed for these
                 "regressions": len(failed_users) if (lead is None or lead_passed) else 0,
             }
-            cell_peaks = [p[cell.key] for _, p in peaks if cell.key in p]
+            cell_peaks = [p[cell.key] for _, p, _ in peaks if cell.key in p]
             if cell_peaks:
                 row["memory"] = {
                     "p95": round(percentile(cell_peaks, 95)),
                     "max": max(cell_peaks),
-                    "near_limit": [u for u, p in peaks if limit and p.get(cell.key, 0) >= 0.9 * limit],
+                    "near_limit": [
+                        u for u, p, limit in peaks if limit and p.get(cell.key, 0) >= NEAR_LIMIT * limit
+                    ],
                 }
             rows.append(row)
     return rows
@@ -114,7 +116,9 @@ def resources_section(lead: UserResult | None, crowd: list[UserResult], interval
     means = [s["mean_cpu"] for _, s in measured if s["mean_cpu"] is not None]
     cpu_peaks = [s["peak_cpu"] for _, s in measured if s["peak_cpu"] is not None]
     kernels = [s["peak_kernel_memory"] for _, s in measured if s["peak_kernel_memory"] is not None]
-    limit = next((s["memory_limit"] for _, s in measured if s["memory_limit"]), None)
+    # the limit most servers ran with (a profile may give some another one; each is judged by its own)
+    limits = Counter(s["memory_limit"] for _, s in measured if s["memory_limit"])
+    limit = limits.most_common(1)[0][0] if limits else None
     memory = _distribution(peaks)
     return {
         "interval": interval,
@@ -222,7 +226,7 @@ def notebook_section(
 def _lead(lead: UserResult) -> dict:
     return {
         "username": lead.username,
-        "ok": lead.ok,
+        "ok": lead.error is None,
         "error": None
         if lead.error is None
         else {"step": lead.error.step, "kind": lead.error.kind, "detail": lead.error.detail},

@@ -209,7 +209,12 @@ def _fmt(x: float | None) -> str:
 
 def render_text(report: dict) -> str:
     s = report["settings"]
-    code = "no kernel" if not s.get("code") else f"code {s['code']!r} x{s.get('iterations', 1)}"
+    if s.get("notebooks"):
+        code = "notebooks " + ", ".join(s["notebooks"])
+    elif not s.get("code"):
+        code = "no kernel"
+    else:
+        code = f"code {s['code']!r} x{s.get('iterations', 1)}"
     lines = [
         f"Load test of {report['url']}: {report['users']} users, ramp {s.get('ramp', 0):g}s, {code}, "
         f"servers {'stopped (those it started)' if s.get('stop') else 'kept'}; {report['duration']:.1f}s",

@@ -454,6 +454,7 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         "kernel": args.kernel,
         "seed": args.seed,
         "cards": str(args.cards),
+        "notebooks": [lesson.server_path for lesson in lessons],
     }
     try:
         report = asyncio.run(
