@@ -364,3 +364,87 @@ def test_an_html_report_needs_notebooks_and_an_html_name(tmp_path, capsys):
     assert "name the page .html" in capsys.readouterr().err
     assert main([*base, "--notebook", str(tmp_path / "l.ipynb"), "--think", "9-1"]) == 2
     assert "--think '9-1'" in capsys.readouterr().err
+
+
+# --- the kernel protocol's corners, against a stand-in kernel websocket --------------------------
+
+
+async def test_a_cell_past_its_timeout_is_interrupted_and_a_dying_kernel_is_recorded():
+    """A real kernel cannot be made to die on cue here, nor to ignore an interrupt: a stand-in
+    server speaks the kernel websocket for those (``hang`` runs until interrupted, ``die``
+    makes the kernel report itself restarting, as jupyter-server does when the kernel dies)."""
+    import aiohttp
+    from aiohttp import web
+
+    from jupyterhub_workshop.rehearsal.loadtest.notebook import Cell
+    from jupyterhub_workshop.rehearsal.loadtest.participant import Options, Participant
+
+    interrupts = []
+    hanging: dict = {}
+
+    def msg(parent, channel, kind, content):
+        return json.dumps(
+            {
+                "header": {"msg_id": "x", "msg_type": kind},
+                "parent_header": parent,
+                "content": content,
+                "channel": channel,
+            }
+        )
+
+    async def channels(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        hanging["ws"] = ws
+        async for frame in ws:
+            m = json.loads(frame.data)
+            parent, code = m["header"], m["content"].get("code", "")
+            await ws.send_str(msg(parent, "iopub", "status", {"execution_state": "busy"}))
+            if code == "hang":
+                hanging["parent"] = parent
+                continue
+            if code == "die":
+                await ws.send_str(msg({}, "iopub", "status", {"execution_state": "restarting"}))
+                continue
+            await ws.send_str(msg(parent, "shell", "reply", {"status": "ok"}))
+            await ws.send_str(msg(parent, "iopub", "status", {"execution_state": "idle"}))
+        return ws
+
+    async def interrupt(request):
+        interrupts.append(request.match_info["kid"])
+        ws, parent = hanging["ws"], hanging.pop("parent")
+        await ws.send_str(
+            msg(
+                parent,
+                "shell",
+                "execute_reply",
+                {"status": "error", "ename": "KeyboardInterrupt", "evalue": ""},
+            )
+        )
+        await ws.send_str(msg(parent, "iopub", "status", {"execution_state": "idle"}))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/user/u/api/kernels/{kid}/channels", channels)
+    app.router.add_post("/user/u/api/kernels/{kid}/interrupt", interrupt)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    connector = aiohttp.TCPConnector()
+    p = Participant(Options(url=url, cell_timeout=0.3), "u", "pw", UserResult("u"), connector)
+    try:
+        p.server_url, p.kernel_id = f"{url}/user/u/", "k1"
+        await p._connect_kernel()
+        ok = await p.run_cell(Cell("l.ipynb:1", 1, "1"))
+        assert (ok.key, ok.status) == ("l.ipynb:1", "ok")
+        slow = await p.run_cell(Cell("l.ipynb:2", 2, "hang"))
+        assert (slow.status, slow.ename) == ("timeout", "Timeout") and slow.seconds >= 0.3
+        assert interrupts == ["k1"] and slow.evalue == "interrupted after 0.3s"
+        dead = await p.run_cell(Cell("l.ipynb:3", 3, "die"))
+        assert (dead.status, dead.ename) == ("died", "KernelDied") and "out of memory?" in dead.evalue
+    finally:
+        await p.close()
+        await connector.close()
+        await runner.cleanup()

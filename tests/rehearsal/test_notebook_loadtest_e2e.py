@@ -20,6 +20,7 @@ from ..harness.hub import free_port, http_status, stop_process_group, wait_for
 
 ALLOC_MIB = 64
 LIMITED = 19  # the card (index in cards.csv) whose server gets a memory limit below a server's size
+UNMEASURED = 5  # the card whose server runs without jupyter-resource-usage
 
 
 def notebook(cells: list[str], kernel: str = "python3") -> dict:
@@ -40,7 +41,8 @@ LESSON = [
 @pytest.fixture(scope="module")
 def demo_hub(tmp_path_factory):
     """The demo hub as `jupyterhub-workshop demo` writes it, servers limited to 4G (the limit
-    jupyter-resource-usage reports) and one card's to 100M (below any server's size)."""
+    jupyter-resource-usage reports), one card's to 100M (below any server's size), and one
+    card's server without jupyter-resource-usage."""
     from jupyterhub_workshop.rehearsal import demo
 
     tmp = tmp_path_factory.mktemp("notebook-demo")
@@ -48,7 +50,8 @@ def demo_hub(tmp_path_factory):
     state = tmp / "state"
     log = tmp / "demo.log"
     config = demo.prepare(state, port=port, out=io.StringIO())
-    limited = read_cards_csv(state / "cards.csv")[LIMITED].username
+    cards = read_cards_csv(state / "cards.csv")
+    limited, unmeasured = cards[LIMITED].username, cards[UNMEASURED].username
     config.write_text(
         config.read_text()
         + textwrap.dedent(f"""
@@ -58,6 +61,8 @@ def demo_hub(tmp_path_factory):
         def small_for_one(spawner):
             if spawner.user.name == {limited!r}:
                 spawner.mem_limit = 100 * 1024**2
+            if spawner.user.name == {unmeasured!r}:
+                spawner.args = [*spawner.args, "--ServerApp.jpserver_extensions=jupyter_resource_usage=False"]
         c.Spawner.pre_spawn_hook = small_for_one
         """)
     )
@@ -167,23 +172,26 @@ def test_a_crowd_runs_the_notebook_and_plan_sizes_from_what_it_used(demo_hub, tm
 
 @pytest.mark.e2e
 def test_a_server_over_its_limit_and_a_kernel_the_server_lacks_fail_clearly(demo_hub, tmp_path, capsys):
-    """Two participants, no lead: both run grow.ipynb (one on a server limited below its size),
-    then a notebook already on the server that asks for a kernel the server does not have."""
+    """Two participants, no lead: both run grow.ipynb (one on a server limited below its size; a
+    cell past --cell-timeout, interrupted, and one after it), then a notebook already on the
+    server that asks for a kernel the server does not have."""
     url, state, log = demo_hub
     lesson = tmp_path / "grow.ipynb"
-    nbformat.write(nbformat.from_dict(notebook(LESSON[:1])), lesson)
+    nbformat.write(nbformat.from_dict(notebook([LESSON[0], "time.sleep(120)", "after = 1"])), lesson)
     nbformat.write(
         nbformat.from_dict(notebook(["1 + 1"], kernel="julia-1.10")), state / "shared" / "julia.ipynb"
     )
     cards = read_cards_csv(state / "cards.csv")
     chosen = tmp_path / "cards.csv"
-    chosen.write_text(cards_csv([cards[5], cards[LIMITED]]))
+    chosen.write_text(cards_csv([cards[UNMEASURED], cards[LIMITED]]))
     code = loadtest(
         url,
         chosen,
         "--users",
         "2",
         "--no-baseline",
+        "--cell-timeout",
+        "3",
         "--notebook",
         str(lesson),
         "--notebook-path",
@@ -199,11 +207,21 @@ def test_a_server_over_its_limit_and_a_kernel_the_server_lacks_fail_clearly(demo
     assert (group["step"], group["kind"], group["count"]) == ("kernel", "the server has no such kernel", 2)
     assert "julia.ipynb asks for kernel 'julia-1.10'; the server has python3" in group["example"]
     assert "julia-1.10" in out
+    # the cell past the timeout was interrupted, recorded, and the next cell ran
+    for user in report["notebooks"]["per_user"]:
+        assert [c["status"] for c in user["cells"]] == ["ok", "timeout", "ok"]
+        assert 3 <= user["cells"][1]["seconds"] < 60
+    assert report["notebooks"]["cells"][1]["crowd"]["timeouts"] == 2
     # the limit: flagged per participant and per cell
     res = report["resources"]
     assert res["hit_limit"] == [cards[LIMITED].username]
-    limits = {p["username"]: p["memory_limit"] for p in res["participants"]}
-    assert limits == {cards[5].username: 4 * 1024**3, cards[LIMITED].username: 100 * 1024**2}
+    assert [p["username"] for p in res["participants"]] == [cards[LIMITED].username]
+    assert res["memory_limit"] == 100 * 1024**2
+    # the server without the extension: said so, no numbers for it (never zeros)
+    assert res["unmeasured"] == [cards[UNMEASURED].username]
+    missing = report["notebooks"]["per_user"][0]["resources_missing"]
+    assert missing.startswith("jupyter-resource-usage is not installed on the single-user servers")
+    assert f"not measured for 1 participant ({cards[UNMEASURED].username}): jupyter-resource-usage" in out
     assert report["notebooks"]["cells"][0]["memory"]["near_limit"] == [cards[LIMITED].username]
     assert "hit the memory limit" in out and "verdict: FAIL" in out
 

@@ -195,6 +195,7 @@ def notebook_section(
             "per_user": [
                 {
                     "username": r.username,
+                    "resources_missing": r.resources_missing,
                     "cells": [
                         {
                             "key": c.key,
@@ -299,6 +300,17 @@ def render_notebook_text(report: dict, slowest: int = 5) -> str:
             f"memory per participant (peak, server and kernels): p50 {_mib(m['p50'])}, p95 {_mib(m['p95'])}, "
             f"max {_mib(m['max'])}; limit {_mib(limit) if limit else 'none set'}"
         )
+        unmeasured = res["unmeasured"]
+        if unmeasured:
+            why = next(
+                (u["resources_missing"] for u in nb["per_user"] if u.get("resources_missing")),
+                "no sample was taken",
+            )
+            lines.append(
+                f"  not measured for {count(len(unmeasured), 'participant')} ({', '.join(unmeasured[:5])}"
+                + (", ..." if len(unmeasured) > 5 else "")
+                + f"): {why}"
+            )
         if res["kernel_memory"]:
             k = res["kernel_memory"]
             lines.append(f"  of which the kernel alone: p95 {_mib(k['p95'])}, max {_mib(k['max'])}")
