@@ -448,3 +448,25 @@ async def test_a_cell_past_its_timeout_is_interrupted_and_a_dying_kernel_is_reco
         await p.close()
         await connector.close()
         await runner.cleanup()
+
+
+async def test_a_lead_who_cannot_run_the_notebooks_alone_stops_the_rehearsal_before_the_crowd(tmp_path):
+    """The stand-in hub's server page sets no XSRF cookie and has no /lab: the lead cannot
+    open its server, so no crowd is sent after it."""
+    from jupyterhub_workshop.login.printing import Card
+    from jupyterhub_workshop.rehearsal.loadtest.participant import Options
+    from jupyterhub_workshop.rehearsal.loadtest.run import LeadFailed, run_loadtest
+
+    from .test_loadtest import scripted_hub
+
+    lesson = lesson_from_json(nb_json(["1"]), "l.ipynb", "l.ipynb", upload=True)
+    cards = [Card(f"u{i}", "pw") for i in range(3)]
+    async with scripted_hub({c.username: "pw" for c in cards}) as (url, seen):
+        options = Options(url=url, lessons=(lesson,), spawn_timeout=10)
+        with open(tmp_path / "progress", "w") as quiet, pytest.raises(LeadFailed) as failed:
+            await run_loadtest(options, cards, stream=quiet, baseline=True)
+    assert "the lead (u0) could not run the notebooks alone, at spawn: server page HTTP 404" in str(
+        failed.value
+    )
+    assert "the crowd was not started" in str(failed.value)
+    assert not any(k.startswith(("login u1", "login u2")) for k in seen)

@@ -168,6 +168,11 @@ async def run_loadtest(
                 f"the lead's card {lead.username} could not sign in ({lead.error.kind}: {lead.error.detail}); "
                 "do the cards belong to this hub?"
             )
+        if lead.error is not None:  # what fails alone fails for everyone: no crowd for it
+            raise LeadFailed(
+                f"the lead ({lead.username}) could not run the notebooks alone, at {lead.error.step}: "
+                f"{lead.error.kind}: {lead.error.detail}; the crowd was not started"
+            )
     results, transitions, duration, lessons = await run_crowd(
         options, cards, ramp=ramp, seed=seed, stream=stream, interval=interval
     )
@@ -201,6 +206,10 @@ async def run_loadtest(
 
 class CardsError(ValueError):
     """The cards do not work on this hub: nothing to rehearse."""
+
+
+class LeadFailed(RuntimeError):
+    """The lead could not get through the notebooks alone: a crowd would only fail the same way."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -472,6 +481,9 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
     except CardsError as e:
         print(f"error: {e}", file=err)
         return 2
+    except LeadFailed as e:
+        print(f"error: {e}", file=err)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: some servers may still be running", file=err)
         return 130
