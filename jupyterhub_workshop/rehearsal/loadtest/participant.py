@@ -539,9 +539,10 @@ class Participant:
         self.t0 = time.monotonic()
         self.on_stage("kernel")
         specs = await asyncio.wait_for(self._kernelspecs(), self.o.kernel_timeout)
-        if self.o.sample_interval > 0:
+        sampling = self.o.sample_interval > 0
+        if sampling:
             await self.sample()
-            if self.result.usage is not None:
+            if self.result.resources_missing is None:  # one lost answer is no reason to stop
                 self._sampler = asyncio.create_task(self._sample_every(self.o.sample_interval))
         stopped = False
         for lesson in self.o.lessons:
@@ -560,7 +561,7 @@ class Participant:
                 run = await self.run_cell(cell)
                 self.result.cells.append(run)
                 self.result.record("code", run.seconds)
-                if self.result.usage is not None:
+                if sampling:
                     await self.sample()
                 if run.status == "died" or (run.status != "ok" and self.o.stop_on_error):
                     stopped = True
@@ -741,7 +742,7 @@ class Participant:
         self.result.usage.add(time.monotonic() - self.t0, metrics, kernel_rss, self.current_cell)
 
     async def _sample_every(self, interval: float) -> None:
-        while True:
+        while self.result.resources_missing is None:
             await asyncio.sleep(interval)
             await self.sample(kernel=True)
 

@@ -216,7 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Simulate workshop participants with the real login cards: log in through the form, start "
         "the server, start a kernel, run code over its websocket and check the output, stop the "
-        "server. Exit code 1 when any participant failed."
+        "server; or, with --notebook, run the tutorial's notebooks cell by cell (the lead alone first) "
+        "and measure each server's memory and CPU. Exit code 1 when any participant failed (with "
+        "notebooks: failed a cell the lead passed, or reached the memory limit)."
     )
     parser.add_argument("--url", required=True, help="the hub's public URL, e.g. https://hub.example.org/")
     parser.add_argument(
