@@ -102,8 +102,8 @@ def test_plan_from_loadtest_prints_the_values_to_paste_and_sizes_with_the_plans_
     args = ["plan", "--from-loadtest", str(path), "--node", "m5.2xlarge", "--users", "320", "--hours", "6"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "memory guarantee 1.2 GiB = peak p95 1000 MiB + 25% (--guarantee-headroom)" in out
-    assert "memory limit     1.8 GiB = largest peak 1.2 GiB + 50% (--limit-headroom)" in out
+    assert "memory guarantee 1280M = peak p95 1000 MiB + 25% (--guarantee-headroom)" in out
+    assert "memory limit     1856M = largest peak 1.2 GiB + 50% (--limit-headroom)" in out
     pasted = yaml.safe_load(out[out.index("jupyterhub:") : out.index("Plan:")])
     assert pasted == {
         "jupyterhub": {

@@ -305,9 +305,9 @@ def measured_table(m: Measured, plan: Plan) -> str:
     )
     lines = [
         f"Measured by the load test ({m.source}), {m.participants} participants:",
-        f"  memory guarantee {format_memory(m.memory_guarantee)} = peak p95 {format_memory(m.memory_p95)} "
+        f"  memory guarantee {chart_memory(m.memory_guarantee)} = peak p95 {format_memory(m.memory_p95)} "
         f"+ {m.guarantee_headroom_percent:g}% (--guarantee-headroom), rounded up to 64 MiB",
-        f"  memory limit     {format_memory(m.memory_limit)} = largest peak {format_memory(m.memory_max)} "
+        f"  memory limit     {chart_memory(m.memory_limit)} = largest peak {format_memory(m.memory_max)} "
         f"+ {m.limit_headroom_percent:g}% (--limit-headroom), rounded up to 64 MiB",
         f"  CPU guarantee    {cpu_line}",
     ]
