@@ -315,9 +315,11 @@ def test_the_page_holds_the_admin_pages_charts_and_a_row_per_cell():
     page = render_html(full_report())
     assert page.count("<svg") == 5  # latency, failures, memory, CPU, stages
     assert "time per cell (ms)" in page and "participants by peak memory" in page
-    assert page.count("<tr>") == 3  # header + two cells
+    assert page.count("<tr>") == 3 + 4  # header + two cells; header + three participants
+    assert page.index("<td>p2</td>") < page.index("<td>p0</td>")  # the largest peak first
     page = render_html(full_report(with_resources=False))
     assert page.count("<svg") == 3 and "Resources not measured" in page
+    assert "<h2>Participants</h2>" not in page
 
 
 # --- bad input: refused before anyone signs in, nothing written -------------------------------

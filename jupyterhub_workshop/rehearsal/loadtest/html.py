@@ -81,6 +81,27 @@ def _cell_table(cells: list[dict]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _participant_table(res: dict) -> str:
+    """Every measured participant, the largest peak first: who came near the limit."""
+    head = (
+        "<tr><th>participant</th><th>peak memory</th><th>kernel peak</th><th>mean CPU</th>"
+        "<th>peak CPU</th><th>limit</th></tr>"
+    )
+    rows = []
+    for p in sorted(res["participants"], key=lambda p: -p["peak_memory"]):
+        flag = " (reached)" if p["hit_limit"] else (" (near)" if p["near_limit"] else "")
+        values = (
+            p["username"],
+            f"{p['peak_memory'] / MIB:.0f} MiB",
+            "-" if p["peak_kernel_memory"] is None else f"{p['peak_kernel_memory'] / MIB:.0f} MiB",
+            "-" if p["mean_cpu"] is None else f"{p['mean_cpu']:g}",
+            "-" if p["peak_cpu"] is None else f"{p['peak_cpu']:g}",
+            ("-" if not p["memory_limit"] else f"{p['memory_limit'] / MIB:.0f} MiB") + flag,
+        )
+        rows.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in values) + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def render_html(report: dict) -> str:
     """The whole page: summary text, charts, the per-cell table."""
     cells = report["notebooks"]["cells"]
@@ -120,6 +141,8 @@ def render_html(report: dict) -> str:
             )
     parts.append(timeline_chart(report["timeline"], "participants per stage over time"))
     parts.append("<h2>Cells</h2>" + _cell_table(cells))
+    if res is not None:
+        parts.append("<h2>Participants</h2>" + _participant_table(res))
     page = html_page("\n".join(parts), title)
     return page.replace(
         "</style>",
