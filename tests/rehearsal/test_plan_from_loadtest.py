@@ -140,3 +140,20 @@ def test_plan_from_a_report_without_measurements_says_why(tmp_path, capsys):
     path.write_text("{")
     assert main(["plan", "--from-loadtest", str(path), "--node", "m5.2xlarge", "--users", "10"]) == 1
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_plan_from_loadtest_sizes_a_schedule_and_is_not_mixed_with_usage(tmp_path, capsys):
+    path = report_file(tmp_path)
+    schedule = tmp_path / "schedule.yaml"
+    schedule.write_text(
+        "timeZone: UTC\nfrom: 2026-03-02\nuntil: 2026-03-03\nexpected: 80\n"
+        "sessions:\n  - days: [Mon, Tue]\n    start: '09:00'\n    end: '12:00'\n"
+    )
+    args = ["plan", "--from-loadtest", str(path), "--node", "m5.2xlarge", "--schedule", str(schedule)]
+    assert main([*args, "--format", "json"]) == 0, capsys.readouterr().err
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["users"] == 80 and plan["hours"] == 6 and plan["measured"]["memory_guarantee"] == 1280 * MIB
+    usage = tmp_path / "usage.csv"
+    usage.write_text("user,server,profile,started,stopped\n")
+    assert main([*args, "--from-usage", str(usage)]) == 1
+    assert "not both" in capsys.readouterr().err

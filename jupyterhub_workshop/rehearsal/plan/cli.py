@@ -324,6 +324,8 @@ def run(args, out=None) -> int:
     if args.list_nodes:
         out.write(nodes_table(catalogue))
         return 0
+    if args.from_usage and args.from_loadtest:
+        raise PlanError("give --from-usage (after the event) or --from-loadtest (before it), not both")
     if args.from_usage:
         report = usage_report(args, catalogue)
         out.write(json.dumps(report, indent=2) + "\n" if args.format == "json" else usage_table(report))
