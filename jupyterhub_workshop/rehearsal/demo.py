@@ -98,6 +98,9 @@ c.WorkshopLocalSpawner.readme_file = {str(state / "README.md")!r}
 c.WorkshopLocalSpawner.shared_dir = {str(state / "shared")!r}
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {single_user_args!r}
+# the server's memory and CPU at /api/metrics/v1 (jupyter-resource-usage), which the load test
+# samples; CPU is measured only when asked for
+c.Spawner.args.append("--ResourceUseDisplay.track_cpu_percent=True")
 c.Spawner.default_url = "/lab"
 # a laptop starting a class's servers at once needs longer than the 30 s default
 c.Spawner.http_timeout = 120

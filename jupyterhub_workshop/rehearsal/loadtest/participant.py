@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from .report import StepError, UserResult
+from .notebook import Lesson, NotebookError, lesson_from_json, think_times
+from .report import CellRun, StepError, UserResult
+from .resources import METRICS_PATH, MISSING, Usage, parse_kernel_usage, parse_metrics
 
 XSRF_FIELD = re.compile(
     r"""<input[^>]*name=["']_xsrf["'][^>]*value=["']([^"']+)["']|"""
@@ -38,6 +40,10 @@ ERROR_MESSAGE = re.compile(r"<p>(.*?)</p>", re.S)
 DEFAULT_RETRY_AFTER = 5.0
 # what a browser sends when a person opens a page (the hub then checks what it must)
 NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document"}
+
+
+class KernelDied(Exception):
+    pass
 
 
 class Failed(Exception):
@@ -60,6 +66,14 @@ class Options:
     code_timeout: float = 60.0
     stop_timeout: float = 120.0
     request_timeout: float = 60.0  # any single HTTP request
+    # with notebooks (``lessons``): the cells replace ``code``
+    lessons: tuple = ()  # notebook.Lesson, run in order, each in a kernel of its own
+    think: tuple[float, float] = (0.0, 0.0)  # seconds before each cell but the first, drawn per cell
+    seed: int | None = 0
+    cell_timeout: float = 300.0  # then the kernel is interrupted and the cell recorded as timed out
+    interrupt_grace: float = 30.0  # an interrupted kernel must answer within this, or the run fails
+    stop_on_error: bool = False  # stop the participant's cells at its first failing cell
+    sample_interval: float = 2.0  # seconds between resource samples (0: none)
 
 
 def retry_after(headers, default: float = DEFAULT_RETRY_AFTER) -> float:
@@ -149,6 +163,11 @@ class Participant:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.spawn_requested = False  # a server this test started: stopped at the end
         self.kernel_session = uuid.uuid4().hex
+        self.session_id: str | None = None  # with notebooks: the notebook's session
+        self.current_cell: str | None = None  # the cell running or last run: what samples are charged to
+        self._sampler: asyncio.Task | None = None
+        self.lessons: dict[str, Lesson] = {}  # server path -> the lesson as run (cells read from the server)
+        self.t0 = time.monotonic()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -198,7 +217,10 @@ class Participant:
             step = "spawn"
             self.on_stage("spawn")
             await self._timed("spawn", self.spawn(), self.o.spawn_timeout)
-            if self.o.code:
+            if self.o.lessons:
+                step = "kernel"
+                await self.run_lessons()
+            elif self.o.code:
                 step = "kernel"
                 self.on_stage("kernel")
                 await self._timed("kernel", self.start_kernel(), self.o.kernel_timeout)
@@ -230,6 +252,7 @@ class Participant:
                     pass
 
     async def close(self) -> None:
+        await self._stop_sampling()
         if self.ws is not None and not self.ws.closed:
             await self.ws.close()
         await self.session.close()
@@ -391,10 +414,10 @@ class Participant:
                 body = await resp.text()
                 status, final = resp.status, resp.url.path
             if status < 500 and final.startswith(prefix) and "/oauth_callback" not in final:
-                if self.o.code and status != 200:
+                if (self.o.code or self.o.lessons) and status != 200:
                     raise Failed("spawn", f"server page HTTP {status}", f"{final}: {body[:200]}")
                 if (
-                    self.o.code
+                    (self.o.code or self.o.lessons)
                     and not self._xsrf_for(self.server_url + "api/kernels")
                     and target == self.server_url
                 ):
@@ -423,14 +446,19 @@ class Participant:
             if resp.status != 201:
                 raise Failed("kernel", f"start HTTP {resp.status}", text[:300])
             self.kernel_id = json.loads(text)["id"]
+        await self._connect_kernel()
+
+    async def _connect_kernel(self) -> None:
+        """Open the kernel's websocket (as JupyterLab does) and check that it answers."""
         ws_url = URL(self.server_url + f"api/kernels/{self.kernel_id}/channels").with_query(
             session_id=self.kernel_session
         )
         ws_url = ws_url.with_scheme("wss" if ws_url.scheme == "https" else "ws")
+        headers = self._api_headers(self.server_url + "api/kernels")
         try:
             self.ws = await self.session.ws_connect(
                 ws_url,
-                headers={"Sec-Fetch-Mode": "websocket", "X-XSRFToken": headers["X-XSRFToken"]},
+                headers={"Sec-Fetch-Mode": "websocket", "X-XSRFToken": headers.get("X-XSRFToken", "")},
                 heartbeat=30,
                 max_msg_size=0,
             )
@@ -443,8 +471,14 @@ class Participant:
     async def _request(self, msg_type: str, content: dict, step: str) -> tuple[dict, list[dict]]:
         """Send on shell; return the reply and the iopub messages up to ``idle`` for it."""
         msg = jupyter_message(msg_type, content, self.kernel_session, self.username)
-        msg_id = msg["header"]["msg_id"]
         await self.ws.send_str(json.dumps(msg))
+        return await self._until_idle(msg["header"]["msg_id"], step)
+
+    async def _until_idle(self, msg_id: str, step: str, keep_iopub: bool = True) -> tuple[dict, list[dict]]:
+        """The shell reply to ``msg_id`` and its iopub messages, once the kernel is idle again.
+
+        Raises :class:`KernelDied` when the kernel reports itself dead or restarting (out of
+        memory, most often), ``Failed`` when the websocket closes."""
         reply, iopub, idle = None, [], False
         while reply is None or not idle:
             frame = await self.ws.receive()
@@ -458,15 +492,18 @@ class Participant:
             if frame.type != aiohttp.WSMsgType.TEXT:
                 continue  # binary frames: buffers we do not need
             m = json.loads(frame.data)
+            kind = m.get("msg_type") or m.get("header", {}).get("msg_type")
+            if kind == "status" and m.get("content", {}).get("execution_state") in ("dead", "restarting"):
+                raise KernelDied(m["content"]["execution_state"])
             if m.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
-            m["msg_type"] = m.get("msg_type") or m.get("header", {}).get("msg_type")
+            m["msg_type"] = kind
             if m.get("channel") == "shell":
                 reply = m
             elif m.get("channel") == "iopub":
-                if m["msg_type"] == "status" and m.get("content", {}).get("execution_state") == "idle":
+                if kind == "status" and m.get("content", {}).get("execution_state") == "idle":
                     idle = True
-                else:
+                elif keep_iopub:
                     iopub.append(m)
         return reply, iopub
 
@@ -493,6 +530,230 @@ class Participant:
             )
         if self.o.expect is not None and self.o.expect not in output:
             raise Failed("code", "unexpected output", f"expected {self.o.expect!r} in {output[:200]!r}")
+
+    # -- notebooks -----------------------------------------------------------------------------
+
+    async def run_lessons(self) -> None:
+        """Every notebook in order, each in a kernel of its own (a session, as JupyterLab opens
+        it), every code cell executed and timed; resources sampled meanwhile."""
+        self.t0 = time.monotonic()
+        self.on_stage("kernel")
+        specs = await asyncio.wait_for(self._kernelspecs(), self.o.kernel_timeout)
+        sampling = self.o.sample_interval > 0
+        if sampling:
+            await self.sample()
+            if self.result.resources_missing is None:  # one lost answer is no reason to stop
+                self._sampler = asyncio.create_task(self._sample_every(self.o.sample_interval))
+        stopped = False
+        for lesson in self.o.lessons:
+            if stopped:
+                break
+            self.on_stage("kernel")
+            lesson = await self._timed("kernel", self._open_lesson(lesson, specs), self.o.kernel_timeout)
+            self.lessons[lesson.server_path] = lesson
+            self.on_stage("code")
+            thinks = think_times(
+                self.o.seed, f"{self.username}:{lesson.name}", len(lesson.cells), self.o.think
+            )
+            for cell, pause in zip(lesson.cells, thinks, strict=True):
+                if pause:
+                    await asyncio.sleep(pause)
+                run = await self.run_cell(cell)
+                self.result.cells.append(run)
+                self.result.record("code", run.seconds)
+                if sampling:
+                    await self.sample()
+                if run.status == "died" or (run.status != "ok" and self.o.stop_on_error):
+                    stopped = True
+                    break
+            await self._close_lesson()
+        await self._stop_sampling()
+
+    async def _kernelspecs(self) -> dict:
+        url = self.server_url + "api/kernelspecs"
+        async with self.session.get(url, headers=self._api_headers(url)) as resp:
+            if resp.status != 200:
+                raise Failed("kernel", f"kernelspecs HTTP {resp.status}", (await resp.text())[:200])
+            return await resp.json(content_type=None)
+
+    async def _open_lesson(self, lesson: Lesson, specs: dict) -> Lesson:
+        """Put the notebook into the home (or read it where it is on the server, as opening it
+        does), then start a kernel of its kernelspec through the sessions API and connect to it.
+        Returns the lesson with its cells (read from the server for ``--notebook-path``)."""
+        url = self.server_url + "api/contents/" + lesson.server_path
+        headers = self._api_headers(url)
+        if lesson.content is not None:
+            body = {"type": "notebook", "format": "json", "content": lesson.content}
+            async with self.session.put(url, json=body, headers=headers) as resp:
+                if resp.status not in (200, 201):
+                    raise Failed("kernel", f"upload HTTP {resp.status}", (await resp.text())[:300])
+        else:
+            async with self.session.get(url, params={"content": "1"}, headers=headers) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    raise Failed(
+                        "kernel",
+                        f"notebook not on the server (HTTP {resp.status})",
+                        f"{lesson.server_path}: {text[:200]}",
+                    )
+            try:
+                model = json.loads(text)
+                lesson = lesson_from_json(
+                    model.get("content") or {}, lesson.name, lesson.server_path, upload=False
+                )
+            except (NotebookError, ValueError) as e:
+                raise Failed("kernel", "not a notebook the load test can run", str(e)[:300]) from None
+        known = sorted((specs.get("kernelspecs") or {}).keys())
+        kernel = lesson.kernel_name or specs.get("default") or ""
+        if kernel not in known:
+            raise Failed(
+                "kernel",
+                "the server has no such kernel",
+                f"{lesson.name} asks for kernel {kernel!r}; the server has {', '.join(known) or 'none'}",
+            )
+        url = self.server_url + "api/sessions"
+        body = {
+            "path": lesson.server_path,
+            "name": lesson.server_path.rsplit("/", 1)[-1],
+            "type": "notebook",
+            "kernel": {"name": kernel},
+        }
+        async with self.session.post(url, json=body, headers=self._api_headers(url)) as resp:
+            text = await resp.text()
+            if resp.status != 201:
+                raise Failed("kernel", f"session HTTP {resp.status}", text[:300])
+            model = json.loads(text)
+        self.session_id = model["id"]
+        self.kernel_id = model["kernel"]["id"]
+        self.kernel_session = uuid.uuid4().hex
+        await self._connect_kernel()
+        return lesson
+
+    async def _close_lesson(self) -> None:
+        """Shut the notebook's kernel down (closing the notebook with its kernel)."""
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        if getattr(self, "session_id", None):
+            url = self.server_url + f"api/sessions/{self.session_id}"
+            async with self.session.delete(url, headers=self._api_headers(url)) as resp:
+                await resp.read()
+            self.session_id = None
+            self.kernel_id = None
+
+    async def run_cell(self, cell) -> CellRun:
+        """Execute one cell as JupyterLab does and wait for its reply and idle; a cell past
+        ``cell_timeout`` is interrupted and recorded as timed out."""
+        self.current_cell = cell.key
+        msg = jupyter_message(
+            "execute_request",
+            {
+                "code": cell.source,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+            self.kernel_session,
+            self.username,
+        )
+        msg_id = msg["header"]["msg_id"]
+        began = time.monotonic()
+        await self.ws.send_str(json.dumps(msg))
+        try:
+            try:
+                reply, _ = await asyncio.wait_for(
+                    self._until_idle(msg_id, "code", keep_iopub=False), self.o.cell_timeout
+                )
+            except TimeoutError:
+                await self._interrupt()
+                try:
+                    await asyncio.wait_for(
+                        self._until_idle(msg_id, "code", keep_iopub=False), self.o.interrupt_grace
+                    )
+                except TimeoutError:
+                    raise Failed(
+                        "code",
+                        "kernel does not answer after an interrupt",
+                        f"{cell.key} ran past --cell-timeout {self.o.cell_timeout:g}s and the kernel "
+                        f"did not stop within {self.o.interrupt_grace:g}s of the interrupt",
+                    ) from None
+                return CellRun(
+                    cell.key,
+                    round(time.monotonic() - began, 4),
+                    "timeout",
+                    "Timeout",
+                    f"interrupted after {self.o.cell_timeout:g}s",
+                )
+        except KernelDied as e:
+            return CellRun(
+                cell.key,
+                round(time.monotonic() - began, 4),
+                "died",
+                "KernelDied",
+                f"the kernel died ({e}) while the cell ran; out of memory?",
+            )
+        seconds = round(time.monotonic() - began, 4)
+        content = (reply or {}).get("content", {})
+        if content.get("status") == "ok":
+            return CellRun(cell.key, seconds, "ok")
+        return CellRun(
+            cell.key,
+            seconds,
+            "error",
+            str(content.get("ename", "error")),
+            str(content.get("evalue", ""))[:300],
+        )
+
+    async def _interrupt(self) -> None:
+        url = self.server_url + f"api/kernels/{self.kernel_id}/interrupt"
+        async with self.session.post(url, headers=self._api_headers(url)) as resp:
+            await resp.read()
+
+    # -- resources --------------------------------------------------------------------------------
+
+    async def sample(self, kernel: bool = False) -> None:
+        """One reading of the server's jupyter-resource-usage API (and the kernel's own use)."""
+        if self.result.resources_missing is not None:
+            return
+        url = self.server_url + METRICS_PATH
+        try:
+            async with self.session.get(url, headers=self._api_headers(url)) as resp:
+                status = resp.status
+                body = await resp.json(content_type=None) if status == 200 else None
+            metrics = parse_metrics(body) if status == 200 else None
+        except (ValueError, aiohttp.ClientError, TimeoutError):
+            return  # one lost sample; the next one counts
+        if metrics is None:
+            if status == 404:
+                self.result.resources_missing = MISSING.format(status=status)
+            return
+        kernel_rss = None
+        if kernel and self.kernel_id:
+            kurl = self.server_url + f"{METRICS_PATH}/kernel_usage/get_usage/{self.kernel_id}"
+            try:
+                async with self.session.get(kurl, headers=self._api_headers(kurl)) as resp:
+                    if resp.status == 200:
+                        kernel_rss = parse_kernel_usage(await resp.json(content_type=None))
+            except (ValueError, aiohttp.ClientError, TimeoutError):
+                pass
+        if self.result.usage is None:
+            self.result.usage = Usage()
+        self.result.usage.add(time.monotonic() - self.t0, metrics, kernel_rss, self.current_cell)
+
+    async def _sample_every(self, interval: float) -> None:
+        while self.result.resources_missing is None:
+            await asyncio.sleep(interval)
+            await self.sample(kernel=True)
+
+    async def _stop_sampling(self) -> None:
+        task, self._sampler = getattr(self, "_sampler", None), None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
     # -- stop -----------------------------------------------------------------------------------
 
@@ -537,6 +798,7 @@ class Participant:
             raise Failed("stop", "timeout", f"server still stopping after {self.o.stop_timeout:g}s")
 
     async def _cleanup_all(self) -> None:
+        await self._stop_sampling()
         if self.kernel_id and self.server_url:
             try:
                 await self._cleanup_kernel()

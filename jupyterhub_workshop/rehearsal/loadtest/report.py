@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 from ...wording import count
 
+# the JSON report's format (report.schema.json); a reader checks both before trusting the numbers.
+# 2: notebooks, resources and the verdict (with notebooks), schema and version themselves
+SCHEMA = "jupyterhub-workshop/loadtest-report"
+SCHEMA_VERSION = 2
 STEPS = ("login", "spawn", "kernel", "code", "stop")
 STAGES = ("waiting", *STEPS, "done", "failed")
 
@@ -27,6 +31,17 @@ class StepError:
 
 
 @dataclass
+class CellRun:
+    """One cell run by one participant: how long from execute_request to its reply and idle."""
+
+    key: str  # "lesson1.ipynb:7"
+    seconds: float
+    status: str  # "ok", "error" (the cell raised), "timeout" (interrupted), "died" (the kernel died)
+    ename: str = ""
+    evalue: str = ""
+
+
+@dataclass
 class UserResult:
     username: str
     times: dict[str, list[float]] = field(default_factory=dict)  # step -> seconds (code: one per iteration)
@@ -36,6 +51,9 @@ class UserResult:
     started: float | None = None  # seconds from the start of the run: arrival
     finished: float | None = None
     found_running: bool = False  # the card's server ran already (someone uses it): not stopped
+    cells: list[CellRun] = field(default_factory=list)  # with notebooks: every cell it ran, in order
+    usage: object = None  # with notebooks: a resources.Usage once sampling began
+    resources_missing: str | None = None  # why nothing was measured (the extension is missing)
 
     @property
     def ok(self) -> bool:
@@ -150,6 +168,8 @@ def build_report(
         retries.update(r.retries)
         waited.update(r.waited)
     report = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
         "url": url,
         "users": len(results),
         "succeeded": sum(r.ok for r in results),
@@ -189,7 +209,12 @@ def _fmt(x: float | None) -> str:
 
 def render_text(report: dict) -> str:
     s = report["settings"]
-    code = "no kernel" if not s.get("code") else f"code {s['code']!r} x{s.get('iterations', 1)}"
+    if s.get("notebooks"):
+        code = "notebooks " + ", ".join(s["notebooks"])
+    elif not s.get("code"):
+        code = "no kernel"
+    else:
+        code = f"code {s['code']!r} x{s.get('iterations', 1)}"
     lines = [
         f"Load test of {report['url']}: {report['users']} users, ramp {s.get('ramp', 0):g}s, {code}, "
         f"servers {'stopped (those it started)' if s.get('stop') else 'kept'}; {report['duration']:.1f}s",

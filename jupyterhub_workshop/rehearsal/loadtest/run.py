@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -24,8 +25,11 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from ...files import write_atomically
 from ...progress import Progress
 from ...wording import count
+from .notebook import Lesson, check_unique, parse_think, read_notebook, server_notebook_path
+from .notebook_report import notebook_section, render_notebook_text
 from .plot import check_plot_path, write_plot
 from .report import (
     UserResult,
@@ -71,7 +75,7 @@ async def show_every(interval: float, show, stop: asyncio.Event) -> None:
             show()
 
 
-async def run_loadtest(
+async def run_crowd(
     options,
     cards: list,
     *,
@@ -79,9 +83,10 @@ async def run_loadtest(
     seed: int | None = 0,
     stream: TextIO | None = None,
     interval: float | None = None,
-    settings: dict | None = None,
-) -> dict:
-    """Run every participant and return the report (see ``report.build_report``)."""
+    label: str = "users finished",
+) -> tuple[list, list, float, dict]:
+    """Run every participant; return their results, the stage transitions, the duration and the
+    lessons as run (server path -> :class:`~.notebook.Lesson`, cells read where they were)."""
     import aiohttp
 
     from .participant import Participant
@@ -90,6 +95,7 @@ async def run_loadtest(
     results = [UserResult(c.username) for c in cards]
     stage_of = ["waiting"] * n
     transitions: list[tuple[float, int, str]] = []
+    lessons: dict = {}
     offsets = arrival_offsets(n, ramp, seed)
     began = time.monotonic()
 
@@ -117,10 +123,12 @@ async def run_loadtest(
             await p.run()
         finally:
             await p.close()
+        for path, lesson in p.lessons.items():
+            lessons.setdefault(path, lesson)
         if r.error is None:
             r.finished = time.monotonic() - began
 
-    with Progress(n, "users finished", file=stream, interval=interval, status=snapshot()[1]) as bar:
+    with Progress(n, label, file=stream, interval=interval, status=snapshot()[1]) as bar:
         stop = asyncio.Event()
         shown = asyncio.create_task(show_every(bar.mininterval, lambda: bar.show(*snapshot()), stop))
         try:
@@ -130,20 +138,87 @@ async def run_loadtest(
             await shown
             await connector.close()
         bar.show(*snapshot())
-    return build_report(
+    return results, transitions, time.monotonic() - began, lessons
+
+
+async def run_loadtest(
+    options,
+    cards: list,
+    *,
+    ramp: float = 0.0,
+    seed: int | None = 0,
+    stream: TextIO | None = None,
+    interval: float | None = None,
+    settings: dict | None = None,
+    baseline: bool = False,
+) -> dict:
+    """Run every participant and return the report (see ``report.build_report``).
+
+    With notebooks (``options.lessons``) and ``baseline``, the first card's participant runs the
+    notebooks alone first (the lead, without think time), then the crowd; the report gains the
+    notebook section (:func:`.notebook_report.notebook_section`)."""
+    lead = None
+    if options.lessons and baseline:
+        lead_options = dataclasses.replace(options, think=(0.0, 0.0))
+        (lead,), _, _, lead_lessons = await run_crowd(
+            lead_options, cards[:1], stream=stream, interval=interval, label="the lead alone"
+        )
+        if lead.error is not None and lead.error.step == "login":
+            raise CardsError(
+                f"the lead's card {lead.username} could not sign in ({lead.error.kind}: {lead.error.detail}); "
+                "do the cards belong to this hub?"
+            )
+        if lead.error is not None:  # what fails alone fails for everyone: no crowd for it
+            raise LeadFailed(
+                f"the lead ({lead.username}) could not run the notebooks alone, at {lead.error.step}: "
+                f"{lead.error.kind}: {lead.error.detail}; the crowd was not started"
+            )
+    results, transitions, duration, lessons = await run_crowd(
+        options, cards, ramp=ramp, seed=seed, stream=stream, interval=interval
+    )
+    report = build_report(
         results,
         url=options.url,
-        duration=time.monotonic() - began,
+        duration=duration,
         settings=settings or {},
         transitions=transitions,
     )
+    if options.lessons:
+        if lead is not None:
+            lessons = {**lessons, **lead_lessons}
+        ran = [lessons.get(lesson.server_path, lesson) for lesson in options.lessons]
+        report.update(
+            notebook_section(
+                ran,
+                lead,
+                results,
+                {
+                    "think": list(options.think),
+                    "cell_timeout": options.cell_timeout,
+                    "stop_on_error": options.stop_on_error,
+                    "baseline": baseline,
+                },
+                options.sample_interval,
+            )
+        )
+    return report
+
+
+class CardsError(ValueError):
+    """The cards do not work on this hub: nothing to rehearse."""
+
+
+class LeadFailed(RuntimeError):
+    """The lead could not get through the notebooks alone: a crowd would only fail the same way."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Simulate workshop participants with the real login cards: log in through the form, start "
         "the server, start a kernel, run code over its websocket and check the output, stop the "
-        "server. Exit code 1 when any participant failed."
+        "server; or, with --notebook, run the tutorial's notebooks cell by cell (the lead alone first) "
+        "and measure each server's memory and CPU. Exit code 1 when any participant failed (with "
+        "notebooks: failed a cell the lead passed, or reached the memory limit)."
     )
     parser.add_argument("--url", required=True, help="the hub's public URL, e.g. https://hub.example.org/")
     parser.add_argument(
@@ -225,7 +300,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="every other step: login (with its Retry-After waits), kernel start, one code "
         "run, stop (default: 120)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the arrival times (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed of the arrival and think times (default: 0)"
+    )
+
+    nb = parser.add_argument_group(
+        "the tutorial's notebooks",
+        "each participant runs every code cell of these notebooks in order over the kernel websocket, "
+        "as JupyterLab does; the fixed --code snippet is not run",
+    )
+    nb.add_argument(
+        "--notebook",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE.ipynb",
+        help="a notebook on this machine, uploaded into each participant's home under its name "
+        "(repeat for several, run in order)",
+    )
+    nb.add_argument(
+        "--notebook-path",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a notebook already on the servers, relative to the home, e.g. shared/lesson1.ipynb "
+        "(repeatable; runs after the --notebook files)",
+    )
+    nb.add_argument(
+        "--think",
+        default="5-20",
+        metavar="LOW-HIGH",
+        help="seconds a participant pauses before each cell, drawn per cell (default: 5-20; 0: none)",
+    )
+    nb.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a cell running longer is interrupted and recorded as timed out (default: 300)",
+    )
+    nb.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        help="a participant stops at its first failing cell (default: record it and go on)",
+    )
+    nb.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the lead (the first card) runs the notebooks alone before the crowd; crowd latencies "
+        "are reported as ratios to the lead's (default: on)",
+    )
+    nb.add_argument(
+        "--sample-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often each server's memory and CPU are read from jupyter-resource-usage "
+        "(and after every cell; default: 2, 0: not at all)",
+    )
+    nb.add_argument(
+        "--html",
+        type=Path,
+        metavar="OUT.html",
+        help="write the report as an HTML page with charts (per-cell latency, errors, memory and CPU, stages)",
+    )
     parser.add_argument(
         "--progress-interval",
         type=float,
@@ -236,6 +375,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def lessons_from_args(args) -> tuple:
+    """The notebooks to run, read and checked before anyone signs in."""
+    lessons = [read_notebook(p) for p in args.notebook]
+    for text in args.notebook_path:
+        path = server_notebook_path(text)
+        lessons.append(Lesson(path.rsplit("/", 1)[-1], path, "", ()))
+    check_unique([lesson.name for lesson in lessons])
+    return tuple(lessons)
+
+
+def write_reports(args, report: dict) -> None:
+    """The files asked for, each written whole or not at all."""
+    from .html import render_html
+
+    if args.json:
+        write_atomically(args.json, json.dumps(report, indent=2) + "\n", 0o644)
+    if args.csv:
+        write_atomically(args.csv, render_csv(report), 0o644)
+    if args.plot:
+        write_plot(
+            args.plot,
+            report["timeline"],
+            f"users per stage: {report['users']} users, {report['failed']} failed, {report['duration']:.1f}s",
+        )
+    if args.html:
+        write_atomically(args.html, render_html(report), 0o644)
+
+
 def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
     from ...login.printing import read_cards_csv
     from .participant import Options
@@ -244,19 +411,29 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
     err = err or sys.stderr
     try:
         url = normalize_url(args.url)
+        lessons = lessons_from_args(args)
+        think = parse_think(args.think)
         cards = pick_cards(read_cards_csv(args.cards), args.users)
         if args.iterations < 1:
             raise ValueError("--iterations must be at least 1")
         if args.ramp < 0:
             raise ValueError("--ramp cannot be negative")
+        if args.cell_timeout <= 0:
+            raise ValueError("--cell-timeout must be more than 0")
+        if args.sample_interval < 0:
+            raise ValueError("--sample-interval cannot be negative")
         if args.progress_interval is not None and args.progress_interval <= 0:
             raise ValueError("--progress-interval must be more than 0")
         if args.plot:
             check_plot_path(args.plot)
+        if args.html and args.html.suffix.lower() != ".html":
+            raise ValueError(f"--html {args.html}: name the page .html")
+        if args.html and not lessons:
+            raise ValueError("--html draws the notebook rehearsal: give --notebook or --notebook-path")
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=err)
         return 2
-    code = args.code if args.code.strip() else ""
+    code = "" if lessons else (args.code if args.code.strip() else "")
     expect = (
         args.expect if args.expect is not None else (DEFAULT_EXPECT if args.code == DEFAULT_CODE else None)
     )
@@ -272,6 +449,12 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         kernel_timeout=args.step_timeout,
         code_timeout=args.step_timeout,
         stop_timeout=args.step_timeout,
+        lessons=lessons,
+        think=think,
+        seed=args.seed,
+        cell_timeout=args.cell_timeout,
+        stop_on_error=args.stop_on_error,
+        sample_interval=args.sample_interval,
     )
     settings = {
         "ramp": args.ramp,
@@ -282,6 +465,7 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         "kernel": args.kernel,
         "seed": args.seed,
         "cards": str(args.cards),
+        "notebooks": [lesson.server_path for lesson in lessons],
     }
     try:
         report = asyncio.run(
@@ -293,20 +477,22 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
                 stream=err,
                 interval=args.progress_interval,
                 settings=settings,
+                baseline=args.baseline,
             )
         )
+    except CardsError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except LeadFailed as e:
+        print(f"error: {e}", file=err)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: some servers may still be running", file=err)
         return 130
     out.write(render_text(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if args.csv:
-        args.csv.write_text(render_csv(report), encoding="utf-8")
-    if args.plot:
-        write_plot(
-            args.plot,
-            report["timeline"],
-            f"users per stage: {report['users']} users, {report['failed']} failed, {report['duration']:.1f}s",
-        )
+    if lessons:
+        out.write(render_notebook_text(report))
+    write_reports(args, report)
+    if lessons:
+        return 0 if report["verdict"]["ok"] else 1
     return 0 if report["failed"] == 0 else 1

@@ -21,9 +21,25 @@ from .catalogue import Catalogue, NodeType, load_catalogue
 from .errors import PlanError
 from .overheads import DEFAULT_DAEMONSET_CPU, DEFAULT_HUB_CPU, OverheadSettings
 from .quantities import parse_cpu, parse_memory
-from .render import nodes_table, plan_json, plan_table, usage_table
+from .render import (
+    chart_values,
+    measured_json,
+    measured_table,
+    nodes_table,
+    plan_json,
+    plan_table,
+    usage_table,
+)
 from .schedule import blocks_of, read_schedule
-from .sizing import DEFAULT_HEADROOM_PERCENT, fit_at_least_one, make_plan
+from .sizing import (
+    DEFAULT_GUARANTEE_HEADROOM_PERCENT,
+    DEFAULT_HEADROOM_PERCENT,
+    DEFAULT_LIMIT_HEADROOM_PERCENT,
+    fit_at_least_one,
+    loadtest_resources,
+    make_plan,
+    size_from_measurements,
+)
 
 
 def _memory_arg(text: str) -> int:
@@ -202,6 +218,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --from-usage: users per node (default: computed from --node, --cpu and --memory)",
     )
 
+    measured = parser.add_argument_group(
+        "from a rehearsal",
+        "size the servers from what `loadtest --notebook --json` measured; --memory, --memory-limit "
+        "and --cpu still override",
+    )
+    measured.add_argument(
+        "--from-loadtest",
+        type=Path,
+        metavar="REPORT_JSON",
+        help="the load test's JSON report: memory guarantee and limit, CPU guarantee from the measured peaks",
+    )
+    measured.add_argument(
+        "--guarantee-headroom",
+        type=float,
+        default=DEFAULT_GUARANTEE_HEADROOM_PERCENT,
+        metavar="PERCENT",
+        help="memory (and CPU) guarantee above the measured p95 (default: 25)",
+    )
+    measured.add_argument(
+        "--limit-headroom",
+        type=float,
+        default=DEFAULT_LIMIT_HEADROOM_PERCENT,
+        metavar="PERCENT",
+        help="memory limit above the largest measured peak (default: 50)",
+    )
+
     parser.add_argument(
         "--format", choices=("table", "json"), default="table", help="output (default: table)"
     )
@@ -282,6 +324,8 @@ def run(args, out=None) -> int:
     if args.list_nodes:
         out.write(nodes_table(catalogue))
         return 0
+    if args.from_usage and args.from_loadtest:
+        raise PlanError("give --from-usage (after the event) or --from-loadtest (before it), not both")
     if args.from_usage:
         report = usage_report(args, catalogue)
         out.write(json.dumps(report, indent=2) + "\n" if args.format == "json" else usage_table(report))
@@ -291,17 +335,23 @@ def run(args, out=None) -> int:
         blocks_of(read_schedule(args.schedule), args.users, str(args.schedule)) if args.schedule else None
     )
     users = args.users if args.users is not None else max((b.users for b in blocks or ()), default=None)
-    missing = [o for o, v in (("--users", users), ("--memory", args.memory)) if v is None]
+    measured = measured_from_args(args) if args.from_loadtest else None
+    memory, memory_limit, cpu = args.memory, args.memory_limit, args.cpu
+    if measured is not None:
+        memory = memory if memory is not None else measured.memory_guarantee
+        memory_limit = memory_limit if memory_limit is not None else max(measured.memory_limit, memory)
+        cpu = cpu if cpu is not None else measured.cpu_guarantee
+    missing = [o for o, v in (("--users", users), ("--memory", memory)) if v is None]
     if missing:
-        raise PlanError(f"missing {' and '.join(missing)} (or use --from-usage)")
+        raise PlanError(f"missing {' and '.join(missing)} (or use --from-usage or --from-loadtest)")
     plan = make_plan(
         users=users,
-        cpu=args.cpu or 0.0,
-        memory=args.memory,
+        cpu=cpu or 0.0,
+        memory=memory,
         node=node_from_args(args, catalogue),
         overheads=overheads_from_args(args),
         cpu_limit=args.cpu_limit,
-        memory_limit=args.memory_limit,
+        memory_limit=memory_limit,
         hours=args.hours,
         schedule=blocks,
         headroom_percent=args.headroom,
@@ -312,5 +362,24 @@ def run(args, out=None) -> int:
         pod_start_seconds=args.pod_start,
         node_boot_minutes=args.node_boot,
     )
-    out.write(json.dumps(plan_json(plan), indent=2) + "\n" if args.format == "json" else plan_table(plan))
+    if args.format == "json":
+        data = plan_json(plan)
+        if measured is not None:
+            data["measured"] = measured_json(measured)
+            data["chart_values"] = chart_values(plan)
+        out.write(json.dumps(data, indent=2) + "\n")
+    else:
+        out.write((measured_table(measured, plan) if measured is not None else "") + plan_table(plan))
     return 0
+
+
+def measured_from_args(args):
+    """``--from-loadtest``: the report read and checked, and the sizes it implies."""
+    source = str(args.from_loadtest)
+    try:
+        report = json.loads(Path(args.from_loadtest).read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise PlanError(f"{source}: not JSON ({e})") from None
+    return size_from_measurements(
+        loadtest_resources(report, source), source, args.guarantee_headroom, args.limit_headroom
+    )

@@ -50,3 +50,11 @@ def format_memory(n: float) -> str:
 
 def format_cpu(c: float) -> str:
     return f"{c:.2f}"
+
+
+def chart_memory(n: int) -> str:
+    """Bytes as z2jh's ``singleuser.memory`` takes them (JupyterHub's binary units): ``2G``
+    when whole GiB, else whole MiB rounded up (``576M``)."""
+    if n % GIB == 0:
+        return f"{n // GIB}G"
+    return f"{math.ceil(n / MIB)}M"

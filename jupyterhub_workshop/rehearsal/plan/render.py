@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ...spawn_limits import SpawnLimits
 from .catalogue import Catalogue
-from .quantities import GIB, format_cpu, format_memory
-from .sizing import Plan
+from .quantities import GIB, chart_memory, format_cpu, format_memory
+from .sizing import Measured, Plan
 
 
 def _r(x: float) -> float:
@@ -251,3 +251,70 @@ def nodes_table(catalogue: Catalogue) -> str:
     lines = _table(rows, ("node", "provider", "CPU", "memory", "per hour"))
     lines.append(f"prices read {catalogue.prices_read}. {catalogue.note}")
     return "\n".join(lines) + "\n"
+
+
+def measured_json(m: Measured) -> dict:
+    return {
+        "source": m.source,
+        "participants": m.participants,
+        "memory_p95": m.memory_p95,
+        "memory_max": m.memory_max,
+        "cpu_p95": m.cpu_p95,
+        "cpu_max": m.cpu_max,
+        "guarantee_headroom_percent": m.guarantee_headroom_percent,
+        "limit_headroom_percent": m.limit_headroom_percent,
+        "memory_guarantee": m.memory_guarantee,
+        "memory_limit": m.memory_limit,
+        "cpu_guarantee": m.cpu_guarantee,
+        "server_limit": m.server_limit,
+    }
+
+
+def chart_values(plan: Plan) -> dict:
+    """The chart's ``jupyterhub.singleuser`` memory and CPU for this plan's guarantees and limits."""
+    memory = {"guarantee": chart_memory(plan.memory)}
+    if plan.memory_limit is not None:
+        memory["limit"] = chart_memory(plan.memory_limit)
+    values: dict = {"memory": memory}
+    if plan.cpu > 0 or plan.cpu_limit is not None:
+        cpu = {}
+        if plan.cpu > 0:
+            cpu["guarantee"] = plan.cpu
+        if plan.cpu_limit is not None:
+            cpu["limit"] = plan.cpu_limit
+        values["cpu"] = cpu
+    return {"jupyterhub": {"singleuser": values}}
+
+
+def measured_table(m: Measured, plan: Plan) -> str:
+    """How the measured peaks became the guarantees, and the values to paste into the chart."""
+    import yaml
+
+    given = []
+    if plan.memory != m.memory_guarantee:
+        given.append("memory guarantee")
+    if plan.memory_limit != m.memory_limit:
+        given.append("memory limit")
+    if plan.cpu != m.cpu_guarantee:
+        given.append("CPU guarantee")
+    cpu_line = (
+        "not measured (track_cpu_percent off on the servers): no CPU guarantee"
+        if m.cpu_p95 is None
+        else f"{format_cpu(m.cpu_guarantee)} = mean CPU p95 {m.cpu_p95:g} + {m.guarantee_headroom_percent:g}% "
+        f"(rounded up to 0.05; the busiest moment reached {m.cpu_max:g})"
+    )
+    lines = [
+        f"Measured by the load test ({m.source}), {m.participants} participants:",
+        f"  memory guarantee {chart_memory(m.memory_guarantee)} = peak p95 {format_memory(m.memory_p95)} "
+        f"+ {m.guarantee_headroom_percent:g}% (--guarantee-headroom), rounded up to 64 MiB",
+        f"  memory limit     {chart_memory(m.memory_limit)} = largest peak {format_memory(m.memory_max)} "
+        f"+ {m.limit_headroom_percent:g}% (--limit-headroom), rounded up to 64 MiB",
+        f"  CPU guarantee    {cpu_line}",
+    ]
+    if m.server_limit:
+        lines.append(f"  (the rehearsal's servers ran with a {format_memory(m.server_limit)} limit)")
+    if given:
+        lines.append(f"  given on the command line instead: {', '.join(given)}")
+    lines += ["", "Chart values to paste (values.yaml):", ""]
+    lines += ["  " + line for line in yaml.safe_dump(chart_values(plan), sort_keys=False).splitlines()]
+    return "\n".join(lines) + "\n\n"

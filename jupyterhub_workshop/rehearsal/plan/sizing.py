@@ -307,3 +307,98 @@ def make_plan(
             capacity=nodes * k,
         ),
     )
+
+
+# --- sizing from a load test's measurements (`plan --from-loadtest`) -----------------------
+
+DEFAULT_GUARANTEE_HEADROOM_PERCENT = 25.0  # over the measured p95 peak: lessons run again, data grows
+DEFAULT_LIMIT_HEADROOM_PERCENT = 50.0  # over the largest peak: room before the kernel is killed
+MEMORY_STEP = 64 * 1024**2  # recommendations round up to whole 64 MiB
+CPU_STEP = 0.05
+LOADTEST_SCHEMA = "jupyterhub-workshop/loadtest-report"
+LOADTEST_VERSIONS = (2,)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a load test measured per participant, and the guarantees and limit it implies."""
+
+    source: str
+    participants: int
+    memory_p95: int  # peak memory per participant (server and kernels), p95 over participants
+    memory_max: int
+    cpu_p95: (
+        float | None
+    )  # mean CPU (cores) over a participant's run, p95 over participants; None: not measured
+    cpu_max: float | None  # the highest CPU any participant reached (cores)
+    guarantee_headroom_percent: float
+    limit_headroom_percent: float
+    memory_guarantee: int
+    memory_limit: int
+    cpu_guarantee: float  # 0: not measured, no CPU guarantee
+    server_limit: int | None  # the memory limit the measured servers ran with
+
+
+def _round_up(value: float, step: float) -> float:
+    return math.ceil(value / step - _EPS) * step
+
+
+def size_from_measurements(
+    resources: dict,
+    source: str = "load test",
+    guarantee_headroom_percent: float = DEFAULT_GUARANTEE_HEADROOM_PERCENT,
+    limit_headroom_percent: float = DEFAULT_LIMIT_HEADROOM_PERCENT,
+) -> Measured:
+    """Guarantees and limit from a load test report's ``resources``: the memory guarantee is
+    the p95 peak plus ``guarantee_headroom_percent``, the limit the largest peak plus
+    ``limit_headroom_percent`` (never below the guarantee), the CPU guarantee the p95 of the
+    participants' mean CPU plus the guarantee's headroom; memory rounded up to 64 MiB, CPU to 0.05."""
+    if guarantee_headroom_percent < 0 or limit_headroom_percent < 0:
+        raise PlanError("headroom cannot be negative")
+    memory = resources.get("memory") or {}
+    if not memory.get("p95") or not memory.get("max"):
+        raise PlanError(f"{source}: no memory was measured per participant")
+    p95, most = int(memory["p95"]), int(memory["max"])
+    guarantee = int(_round_up(p95 * (1 + guarantee_headroom_percent / 100), MEMORY_STEP))
+    limit = max(guarantee, int(_round_up(most * (1 + limit_headroom_percent / 100), MEMORY_STEP)))
+    cpu = resources.get("cpu") or None
+    cpu_p95 = cpu["mean"]["p95"] if cpu else None
+    cpu_max = cpu["peak"]["max"] if cpu else None
+    cpu_guarantee = (
+        0.0
+        if cpu_p95 is None
+        else max(CPU_STEP, round(_round_up(cpu_p95 * (1 + guarantee_headroom_percent / 100), CPU_STEP), 2))
+    )
+    return Measured(
+        source=source,
+        participants=int(resources.get("measured") or len(resources.get("participants") or ())),
+        memory_p95=p95,
+        memory_max=most,
+        cpu_p95=cpu_p95,
+        cpu_max=cpu_max,
+        guarantee_headroom_percent=guarantee_headroom_percent,
+        limit_headroom_percent=limit_headroom_percent,
+        memory_guarantee=guarantee,
+        memory_limit=limit,
+        cpu_guarantee=cpu_guarantee,
+        server_limit=resources.get("memory_limit"),
+    )
+
+
+def loadtest_resources(report: dict, source: str) -> dict:
+    """The ``resources`` of a load test report, checked: its schema and version, and that it
+    measured anything (a rehearsal without jupyter-resource-usage has no numbers to size from)."""
+    if not isinstance(report, dict) or report.get("schema") != LOADTEST_SCHEMA:
+        raise PlanError(f"{source}: not a load test report (written by `loadtest --json`)")
+    if report.get("version") not in LOADTEST_VERSIONS:
+        raise PlanError(
+            f"{source}: load test report version {report.get('version')!r}; this plan reads version "
+            + ", ".join(map(str, LOADTEST_VERSIONS))
+        )
+    if "notebooks" not in report:
+        raise PlanError(f"{source}: the load test ran no notebooks (--notebook): nothing was measured")
+    if "resources" not in report:
+        raise PlanError(
+            f"{source}: no resources were measured ({report.get('resources_missing', 'unknown reason')})"
+        )
+    return report["resources"]
