@@ -45,7 +45,9 @@ POD_PATHS = (
 
 
 def why_not() -> list[str]:
-    return machine_blockers() + [f"needs {what}: run scripts/dev test" for what in missing_environments()]
+    """Why the rehearsal cannot run here; its environments are named only when they are all that
+    is missing (scripts/dev test builds them only then)."""
+    return machine_blockers() or [f"needs {what}: run scripts/dev test" for what in missing_environments()]
 
 
 def _die_with_parent() -> None:
