@@ -41,13 +41,18 @@ HUB_IMAGE = Image(
     env={"PATH": f"{HUB_ENV / 'bin'}:{SYSTEM_PATH}", "LANG": "C.UTF-8", "HOME": "/home/jovyan"},
     workdir="/srv/jupyterhub",
     directories=("/home/jovyan",),
+    host_paths=(str(HUB_ENV),),
 )
 
 
 def proxy_image() -> Image:
     node = shutil.which("node")
     path = [str(PROXY_BIN)] + ([str(Path(node).parent)] if node else []) + [SYSTEM_PATH]
-    return Image(env={"PATH": ":".join(path), "LANG": "C.UTF-8", "HOME": "/tmp"}, workdir="/")
+    return Image(
+        env={"PATH": ":".join(path), "LANG": "C.UTF-8", "HOME": "/tmp"},
+        workdir="/",
+        host_paths=(str(PROXY_BIN.parent), *([str(Path(node).parent)] if node else [])),
+    )
 
 
 def singleuser_environment(config_dir: Path) -> dict[str, str]:
