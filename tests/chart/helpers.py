@@ -3,9 +3,9 @@ templates) with the embedded Helm engine, and run the hub's configuration the wa
 container does, from the rendered objects.
 
 No helm binary and no cluster: `helm_python` (helm-python-sdk) embeds Helm's engine. The z2jh
-chart comes from helm-chart/charts/ when `helm dependency update helm-chart` fetched it, else
-from the copy beside the repository (../shared/charts/); it is copied into a temporary copy of
-our chart for loading, never into the repository.
+chart comes from helm-chart/charts/, else from the copy beside the repository (../shared/charts/),
+else it is fetched from its chart repository into helm-chart/charts/ (see ``z2jh.py``); it is
+copied into a temporary copy of our chart for loading, never into the repository.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import pytest
 import yaml
 from traitlets.config import Config
 
+from tests.chart import z2jh
+from tests.chart.z2jh import Z2JH_VERSION
 from tests.harness.users import User
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +40,6 @@ CHART = ROOT / "helm-chart"
 CI_DIR = CHART / "ci"
 GLUE = CHART / "files" / "workshop_config.py"
 RELEASE, NAMESPACE = "workshop", "hackweek"
-Z2JH_VERSION = "4.4.0"
-SHARED_Z2JH = ROOT.parent / "shared" / "charts" / f"jupyterhub-{Z2JH_VERSION}.tgz"
 HUB_ETC = "/usr/local/etc/jupyterhub"
 DB_URL = "postgresql+psycopg://workshop:pw@db:5432/workshop"
 # Secrets the organizer makes with kubectl, for the values files that name them
@@ -50,22 +50,16 @@ ORGANIZER_SECRETS = {
 
 
 def z2jh_source() -> Path | None:
-    """helm-chart/charts/ if it holds z2jh (after `helm dependency update`), else the shared
-    copy of its chart archive, else None."""
-    [dep] = helm_python.dependency_list(str(CHART))
-    if dep["status"] in {"ok", "unpacked"}:
-        return CHART / "charts"
-    return SHARED_Z2JH if SHARED_Z2JH.is_file() else None
+    """helm-chart/charts/ if it holds z2jh, else the shared copy of its chart archive, else
+    helm-chart/charts/ after fetching it; None when none of these worked (``z2jh.source``)."""
+    return z2jh.source()[0]
 
 
 def chart_copy(where: Path) -> Path:
     """A copy of helm-chart/ under ``where`` with z2jh in its charts/ (symlinked files copied)."""
-    source = z2jh_source()
+    source, words = z2jh.source()
     if source is None:
-        pytest.skip(
-            f"z2jh {Z2JH_VERSION} is neither in helm-chart/charts/ (helm dependency update "
-            f"helm-chart) nor at {SHARED_Z2JH}"
-        )
+        pytest.skip(words)
     target = where / "jupyterhub-workshop"
     fetched = source == CHART / "charts"
     shutil.copytree(CHART, target, ignore=None if fetched else shutil.ignore_patterns("charts"))

@@ -93,7 +93,7 @@ def test_chart_declares_z2jh_440():
     assert meta["dependencies"] == [
         {"name": "jupyterhub", "version": "4.4.0", "repository": "https://jupyterhub.github.io/helm-chart/"}
     ]
-    # Helm sees it too; "missing" until `helm dependency update helm-chart` fetches it
+    # Helm sees it too; "missing" until fetched (tests/chart/z2jh.py, or `helm dependency build`)
     [dep] = helm_python.dependency_list(str(CHART))
     assert (dep["name"], dep["version"]) == ("jupyterhub", "4.4.0")
     assert dep["status"] in {"missing", "ok", "unpacked"}

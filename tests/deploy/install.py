@@ -26,13 +26,10 @@ from tests.chart.helpers import NAMESPACE, find, manifests, render
 from tests.harness.hub import http_status, wait_for
 from tests.harness.kube import KubeHarness, resource_of
 
+from .needs import HUB_ENV, PROXY_BIN, SINGLEUSER_ENV
 from .network import SERVICE_HOST, ServicePorts, forwards, hosts_text, write_in_place
 from .pods import Image, PodProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-HUB_ENV = ROOT / ".venv-hub"  # z2jh 4.4.0's hub image packages + this package (scripts/dev test)
-SINGLEUSER_ENV = ROOT / ".venv-singleuser"  # images/singleuser/requirements.txt (scripts/dev test)
-PROXY_BIN = ROOT / "node_modules" / ".bin"  # configurable-http-proxy (scripts/dev)
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 API_PORT = 443  # KUBERNETES_SERVICE_PORT, as on a cluster
 # z2jh generates these into Secret `hub` and keeps them on upgrade (its templates' `lookup`)
@@ -44,13 +41,18 @@ HUB_IMAGE = Image(
     env={"PATH": f"{HUB_ENV / 'bin'}:{SYSTEM_PATH}", "LANG": "C.UTF-8", "HOME": "/home/jovyan"},
     workdir="/srv/jupyterhub",
     directories=("/home/jovyan",),
+    host_paths=(str(HUB_ENV),),
 )
 
 
 def proxy_image() -> Image:
     node = shutil.which("node")
     path = [str(PROXY_BIN)] + ([str(Path(node).parent)] if node else []) + [SYSTEM_PATH]
-    return Image(env={"PATH": ":".join(path), "LANG": "C.UTF-8", "HOME": "/tmp"}, workdir="/")
+    return Image(
+        env={"PATH": ":".join(path), "LANG": "C.UTF-8", "HOME": "/tmp"},
+        workdir="/",
+        host_paths=(str(PROXY_BIN.parent), *([str(Path(node).parent)] if node else [])),
+    )
 
 
 def singleuser_environment(config_dir: Path) -> dict[str, str]:
@@ -66,16 +68,6 @@ def singleuser_environment(config_dir: Path) -> dict[str, str]:
         "SHELL": "/bin/sh",
         "JUPYTER_CONFIG_PATH": str(config_dir),
     }
-
-
-def missing_environments() -> list[str]:
-    """What the rehearsal needs that `scripts/dev test` builds, when absent."""
-    wanted = {
-        HUB_ENV / "bin" / "jupyterhub": "the hub environment .venv-hub",
-        SINGLEUSER_ENV / "bin" / "jupyterhub-singleuser": "the single-user environment .venv-singleuser",
-        PROXY_BIN / "configurable-http-proxy": "configurable-http-proxy in node_modules/",
-    }
-    return [what for path, what in wanted.items() if not path.exists()]
 
 
 class Release:

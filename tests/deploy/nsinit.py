@@ -12,7 +12,8 @@ runtime starts a container's init (tini)::
      "scratch": "/abs/dir",                 # an existing directory for overlay layers
      "mounts": [                            # in the order given, parents before children
         {"target": "/etc/hosts", "source": "/abs/file", "readOnly": true},
-        {"target": "/tmp", "tmpfs": true}],
+        {"target": "/tmp", "tmpfs": true,     # "keep": host paths under the target that stay
+         "keep": ["/tmp/checkout/.venv-hub"]}],  # visible in it, read-only, at the same path
      "cwd": "/srv/jupyterhub",
      "argv": ["jupyterhub", "--config", "..."],   # looked up on env's PATH
      "env": {"PATH": "..."},                # null: inherit this process's environment
@@ -22,7 +23,9 @@ A mount target that does not exist (``/usr/local/etc/jupyterhub/...`` on a machi
 one) is created without touching the host: the deepest existing directory above it gets an
 overlay whose upper layer is a tmpfs in ``scratch``, and the target is made in there (mounts
 beneath that directory are hidden in this namespace, so give /etc/hosts and the like as mounts
-of their own; all overlays are made before the first mount). Everything
+of their own; all overlays are made before the first mount). A tmpfs with ``keep`` is made in
+``scratch`` first, the kept paths bound into it, then moved onto its target: a checkout under
+/tmp keeps its environments in a container's private /tmp. Everything
 mounted here belongs to this mount namespace and vanishes with it; when the command exits, this
 process (pid 1) exits and the kernel kills whatever is left in the pid namespace.
 
@@ -41,7 +44,7 @@ import socket
 import struct
 import sys
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 32, 4096, 8192, 16384
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -78,13 +81,18 @@ class Mounter:
         self.layers = 0
         self.overlaid: list[str] = []
 
-    def _overlay(self, base: str) -> None:
-        """Make ``base`` writable in this namespace only: an overlay with a tmpfs upper layer."""
+    def _scratch(self) -> str:
+        """A new directory in this namespace's scratch tmpfs (mounted over ``scratch`` once)."""
         if self.layers == 0:
             _mount("tmpfs", self.scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700")
         self.layers += 1
-        upper = os.path.join(self.scratch, str(self.layers), "upper")
-        work = os.path.join(self.scratch, str(self.layers), "work")
+        return os.path.join(self.scratch, str(self.layers))
+
+    def _overlay(self, base: str) -> None:
+        """Make ``base`` writable in this namespace only: an overlay with a tmpfs upper layer."""
+        layer = self._scratch()
+        upper = os.path.join(layer, "upper")
+        work = os.path.join(layer, "work")
         os.makedirs(upper)
         os.makedirs(work)
         _mount("overlay", base, "overlay", 0, f"lowerdir={base},upperdir={upper},workdir={work}")
@@ -117,7 +125,26 @@ class Mounter:
         target = os.path.normpath(spec["target"])
         if spec.get("tmpfs"):
             self.ensure(target, directory=True)
-            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, spec.get("options", "mode=1777"))
+            keep = [os.path.normpath(path) for path in spec.get("keep") or []]
+            if not keep:
+                _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, spec.get("options", "mode=1777"))
+                return
+            staging = os.path.join(self._scratch(), "tmpfs")
+            os.makedirs(staging)
+            _mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NODEV, spec.get("options", "mode=1777"))
+            for path in keep:
+                if not path.startswith(target.rstrip("/") + "/"):
+                    raise ValueError(f"keep {path!r} is not under {target!r}")
+                inside = os.path.join(staging, os.path.relpath(path, target))
+                if os.path.isdir(path):
+                    os.makedirs(inside, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(inside), exist_ok=True)
+                    with open(inside, "a"):
+                        pass
+                _mount(path, inside, None, MS_BIND | MS_REC)
+                _mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+            _mount(staging, target, None, MS_MOVE)
             return
         source = spec["source"]
         self.ensure(target, directory=os.path.isdir(source))

@@ -4,7 +4,8 @@ From a Deployment's pod template and the objects stored in the emulated cluster,
 first container sees: every Secret, ConfigMap, PersistentVolumeClaim and emptyDir volume at its
 ``mountPath`` (``subPath``, ``items``, modes and ``readOnly`` honoured), the service account's
 token, namespace and CA at ``/var/run/secrets/kubernetes.io/serviceaccount``, the cluster's
-``/etc/hosts``, and a private ``/tmp``; the environment Kubernetes gives it (the image's, the
+``/etc/hosts``, and a private ``/tmp`` (the image's programs kept in it when they live under
+``/tmp``); the environment Kubernetes gives it (the image's, the
 service links of every Service in the namespace and of the API server, the container's ``env``
 with ``value``/``secretKeyRef``/``configMapKeyRef``/``fieldRef`` and ``$(VAR)`` expansion); and
 its command (``command``/``args`` with ``$(VAR)`` expansion, the image's working directory).
@@ -44,12 +45,15 @@ class PodError(RuntimeError):
 
 @dataclass(frozen=True)
 class Image:
-    """What a container image supplies: its environment, working directory, and directories
-    of its own (made empty and writable here)."""
+    """What a container image supplies: its environment, working directory, directories of
+    its own (made empty and writable here), and the host paths its programs live at (kept
+    visible, read-only, in the pod's private /tmp when they are under /tmp, as in a checkout
+    there)."""
 
     env: Mapping[str, str]
     workdir: str = "/"
     directories: tuple[str, ...] = ()
+    host_paths: tuple[str, ...] = ()
 
 
 def _env_name(service_name: str) -> str:
@@ -276,7 +280,8 @@ class PodProcess:
 
     def mounts(self) -> list[dict]:
         """nsinit mounts: the image's own directories, the volumes (parents first), the service
-        account, /etc/hosts, and last a private /tmp (bind sources may live under /tmp)."""
+        account, /etc/hosts, and last a private /tmp (bind sources may live under /tmp), which
+        keeps the image's host paths that lie under /tmp."""
         volumes = {v["name"]: v for v in self.pod_spec.get("volumes") or []}
         mounts = [{"target": d, "tmpfs": True, "options": "mode=0755"} for d in self.image.directories]
         volume_mounts = sorted(
@@ -299,7 +304,8 @@ class PodProcess:
         if account is not None:
             mounts.append({"target": SERVICE_ACCOUNT_DIR, "source": str(account), "readOnly": True})
         mounts.append({"target": "/etc/hosts", "source": str(self.hosts_file), "readOnly": True})
-        mounts.append({"target": "/tmp", "tmpfs": True})
+        keep = [p for p in self.image.host_paths if os.path.normpath(p).startswith("/tmp/")]
+        mounts.append({"target": "/tmp", "tmpfs": True, **({"keep": keep} if keep else {})})
         return mounts
 
     # ---- running ---------------------------------------------------------------------------

@@ -150,6 +150,9 @@ def test_hub_runs_z2jh_config_from_its_pod_on_the_in_cluster_configuration(works
         == secret_data(workshop.release.find("Secret", "hub"))["hub.config.ConfigurableHTTPProxy.auth_token"]
     )
     assert env["PATH"].startswith(f"{HUB_ENV}/bin:")
+    # a private /tmp, which keeps the hub's environment at its path when the checkout is under /tmp
+    assert mounts["/tmp"]["tmpfs"] is True
+    assert mounts["/tmp"].get("keep", []) == ([str(HUB_ENV)] if str(HUB_ENV).startswith("/tmp/") else [])
 
     log = hub.log_text()
     assert "Running JupyterHub version 5.5.0" in log

@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.helpers import CI_DIR, SHARED_Z2JH, z2jh_source
+from tests.chart.helpers import CI_DIR
 
 from .inside import RUN_ENV
-from .install import missing_environments
+from .needs import machine_blockers, missing_environments
 from .network import hosts_text
 from .pods import NSINIT
 
@@ -46,23 +45,9 @@ POD_PATHS = (
 
 
 def why_not() -> list[str]:
-    reasons = []
-    if os.geteuid() != 0:
-        reasons.append("needs root (private mount, network and pid namespaces)")
-    if shutil.which("unshare") is None:
-        reasons.append("needs unshare (util-linux)")
-    try:
-        with open("/proc/filesystems") as f:
-            if "overlay" not in f.read():
-                reasons.append("needs overlayfs (pod paths are made in an overlay, never on the host)")
-    except OSError:
-        reasons.append("needs /proc/filesystems")
-    reasons += [f"needs {what}: run scripts/dev test" for what in missing_environments()]
-    if z2jh_source() is None:
-        reasons.append(
-            f"needs z2jh 4.4.0 in helm-chart/charts/ (helm dependency update helm-chart) or {SHARED_Z2JH}"
-        )
-    return reasons
+    """Why the rehearsal cannot run here; its environments are named only when they are all that
+    is missing (scripts/dev test builds them only then)."""
+    return machine_blockers() or [f"needs {what}: run scripts/dev test" for what in missing_environments()]
 
 
 def _die_with_parent() -> None:
