@@ -1,0 +1,94 @@
+"""``homes archive`` to a directory (as on a volume claim): verified, resumable, nothing half-written."""
+
+import json
+import shutil
+
+import pytest
+
+from jupyterhub_workshop.cli import main
+from jupyterhub_workshop.homes import archive
+from jupyterhub_workshop.homes.destinations import Directory
+
+from .conftest import assert_same_tree, fill_home
+
+
+@pytest.fixture
+def homes(tmp_path):
+    root = tmp_path / "homes"
+    for i, name in enumerate(["claim-ws001", "claim-ws002", "claim-wsinstructor01"]):
+        fill_home(root / name, seed=i)
+    return root
+
+
+def test_archive_verify_restore_and_resume(homes, tmp_path, capsys):
+    dest = tmp_path / "archive"
+    dest.mkdir()
+    assert main(["homes", "archive", "--homes", str(homes), "--to", str(dest)]) == 0
+    out, err = capsys.readouterr()
+    assert "3 homes archived and verified" in out and "0 failed" in out
+    assert "Archiving homes" in err  # progress
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "claim-ws001.tar.gz",
+        "claim-ws002.tar.gz",
+        "claim-wsinstructor01.tar.gz",
+        "manifest.json",
+    ]
+    manifest = json.loads((dest / "manifest.json").read_text())
+    record = manifest["homes"][0]
+    assert record["home"] == "claim-ws001" and record["files"] == 5 and record["symlinks"] == 3
+    assert record["bytes"] == sum(
+        p.stat().st_size for p in (homes / "claim-ws001").rglob("*") if p.is_file() and not p.is_symlink()
+    )
+    assert len(record["sha256"]) == 64
+
+    assert main(["homes", "verify", "--homes", str(homes), "--archive", str(dest), "--read"]) == 0
+    assert "3 of 3 homes covered" in capsys.readouterr().out
+
+    restored = tmp_path / "restored"
+    assert main(["homes", "restore", "--archive", str(dest), "claim-ws002", "--into", str(restored)]) == 0
+    assert_same_tree(restored, homes / "claim-ws002")
+
+    # a second run skips what is verified and unchanged, and archives what changed
+    before = (dest / "claim-ws001.tar.gz").stat().st_mtime_ns
+    (homes / "claim-ws002" / "late work.py").write_text("print('after the archive')\n")
+    assert main(["homes", "archive", "--homes", str(homes), "--to", str(dest)]) == 0
+    out, err = capsys.readouterr()
+    assert "1 home archived and verified" in out and "2 verified before and unchanged" in out
+    assert "claim-ws002: changed since its archive was verified" in out
+    assert (dest / "claim-ws001.tar.gz").stat().st_mtime_ns == before
+
+
+def test_a_home_that_cannot_be_read_is_reported_and_the_others_are_archived(homes, tmp_path, capsys):
+    dest = tmp_path / "archive"
+    dest.mkdir()
+    found = archive.homes_in(homes)
+    shutil.rmtree(homes / "claim-ws002")  # gone between listing and archiving
+    out = archive.archive_homes(found, Directory(dest), log=lambda _: None)
+    assert out.archived == ["claim-ws001", "claim-wsinstructor01"]
+    assert [home for home, _ in out.failed] == ["claim-ws002"]
+    assert not list(dest.glob("*.partial"))
+
+    # verify names the home not covered, and deleting is refused
+    fill_home(homes / "claim-ws002")
+    assert main(["homes", "verify", "--homes", str(homes), "--archive", str(dest)]) == 1
+    assert "claim-ws002: no verified archive" in capsys.readouterr().err
+    assert main(["homes", "delete", "--homes", str(homes), "--archive", str(dest), "--yes"]) == 1
+    assert "refused: nothing deleted" in capsys.readouterr().err
+    assert sorted(p.name for p in homes.iterdir()) == ["claim-ws001", "claim-ws002", "claim-wsinstructor01"]
+
+
+def test_delete_directories_only_when_archived_and_unchanged(homes, tmp_path, capsys):
+    dest = tmp_path / "archive"
+    dest.mkdir()
+    assert main(["homes", "delete", "--homes", str(homes), "--yes"]) == 1
+    assert "--archive DEST" in capsys.readouterr().err
+    assert main(["homes", "archive", "--homes", str(homes), "--to", str(dest)]) == 0
+    (homes / "claim-ws001" / "my notebook.ipynb").write_text("{}")
+    assert main(["homes", "delete", "--homes", str(homes), "--archive", str(dest), "--yes"]) == 1
+    assert "claim-ws001: changed since its archive was verified" in capsys.readouterr().err
+    assert main(["homes", "archive", "--homes", str(homes), "--to", str(dest)]) == 0
+    assert main(["homes", "delete", "--homes", str(homes), "--archive", str(dest)]) == 0
+    assert "would delete 3 homes" in capsys.readouterr().out
+    assert len(list(homes.iterdir())) == 3
+    assert main(["homes", "delete", "--homes", str(homes), "--archive", str(dest), "--yes"]) == 0
+    assert list(homes.iterdir()) == []
