@@ -156,6 +156,12 @@ def _coverage(args, destination):
     fingerprints = None
     if args.namespace:
         homes = [c.name for c in cluster.home_claims(args.namespace)]
+        if args.homes:  # the claims mounted here: each must be unchanged since its archive
+            fingerprints = {
+                home: listing.fingerprint(listing.scan(args.homes / home))
+                for home in homes
+                if (args.homes / home).is_dir()
+            }
     elif args.homes:
         found = archive.homes_in(args.homes)
         homes = [h.name for h in found]
@@ -195,8 +201,11 @@ def run_restore(args) -> int:
 
 
 def run_delete(args) -> int:
-    if bool(args.namespace) == bool(args.homes):
-        raise ValueError("give --namespace (delete home claims) or --homes (delete home directories)")
+    if not args.namespace and not args.homes:
+        raise ValueError(
+            "give --namespace (delete its home claims; with --homes where they are mounted, each "
+            "is also checked unchanged) or --homes alone (delete home directories)"
+        )
     if not args.destination and not args.i_have_no_archive:
         raise ValueError(
             "give --archive DEST, where `homes archive` wrote the archives and their manifest "
