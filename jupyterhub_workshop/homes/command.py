@@ -116,27 +116,29 @@ def _destination(args):
     return open_destination(args.destination, args.endpoint_url, getattr(args, "work_dir", None))
 
 
-def _homes(args) -> list[archive.Home]:
-    """The homes to archive: directories under --homes, and with --namespace exactly the claims."""
+def _homes(args) -> tuple[list[archive.Home], list[str]]:
+    """The homes to archive: directories under --homes; with --namespace exactly the claims (and
+    the claims not found under --homes, to name)."""
     only = getattr(args, "only", [])
     if not args.namespace:
-        return archive.homes_in(args.homes, only)
+        return archive.homes_in(args.homes, only), []
     claims = [c for c in cluster.home_claims(args.namespace) if not only or c.name in only]
+    unknown = set(only) - {c.name for c in claims}
+    if unknown:
+        raise ValueError(f"no home claim {', '.join(sorted(unknown))} in namespace {args.namespace}")
     homes, absent = [], []
     for claim in claims:
         path = args.homes / claim.name
-        (homes if path.is_dir() else absent).append(archive.Home(claim.name, path, claim.user))
-    if absent:
-        raise ValueError(
-            f"{count(len(absent), 'home claim')} in namespace {args.namespace} not found under "
-            f"{args.homes}: {', '.join(h.name for h in absent)} (mount every home claim there)"
-        )
-    return homes
+        if path.is_dir():
+            homes.append(archive.Home(claim.name, path, claim.user))
+        else:
+            absent.append(claim.name)
+    return homes, absent
 
 
 def run_archive(args) -> int:
     destination = _destination(args)
-    homes = _homes(args)
+    homes, absent = _homes(args)
     out = archive.archive_homes(homes, destination, progress_file=sys.stderr)
     rate = out.bytes_read / out.seconds if out.seconds else 0
     print(
@@ -147,7 +149,13 @@ def run_archive(args) -> int:
     )
     for home, why in out.failed:
         print(f"  {home}: NOT archived: {why}", file=sys.stderr)
-    return 1 if out.failed else 0
+    if absent:
+        print(
+            f"{count(len(absent), 'home claim')} of namespace {args.namespace} not found under "
+            f"{args.homes}, NOT archived: {', '.join(absent)} (mount them there and run again)",
+            file=sys.stderr,
+        )
+    return 1 if out.failed or absent else 0
 
 
 def _coverage(args, destination):

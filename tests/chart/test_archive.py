@@ -57,6 +57,7 @@ def test_to_a_claim_mounts_every_home_read_only_and_validates():
     assert container["command"] == ["jupyterhub-workshop"]
     assert container["args"] == [
         "homes", "archive", "--homes", "/homes", "--to", "/archive", "--namespace", NAMESPACE,
+        "--only", CLAIMS[0], "--only", CLAIMS[1], "--only", CLAIMS[2],
     ]  # fmt: skip
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}

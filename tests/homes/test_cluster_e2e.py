@@ -94,6 +94,18 @@ def test_homes_archived_to_a_claim_and_to_s3_then_deleted_only_when_covered(
             assert f"{claims['ana.maría']} is in use by jupyter-" in err
             assert "claim-ws001 has no verified archive" in err
 
+            # claims not mounted where the archive looks: those mounted are archived, the others named
+            (tmp_path / "some").mkdir()
+            (tmp_path / "some" / "claim-ws001").symlink_to(cluster.pvc_path("claim-ws001"))
+            partial = tmp_path / "partial-archive"
+            partial.mkdir()
+            some = ["--homes", str(tmp_path / "some"), "--namespace", "default", "--to", str(partial)]
+            assert main(["homes", "archive", *some]) == 1
+            out, err = capsys.readouterr()
+            assert "1 home archived and verified" in out
+            assert f"1 home claim of namespace default not found under {tmp_path / 'some'}" in err
+            assert claims["ana.maría"] in err
+
             assert main(["homes", "archive", *homes, "--to", str(to_claim)]) == 0
             s3_url = "s3://workshop-archive/esip/homes"
             assert main(["homes", "archive", *homes, "--to", s3_url]) == 0
