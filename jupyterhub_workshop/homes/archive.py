@@ -93,6 +93,8 @@ def archive_one(destination, home: Home, found: listing.Scan, on_bytes) -> Recor
                 "the archive does not match the home (is its server still running?): " + "; ".join(problems)
             )
         destination.promote(name)
+        if destination.size(name) != size:
+            raise ValueError(f"{name} is not {size} bytes once in place")
     except BaseException:
         destination.discard(name)
         raise

@@ -92,3 +92,8 @@ def test_delete_directories_only_when_archived_and_unchanged(homes, tmp_path, ca
     assert len(list(homes.iterdir())) == 3
     assert main(["homes", "delete", "--homes", str(homes), "--archive", str(dest), "--yes"]) == 0
     assert list(homes.iterdir()) == []
+
+
+def test_the_archives_may_not_go_among_the_homes(homes, capsys):
+    assert main(["homes", "archive", "--homes", str(homes), "--to", str(homes / "claim-ws001")]) == 1
+    assert "inside" in capsys.readouterr().err
