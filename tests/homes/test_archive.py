@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from jupyterhub_workshop.cli import main
-from jupyterhub_workshop.homes import archive
+from jupyterhub_workshop.homes import archive, tarball
 from jupyterhub_workshop.homes.destinations import Directory
 
 from .conftest import assert_same_tree, fill_home
@@ -97,3 +97,35 @@ def test_delete_directories_only_when_archived_and_unchanged(homes, tmp_path, ca
 def test_the_archives_may_not_go_among_the_homes(homes, capsys):
     assert main(["homes", "archive", "--homes", str(homes), "--to", str(homes / "claim-ws001")]) == 1
     assert "inside" in capsys.readouterr().err
+
+
+class FullDisk(Directory):
+    """The organizer's claim, full at the worst moment: as the new archive would replace the old."""
+
+    def promote(self, name):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failure_never_replaces_a_verified_archive_and_the_next_run_resumes(homes, tmp_path):
+    dest = tmp_path / "archive"
+    dest.mkdir()
+    found = archive.homes_in(homes)
+    first = archive.archive_homes(found, Directory(dest), log=lambda _: None)
+    assert len(first.archived) == 3
+    old = (dest / "claim-ws002.tar.gz").read_bytes()
+    manifest = (dest / "manifest.json").read_text()
+
+    (homes / "claim-ws002" / "late work.py").write_text("print('after the archive')\n")
+    second = archive.archive_homes(found, FullDisk(dest), log=lambda _: None)
+    assert second.skipped == ["claim-ws001", "claim-wsinstructor01"]
+    assert [(home, "No space left" in why) for home, why in second.failed] == [("claim-ws002", True)]
+    assert (dest / "claim-ws002.tar.gz").read_bytes() == old
+    assert (dest / "manifest.json").read_text() == manifest
+    assert not list(dest.glob("*.partial"))
+
+    third = archive.archive_homes(found, Directory(dest), log=lambda _: None)
+    assert third.archived == ["claim-ws002"] and not third.failed
+    restored = tmp_path / "restored"
+    with Directory(dest).open("claim-ws002.tar.gz") as stream:
+        tarball.restore(stream, "claim-ws002", restored)
+    assert_same_tree(restored, homes / "claim-ws002")
