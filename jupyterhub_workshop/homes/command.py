@@ -138,10 +138,13 @@ def _homes(args) -> tuple[list[archive.Home], list[str]]:
 
 def run_archive(args) -> int:
     destination = _destination(args)
-    target = getattr(destination, "path", None)
-    if target is not None and target.resolve().is_relative_to(args.homes.resolve()):
-        raise ValueError(f"{target} is inside {args.homes}: archive the homes somewhere else")
     homes, absent = _homes(args)
+    target = getattr(destination, "path", None)
+    for home in homes if target is not None else ():
+        if target.resolve().is_relative_to(home.path.resolve()):
+            raise ValueError(
+                f"{target} is the home {home.name} or inside it: archive the homes somewhere else"
+            )
     out = archive.archive_homes(homes, destination, progress_file=sys.stderr)
     rate = out.bytes_read / out.seconds if out.seconds else 0
     print(

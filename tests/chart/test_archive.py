@@ -4,9 +4,15 @@ name the values to change. Rendered with the real Zero to JupyterHub 4.4.0 and v
 
 from __future__ import annotations
 
+import json
+
 import helm_python
 import kubernetes_validate
 import pytest
+
+from jupyterhub_workshop.cli import main
+from tests.harness.kube import KubeHarness
+from tests.homes.helpers import fill_home
 
 from .helpers import NAMESPACE, ci_values, deep_merge, manifests, render
 
@@ -141,3 +147,59 @@ def test_refusals_name_the_values(change, message):
 def test_the_schema_takes_only_s3_urls_without_credentials(url):
     with pytest.raises(helm_python.HelmValuesError, match="/workshop/archive/url"):
         render(values(archive(url=url)))
+
+
+def test_the_rendered_job_archives_the_emulated_clusters_homes_to_s3(s3, tmp_path, monkeypatch, capsys):
+    """The Job's command line and environment, as rendered, run against the emulated cluster's
+    claims (its mounts played by the claims' directories) and moto's S3 server."""
+    endpoint, client = s3
+    job, _ = job_of(
+        archive(
+            url="s3://workshop-archive/homes", endpointUrl=endpoint, existingSecret="s3", claims=CLAIMS[:2]
+        )
+    )
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    with KubeHarness(tmp_path / "kube", namespace=NAMESPACE) as cluster:
+        for i, claim in enumerate(CLAIMS):
+            cluster.create(
+                "persistentvolumeclaims",
+                {
+                    "metadata": {
+                        "name": claim,
+                        "labels": {"component": "singleuser-storage"},
+                        "annotations": {"hub.jupyter.org/username": claim.removeprefix("claim-")},
+                    },
+                    "spec": {},
+                },
+            )
+            cluster.bind_pvc(claim)
+            fill_home(cluster.pvc_path(claim), seed=i)
+        # the pod's mounts: /homes/<claim> is the claim's directory
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        root = tmp_path / "pod"
+        for mount in container["volumeMounts"]:
+            claim = (volumes[mount["name"]].get("persistentVolumeClaim") or {}).get("claimName")
+            local = cluster.pvc_path(claim) if claim else root / "work"
+            target = root / mount["mountPath"].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if claim:
+                target.symlink_to(local)
+            else:
+                target.mkdir()
+        args = [str(root / a.lstrip("/")) if a.startswith("/") else a for a in container["args"]]
+        monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+        for entry in container["env"]:
+            value = entry["value"]
+            monkeypatch.setenv(
+                entry["name"], str(root / value.lstrip("/")) if value.startswith("/") else value
+            )
+        # the Secret's keys (envFrom) are the moto credentials already in the environment
+        assert main(args) == 0
+    assert "2 homes archived and verified" in capsys.readouterr().out
+    manifest = json.loads(
+        client.get_object(Bucket="workshop-archive", Key="homes/manifest.json")["Body"].read()
+    )
+    assert [(r["home"], r["user"]) for r in manifest["homes"]] == [
+        (c, c.removeprefix("claim-")) for c in CLAIMS[:2]
+    ]

@@ -9,7 +9,7 @@ from jupyterhub_workshop.cli import main
 from jupyterhub_workshop.homes import archive, tarball
 from jupyterhub_workshop.homes.destinations import Directory
 
-from .conftest import assert_same_tree, fill_home
+from .helpers import assert_same_tree, fill_home
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from jupyterhub_workshop.cli import main
 
 from ..harness.hub import HubProcess, wait_for
 from ..harness.kube import KubeHarness
-from .conftest import assert_same_tree, fill_home
+from .helpers import assert_same_tree, fill_home
 
 pytestmark = [pytest.mark.e2e]
 

@@ -3,7 +3,7 @@ import os
 from jupyterhub_workshop.homes import listing
 from jupyterhub_workshop.homes.listing import Entry
 
-from .conftest import OUTSIDE, fill_home
+from .helpers import OUTSIDE, fill_home
 
 
 def test_scan_lists_links_as_links_and_skips_what_cannot_be_archived(tmp_path):

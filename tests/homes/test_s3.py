@@ -4,7 +4,7 @@ import json
 
 from jupyterhub_workshop.cli import main
 
-from .conftest import assert_same_tree, fill_home
+from .helpers import assert_same_tree, fill_home
 
 
 def test_archive_to_s3_verify_restore_resume(s3, tmp_path, capsys, monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 
 from jupyterhub_workshop.homes import listing, tarball
 
-from .conftest import assert_same_tree, fill_home
+from .helpers import assert_same_tree, fill_home
 
 
 def archive_bytes(home, name="claim-x"):

@@ -1,4 +1,4 @@
-"""Homes as participants leave them, and a real S3-compatible endpoint (moto's server) on loopback."""
+"""Homes as participants leave them, and comparing a restored home with the original."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import json
 import os
 import stat
 from pathlib import Path
-
-import pytest
 
 OUTSIDE = "/etc/hostname"  # a symlink target outside every home: archived as a link, never read
 
@@ -56,30 +54,3 @@ def assert_same_tree(restored: Path, home: Path) -> None:
     assert sorted(a) == sorted(b)
     for rel in b:
         assert a[rel] == b[rel], rel
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    """moto's S3 server on a loopback port; credentials and endpoint in the environment, as the
-    chart's Job gets them from a Secret. Yields (endpoint URL, a boto3 client)."""
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "workshop-test",
-            "AWS_SECRET_ACCESS_KEY": "workshop-test-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-            monkeypatch.delenv(key, raising=False)
-        client = boto3.client("s3", endpoint_url=endpoint)
-        client.create_bucket(Bucket="workshop-archive")
-        yield endpoint, client
-    finally:
-        server.stop()
