@@ -3,7 +3,8 @@
 A home is listed as entries (directories, regular files, symbolic links) by their path relative
 to the home, POSIX style, in sorted order. Symbolic links are entries of their own (their target
 text), never followed, wherever they point. Anything else (sockets, FIFOs, devices) cannot be
-archived and is listed apart as skipped.
+archived and is listed apart as skipped, as is an unreadable ``lost+found`` at the top of a
+volume.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 20
+# ext4 volumes (most cloud block storage) have this at their root, owned by root and unreadable
+# to the user the archive runs as: the filesystem's, not the participant's work
+LOST_FOUND = "lost+found"
+READABLE = os.R_OK | os.X_OK
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def scan(home: str | os.PathLike) -> Scan:
             rel = f"{prefix}{item.name}"
             st = item.stat(follow_symlinks=False)
             kind = _kind(st.st_mode)
-            if kind is None:
+            if kind is None or (rel == LOST_FOUND and kind == "dir" and not os.access(item.path, READABLE)):
                 skipped.append(rel)
                 continue
             entries.append(
