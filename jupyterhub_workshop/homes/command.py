@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tarfile
+import zlib
 from pathlib import Path
 
 from ..wording import count
@@ -190,16 +192,22 @@ def run_verify(args) -> int:
     manifest, homes, cover = _coverage(args, destination)
     bad = [f"{home}: no verified archive" for home in cover.missing]
     bad += [f"{home}: {why}" for home, why in cover.damaged]
+    unreadable = []
     if args.read:
         for home in cover.covered:
             record = manifest.records[home]
-            with destination.open(record.archive) as stream:
-                _, sha256, size = tarball.read(stream, home)
+            try:
+                with destination.open(record.archive) as stream:
+                    _, sha256, size = tarball.read(stream, home)
+            except (OSError, ValueError, EOFError, tarfile.TarError, zlib.error) as e:
+                unreadable.append(f"{home}: {record.archive} cannot be read back: {e}")
+                continue
             if (sha256, size) != (record.sha256, record.archive_bytes):
-                bad.append(f"{home}: {record.archive} is not the archive verified (sha256 differs)")
+                unreadable.append(f"{home}: {record.archive} is not the archive verified (sha256 differs)")
+    bad += unreadable
     for line in bad:
         print(line, file=sys.stderr)
-    covered = len(cover.covered) - sum(1 for line in bad if "sha256 differs" in line)
+    covered = len(cover.covered) - len(unreadable)
     print(f"{covered} of {count(len(homes), 'home')} covered by verified archives in {destination}")
     return 1 if bad else 0
 

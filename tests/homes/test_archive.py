@@ -43,6 +43,18 @@ def test_archive_verify_restore_and_resume(homes, tmp_path, capsys):
 
     assert main(["homes", "verify", "--homes", str(homes), "--archive", str(dest), "--read"]) == 0
     assert "3 of 3 homes covered" in capsys.readouterr().out
+    # bit rot on the archive's disk: same size, so only reading it back shows it
+    good = (dest / "claim-ws001.tar.gz").read_bytes()
+    middle = len(good) // 2
+    (dest / "claim-ws001.tar.gz").write_bytes(
+        good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1 :]
+    )
+    assert main(["homes", "verify", "--homes", str(homes), "--archive", str(dest)]) == 0
+    capsys.readouterr()
+    assert main(["homes", "verify", "--homes", str(homes), "--archive", str(dest), "--read"]) == 1
+    out, err = capsys.readouterr()
+    assert "2 of 3 homes covered" in out and "claim-ws001: claim-ws001.tar.gz" in err
+    (dest / "claim-ws001.tar.gz").write_bytes(good)
 
     restored = tmp_path / "restored"
     assert main(["homes", "restore", "--archive", str(dest), "claim-ws002", "--into", str(restored)]) == 0
