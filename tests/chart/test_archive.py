@@ -74,6 +74,7 @@ def test_to_a_claim_mounts_every_home_read_only_and_validates():
     assert volumes[mounts["/archive"]["name"]]["persistentVolumeClaim"] == {"claimName": "workshop-archive"}
     assert not mounts["/archive"].get("readOnly")
     assert container["securityContext"] == {"runAsUser": 1000, "runAsGroup": 100}
+    assert pod["securityContext"] == {"fsGroup": 100}  # the destination claim writable to that user
     assert pod["serviceAccountName"] == "workshop-archive"
     [role] = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "workshop-archive"]
     assert role["rules"] == [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list"]}]
