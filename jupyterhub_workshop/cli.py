@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .homes import command as homes
 from .login import issuing
 from .rehearsal import demo
 from .rehearsal.loadtest import run as loadtest
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     usage_parser = commands.add_parser("usage", help="usage records of the workshop service")
     usage.add_arguments(usage_parser, typed_time)
     usage_parser.set_defaults(run=usage.run)
+
+    homes_parser = commands.add_parser(
+        "homes", help="after the workshop: archive every home, verify, restore, delete only what is archived"
+    )
+    homes.add_arguments(homes_parser)
+    homes_parser.set_defaults(run=homes.run)
 
     rehearse = commands.add_parser(
         "loadtest", help="rehearse: simulated participants log in with the real cards, spawn, run code"

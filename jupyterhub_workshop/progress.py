@@ -60,6 +60,8 @@ class Progress(tqdm):
         file: TextIO | None = None,
         interval: float | None = None,
         status: str = "",
+        unit: str = "it",
+        unit_scale: bool = False,
     ):
         file = file if file is not None else sys.stderr
         self.terminal = is_terminal(file)
@@ -75,6 +77,9 @@ class Progress(tqdm):
             dynamic_ncols=self.terminal,
             bar_format=TERMINAL_FORMAT if self.terminal else PLAIN_FORMAT,
             postfix=status or None,
+            unit=unit,
+            unit_scale=unit_scale,
+            unit_divisor=1024 if unit == "B" else 1000,
         )
 
     def show(self, n: int, status: str = "") -> None:

@@ -122,6 +122,7 @@ release: {{ .Release.Name | quote }}
 {{- $_ := unset $ws.service.database "url" }}
 {{- $_ := unset $ws.readme "content" }}
 {{- $_ := unset $ws "grafanaDashboard" }}
+{{- $_ := unset $ws "archive" }}
 {{- $wiring := dict
       "accountsFile" (include "workshop.accountsFile" .)
       "readmeConfigMap" (ternary (include "workshop.readmeName" .) "" (.Values.workshop.readme.enabled | default false))
@@ -450,4 +451,53 @@ workshop-prewarm
 {{- fail (printf "workshop.prewarm.priority is %d, not below the user pods' priority (%s): a user's pod must outrank the placeholders to preempt them at once, or it waits for a new node beside a warm one. Set workshop.prewarm.priority below %d (and at or above your cluster autoscaler's expendable-pods priority cutoff, -10 by default and on GKE)" $priority $source $userPriority) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{- /*
+  The archive Job (workshop.archive): the claims it mounts, as {"claims": [...], "static": bool,
+  "homes": DIR, "problems": [...]}. Dynamic homes: workshop.archive.claims, else every home
+  claim (KubeSpawner's label component=singleuser-storage) Helm's lookup finds in the namespace
+  (none under `helm template`: the Job then refuses, naming the claims it did not get). Static
+  homes: the one claim, its per-user directories under the part of subPath before {username}.
+*/}}
+{{- define "workshop.archivePlan" -}}
+{{- $ws := .Values.workshop }}
+{{- $archive := $ws.archive | default dict }}
+{{- $type := dig "storage" "type" "dynamic" $ws }}
+{{- $problems := list }}
+{{- if and $archive.pvcName $archive.url }}
+{{- $problems = append $problems "give workshop.archive.pvcName or workshop.archive.url, not both: one place holds the archives and their manifest" }}
+{{- else if not (or $archive.pvcName $archive.url) }}
+{{- $problems = append $problems "workshop.archive.enabled needs a destination: workshop.archive.pvcName (an existing claim) or workshop.archive.url (s3://bucket/prefix)" }}
+{{- end }}
+{{- if and $archive.endpointUrl (not $archive.url) }}
+{{- $problems = append $problems "workshop.archive.endpointUrl is for an S3 destination: give workshop.archive.url too" }}
+{{- end }}
+{{- $claims := list }}
+{{- $homes := "/homes" }}
+{{- if eq $type "none" }}
+{{- $problems = append $problems "workshop.storage.type is none: homes are the containers' own disks, gone when servers stop; there is nothing to archive" }}
+{{- else if eq $type "static" }}
+{{- $subPath := dig "storage" "static" "subPath" "{username}" $ws }}
+{{- $prefix := trimSuffix "{username}" $subPath }}
+{{- if or (not (hasSuffix "{username}" $subPath)) (and $prefix (not (hasSuffix "/" $prefix))) (contains "{" $prefix) }}
+{{- $problems = append $problems (printf "workshop.storage.static.subPath is %q: the archive Job finds homes as the directories of one folder, so it must end in /{username} (or be {username})" $subPath) }}
+{{- end }}
+{{- $claims = list (dig "storage" "static" "pvcName" "" $ws) }}
+{{- $homes = printf "/homes/%s/%s" (index $claims 0) $prefix | trimSuffix "/" }}
+{{- else }}
+{{- $claims = $archive.claims | default list }}
+{{- if not $claims }}
+{{- $found := lookup "v1" "PersistentVolumeClaim" .Release.Namespace "" }}
+{{- range ($found.items | default list) }}
+{{- if eq (dig "metadata" "labels" "component" "" .) "singleuser-storage" }}
+{{- $claims = append $claims .metadata.name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if has $archive.pvcName $claims }}
+{{- $problems = append $problems (printf "workshop.archive.pvcName %q is also a home claim: archive to a claim of its own" $archive.pvcName) }}
+{{- end }}
+{{- dict "claims" (sortAlpha $claims) "static" (eq $type "static") "homes" $homes "problems" $problems | toJson }}
 {{- end }}

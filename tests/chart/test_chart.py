@@ -873,7 +873,7 @@ def test_hub_image_is_z2jh_hub_plus_this_package():
     assert pip and users[0][1] == "root" and users[0][0] < pip[0]
     assert users[-1][1] == "1000" and users[-1][0] > pip[-1]
     install = " ".join(steps[i][1] for i in pip)
-    assert "[postgres]" in install  # the service's PostgreSQL driver
+    assert "[postgres,s3]" in install  # the service's PostgreSQL driver; boto3 for the archive Job
     assert "tzdata" in install  # zoneinfo's time zones for the night window
     assert "jupyterhub==" in install or "constraint" in install  # never changes the hub's JupyterHub
     # the build stops unless the installed package is WORKSHOP_VERSION (the chart's appVersion)

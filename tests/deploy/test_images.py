@@ -95,11 +95,11 @@ def test_hub_image_and_rehearsal_install_the_package_the_same_way():
     assert "!images/hub/constraints.txt" in (HUB / "Dockerfile.dockerignore").read_text().split()
     [run] = [arg for op, arg in steps if op == "RUN" and "pip install" in arg]
     image = re.search(
-        rf'PIP_CONSTRAINT={re.escape(target)} pip install --no-cache-dir "\S+(\[\w+\])" (\S+)', run
+        rf'PIP_CONSTRAINT={re.escape(target)} pip install --no-cache-dir "\S+(\[[\w,]+\])" (\S+)', run
     )
     assert image, run
     dev = re.search(
-        r'PIP_CONSTRAINT=images/hub/constraints.txt quiet_pip \.venv-hub "\.venv-hub/image-src(\[\w+\])" (\S+)',
+        r'PIP_CONSTRAINT=images/hub/constraints.txt quiet_pip \.venv-hub "\.venv-hub/image-src(\[[\w,]+\])" (\S+)',
         dev_test_case(),
     )
     assert dev, "scripts/dev test no longer installs .venv-hub as images/hub/Dockerfile does"
