@@ -153,7 +153,12 @@ def prepare(state_dir: str | os.PathLike, ip: str = "127.0.0.1", port: int = 800
 
 
 def port_in_use(ip: str, port: int) -> bool:
+    """Whether ``ip:port`` cannot be listened on, asked the way the proxy will bind it: with
+    ``SO_REUSEADDR`` (node sets it on every listening socket). Connections of a demo just
+    stopped linger in TIME_WAIT for a minute; they do not stop the proxy, so they must not
+    stop a restart either. A socket listening there still does."""
     with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
         except OSError:

@@ -143,6 +143,41 @@ def test_a_taken_port_stops_the_demo_with_a_clear_message(tmp_path):
     assert not processes_of(tmp_path / "state")
 
 
+def time_wait_on(port: int) -> bool:
+    """Whether a TCP connection with local port ``port`` is in TIME_WAIT (state 06)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == "06":
+                    return True
+    return False
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listening_one_is_not():
+    # a server socket as node (the proxy) makes it: SO_REUSEADDR, which its connections inherit
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    try:
+        assert demo.port_in_use("127.0.0.1", port)  # something listens: refused
+        served.close()  # the server closes first, as a stopping proxy does: TIME_WAIT on its side
+        listener.close()
+        assert client.recv(1) == b""
+        client.close()
+        wait_for(lambda: time_wait_on(port), 5, message="the connection to enter TIME_WAIT")
+        with socket.socket() as plain, pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))  # what the check used to do: it saw the port as taken
+        assert not demo.port_in_use("127.0.0.1", port)
+    finally:
+        for s in (client, served, listener):
+            s.close()
+
+
 def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):
     from traitlets.config import Config
 
