@@ -289,9 +289,9 @@ def run(args, ready_timeout: float = 120.0) -> int:
         # and leaves its proxy and the workshop service running (and the port taken). So a stop
         # during the start waits for the start to finish, unless asked twice.
         nonlocal stop_asked
-        if hub is None or hub.poll() is not None:
+        if hub is not None and hub.poll() is not None:
             return
-        if up or stop_asked:
+        if hub is not None and (up or stop_asked):
             hub.send_signal(signal.SIGTERM)
             return
         stop_asked = True
