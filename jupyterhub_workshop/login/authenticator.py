@@ -6,7 +6,7 @@ Configure with::
     c.WorkshopAuthenticator.accounts_file = "accounts.yaml"
 
 The accounts file is the allow list (no ``allow_all`` or ``allowed_users`` needed) and is
-re-read when it changes, so ``credentials revoke`` and ``credentials add`` take effect on the
+re-read when it changes, so ``credentials revoke``, ``restore`` and ``add`` take effect on the
 next login without restarting the hub.
 """
 

@@ -2,7 +2,8 @@
 
 ``generate`` creates a directory's accounts and cards; ``add`` appends late attendees without
 touching existing accounts. Cards are written before accounts, so a failure part-way never
-leaves the hub with accounts whose passwords nobody has.
+leaves the hub with accounts whose passwords nobody has. ``revoke`` and ``restore`` flip one
+flag of existing accounts and nothing else.
 """
 
 from __future__ import annotations
