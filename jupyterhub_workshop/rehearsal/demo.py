@@ -29,7 +29,7 @@ DEMO_PARTICIPANTS = 20
 DEMO_INSTRUCTORS = 2
 DEMO_TITLE = "Workshop demo"
 USAGE_DB_NAME = "workshop-usage.sqlite"
-LOADTEST_USERS = 3  # a rehearsal of the rehearsal: a laptop starts three servers in seconds
+LOADTEST_USERS = 2  # a rehearsal of the rehearsal: two servers start in seconds on a laptop
 
 
 def find_proxy() -> str:
