@@ -2,7 +2,8 @@
 
 The state directory holds everything: the accounts and cards (made on first run and kept),
 the hub's database and cookie secret, the generated ``jupyterhub_config.py``, and each
-user's home under ``homes/``.
+user's home under ``homes/``. Every start prints where they are and the organizer's commands
+of the README aimed at them, so each can be tried here first.
 """
 
 from __future__ import annotations
