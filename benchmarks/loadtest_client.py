@@ -79,7 +79,7 @@ def main() -> None:
         tmp = Path(tmp)
         print(f"Generating {args.users} cards ...", file=sys.stderr)
         generate(tmp / "cards", Batch("bench", args.users))
-        cards = pick_cards(read_cards_csv(tmp / "cards" / "cards.csv"), args.users)
+        cards, _ = pick_cards(read_cards_csv(tmp / "cards" / "cards.csv"), args.users)
 
         port = free_port()
         endpoint = subprocess.Popen([sys.executable, "-c", ALWAYS_UP, str(port)])

@@ -55,15 +55,19 @@ class Account:
 
     def in_window(self, now: datetime) -> bool:
         """Whether ``now`` lies inside the account's validity window."""
-        if self.valid_from is not None and now < self.valid_from:
-            return False
-        if self.valid_until is not None and now >= self.valid_until:
-            return False
-        return True
+        return self.window_note(now) is None
 
     def usable_at(self, now: datetime) -> bool:
         """Whether this account may sign in at ``now``: not revoked and inside its window."""
         return not self.revoked and self.in_window(now)
+
+    def window_note(self, now: datetime) -> str | None:
+        """Why ``now`` is outside the window ("works from ...", "expired at ..."), or None."""
+        if self.valid_from is not None and now < self.valid_from:
+            return f"works from {self.valid_from.isoformat(' ', 'minutes')}"
+        if self.valid_until is not None and now >= self.valid_until:
+            return f"expired at {self.valid_until.isoformat(' ', 'minutes')}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -312,7 +316,7 @@ def load_accounts(path: str | os.PathLike) -> AccountBook:
 
 _HEADER = """\
 # jupyterhub-workshop accounts: the hub's allow list. Password hashes only, never plaintext.
-# Manage with `jupyterhub-workshop credentials add|revoke|check`; one account per line.
+# Manage with `jupyterhub-workshop credentials add|revoke|restore|check`; one account per line.
 """
 
 
@@ -348,10 +352,32 @@ def save_accounts(
     write_atomically(path, dump_accounts(accounts, title, hub_url), mode=0o644)
 
 
-def revoke(book: AccountBook, usernames: Iterable[str]) -> list[Account]:
-    """The accounts of ``book`` with ``usernames`` revoked; KeyError names unknown ones."""
+def _known(book: AccountBook, usernames: Iterable[str]) -> set[str]:
     wanted = set(usernames)
     missing = sorted(wanted - set(book))
     if missing:
         raise KeyError(", ".join(missing))
+    return wanted
+
+
+def revoke(book: AccountBook, usernames: Iterable[str]) -> list[Account]:
+    """The accounts of ``book`` with ``usernames`` revoked; KeyError names unknown ones."""
+    wanted = _known(book, usernames)
     return [replace(a, revoked=True) if a.username in wanted else a for a in book.values()]
+
+
+def restore(book: AccountBook, usernames: Iterable[str], now: datetime) -> list[Account]:
+    """The accounts of ``book`` with ``usernames`` no longer revoked, and nothing else changed
+    (the hash above all: the card in the participant's hand works again). KeyError names
+    unknown ones; ValueError those not revoked, saying when a card is outside its window
+    instead (restoring cannot help it), so a mistyped name changes nothing."""
+    wanted = _known(book, usernames)
+    problems = []
+    for name in sorted(wanted):
+        account = book[name]
+        if not account.revoked:
+            note = account.window_note(now)
+            problems.append(f"{name} is not revoked" + (f" (its card {note})" if note else ""))
+    if problems:
+        raise ValueError("; ".join(problems) + "; nothing restored")
+    return [replace(a, revoked=False) if a.username in wanted else a for a in book.values()]

@@ -6,7 +6,7 @@ Configure with::
     c.WorkshopAuthenticator.accounts_file = "accounts.yaml"
 
 The accounts file is the allow list (no ``allow_all`` or ``allowed_users`` needed) and is
-re-read when it changes, so ``credentials revoke`` and ``credentials add`` take effect on the
+re-read when it changes, so ``credentials revoke``, ``restore`` and ``add`` take effect on the
 next login without restarting the hub.
 """
 
@@ -391,9 +391,9 @@ class WorkshopAuthenticator(Authenticator):
             self.log.warning("Failed workshop login for %r", username[:32])
             return None
         self._failures.record_success(username)
-        if not account.in_window(now_utc()):
+        if (note := account.window_note(now_utc())) is not None:
             # only a card holder gets this far, so saying when the card works leaks nothing
-            raise LoginRefused(403, _window_message(account))
+            raise LoginRefused(403, f"This login card {note}.")
         return self._user_info(account)
 
     def _user_info(self, account) -> dict:
@@ -417,9 +417,3 @@ class WorkshopAuthenticator(Authenticator):
             self.log.info("Workshop account %s is revoked or outside its window; signing out", user.name)
             return False
         return True
-
-
-def _window_message(account) -> str:
-    if account.valid_from and now_utc() < account.valid_from:
-        return f"This login card works from {account.valid_from.isoformat(' ', 'minutes')}."
-    return f"This login card expired at {account.valid_until.isoformat(' ', 'minutes')}."

@@ -2,7 +2,8 @@
 
 ``generate`` creates a directory's accounts and cards; ``add`` appends late attendees without
 touching existing accounts. Cards are written before accounts, so a failure part-way never
-leaves the hub with accounts whose passwords nobody has.
+leaves the hub with accounts whose passwords nobody has. ``revoke`` and ``restore`` flip one
+flag of existing accounts and nothing else.
 """
 
 from __future__ import annotations
@@ -182,6 +183,34 @@ def keep_out_of_git(out: Path) -> None:
         )
 
 
+def revoke_or_restore(action: str, path: Path, usernames: list[str]) -> int:
+    """``credentials revoke|restore``: write the change (if any) and say what happened to each
+    name; a card revoked already is said so, not revoked again."""
+    from ..times import now_utc
+    from .accounts import restore, revoke
+
+    book = load_accounts(path)
+    names = list(dict.fromkeys(usernames))  # each once, in the order given
+    if action == "restore":
+        save_accounts(path, restore(book, names, now_utc()), book.title, book.hub_url)
+        cards = "its card signs" if len(names) == 1 else "their cards sign"
+        print(f"Restored {', '.join(names)} in {path}: {cards} in again within seconds, same password.")
+        return 0
+    accounts = revoke(book, names)  # first: an unknown name changes nothing
+    already = [n for n in names if book[n].revoked]
+    fresh = [n for n in names if n not in already]
+    if fresh:
+        save_accounts(path, accounts, book.title, book.hub_url)
+        print(f"Revoked {', '.join(fresh)} in {path}; the hub stops accepting them within seconds.")
+    if already:
+        were = "was" if len(already) == 1 else "were"
+        print(
+            f"{', '.join(already)} {were} already revoked (undo with `credentials restore`); "
+            + ("left as is." if fresh else "nothing changed.")
+        )
+    return 0
+
+
 # --- command line: `jupyterhub-workshop credentials ...` ----------------------------------
 
 
@@ -238,30 +267,27 @@ def add_arguments(parser, typed_time) -> None:
     rev.add_argument("--accounts", required=True, type=Path, help="the accounts.yaml file")
     rev.add_argument("usernames", nargs="+", help="usernames to revoke")
 
+    back = actions.add_parser("restore", help="undo a revoke: the same card (same password) signs in again")
+    back.add_argument("--accounts", required=True, type=Path, help="the accounts.yaml file")
+    back.add_argument("usernames", nargs="+", help="revoked usernames to restore")
+
     check = actions.add_parser("check", help="validate an accounts file; exit 1 naming every bad line")
     check.add_argument("file", type=Path, help="the accounts.yaml file to check")
 
 
 def run(args) -> int:
     from ..progress import Progress
-    from .accounts import revoke
 
     if args.action == "check":
         book = load_accounts(args.file)
         print(f"{args.file}: OK, {book.summary()}")
         return 0
-    if args.action == "revoke":
-        book = load_accounts(args.accounts)
+    if args.action in ("revoke", "restore"):
         try:
-            accounts = revoke(book, args.usernames)
+            return revoke_or_restore(args.action, args.accounts, args.usernames)
         except KeyError as e:
             print(f"error: no such account: {e.args[0]}", file=sys.stderr)
             return 1
-        save_accounts(args.accounts, accounts, book.title, book.hub_url)
-        print(
-            f"Revoked {', '.join(args.usernames)} in {args.accounts}; the hub stops accepting them within seconds."
-        )
-        return 0
 
     batch = Batch(args.prefix, args.count, args.instructors, args.valid_from, args.valid_until)
     batch.check()

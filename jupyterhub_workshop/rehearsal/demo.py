@@ -2,12 +2,16 @@
 
 The state directory holds everything: the accounts and cards (made on first run and kept),
 the hub's database and cookie secret, the generated ``jupyterhub_config.py``, and each
-user's home under ``homes/``.
+user's home under ``homes/``. Every start prints where they are and the organizer's commands
+of the README aimed at them, so each can be tried here first.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -15,14 +19,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..login.issuing import ACCOUNTS_NAME, CARDS_CSV_NAME, CARDS_HTML_NAME, Batch, generate
 from ..login.printing import read_cards_csv
 
+DEMO_PREFIX = "demo"
 DEMO_PARTICIPANTS = 20
 DEMO_INSTRUCTORS = 2
 DEMO_TITLE = "Workshop demo"
+USAGE_DB_NAME = "workshop-usage.sqlite"
+LOADTEST_USERS = 2  # a rehearsal of the rehearsal: two servers start in seconds on a laptop
 
 
 def find_proxy() -> str:
@@ -47,6 +55,24 @@ def _free_loopback_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class InternalPorts:
+    """The hub's, the proxy API's and the workshop service's loopback ports: picked free at each
+    start, so two demos can run side by side."""
+
+    hub: int
+    proxy_api: int
+    service: int
+
+    @classmethod
+    def pick(cls) -> InternalPorts:
+        return cls(_free_loopback_port(), _free_loopback_port(), _free_loopback_port())
+
+
+def usage_db_url(state: Path) -> str:
+    return "sqlite:///" + str(state / USAGE_DB_NAME)
+
+
 def local_timezone() -> str:
     """This machine's IANA time zone name (for the demo's night window); UTC if it has none the
     service accepts (an abbreviation, an alias, nothing)."""
@@ -62,12 +88,13 @@ def local_timezone() -> str:
     return name
 
 
-def demo_config(state: Path, ip: str, port: int, proxy: str) -> str:
+def demo_config(state: Path, ip: str, port: int, proxy: str, ports: InternalPorts | None = None) -> str:
     """The demo hub's jupyterhub_config.py (values are Python literals via repr)."""
+    ports = ports or InternalPorts.pick()
     single_user_args = ["--allow-root"] if os.geteuid() == 0 else []
     zone = local_timezone()
     service_settings = {
-        "db_url": "sqlite:///" + str(state / "workshop-usage.sqlite"),
+        "db_url": usage_db_url(state),
         "night_start": "22:00",
         "night_end": "06:00",
         "timezone": zone,
@@ -80,8 +107,8 @@ c.JupyterHub.ip = {ip!r}
 c.JupyterHub.port = {port!r}
 c.JupyterHub.hub_ip = "127.0.0.1"
 # internal ports are picked free at each start, so two demos can run side by side
-c.JupyterHub.hub_port = {_free_loopback_port()}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{_free_loopback_port()}"
+c.JupyterHub.hub_port = {ports.hub!r}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports.proxy_api}"
 c.ConfigurableHTTPProxy.command = [{proxy!r}]
 c.JupyterHub.db_url = {"sqlite:///" + str(state / "jupyterhub.sqlite")!r}
 c.JupyterHub.cookie_secret_file = {str(state / "jupyterhub_cookie_secret")!r}
@@ -114,7 +141,7 @@ from jupyterhub_workshop.hubconfig.services import (
 c.JupyterHub.services = [workshop_service(
     {service_settings!r},
     {str(state / "workshop-service.json")!r},
-    url="http://127.0.0.1:{_free_loopback_port()}",
+    url="http://127.0.0.1:{ports.service}",
     events_file={str(state / "workshop-events.jsonl")!r},
 )]
 c.JupyterHub.load_roles = workshop_roles()
@@ -134,29 +161,104 @@ def seed_workshop_files(state: Path) -> None:
         (shared / "about.txt").write_text("Workshop data shared with every participant goes here.\n")
 
 
-def prepare(state_dir: str | os.PathLike, ip: str = "127.0.0.1", port: int = 8000, out=None) -> Path:
-    """Create accounts on first run, print where the cards are, write the hub config."""
+def program() -> list[str]:
+    """How a person runs this installation's ``jupyterhub-workshop``: by name when PATH finds
+    it, else by its path (``scripts/dev`` does not put ``.venv/bin`` on PATH)."""
+    script = Path(sys.executable).parent / "jupyterhub-workshop"
+    if not script.exists():
+        return [sys.executable, "-m", "jupyterhub_workshop.cli"]
+    found = shutil.which("jupyterhub-workshop")
+    if found and os.path.samefile(found, script):
+        return ["jupyterhub-workshop"]
+    return [str(script)]
+
+
+def organizer_commands(state: Path, url: str, cards: list, prog: list[str]) -> list[tuple[str, list[str]]]:
+    """The README's commands for the organizer during the event, aimed at this demo's files:
+    (what for, argv). A lost card is played by the second participant's, so the sample login
+    printed above keeps working."""
+    accounts = str(state / ACCOUNTS_NAME)
+    participants = [c.username for c in cards if c.role == "participant"] or [f"{DEMO_PREFIX}002"]
+    lost = participants[min(1, len(participants) - 1)]
+    return [
+        (
+            "late attendees: new accounts, their cards in cards-added-*.html",
+            [*prog, "credentials", "add", "--count", "2", "--prefix", DEMO_PREFIX, "--out", str(state)],
+        ),
+        (
+            "a lost card: the hub refuses it within seconds",
+            [*prog, "credentials", "revoke", "--accounts", accounts, lost],
+        ),
+        (
+            "a card revoked by mistake: it works again",
+            [*prog, "credentials", "restore", "--accounts", accounts, lost],
+        ),
+        ("after editing the accounts file by hand", [*prog, "credentials", "check", accounts]),
+        (
+            "usage records so far, as CSV",
+            [*prog, "usage", "export", "--db", usage_db_url(state), "--out", str(state / "usage.csv")],
+        ),
+        (
+            "a load test: simulated participants with the cards (revoked ones skipped)",
+            [
+                *prog,
+                "loadtest",
+                "--url",
+                url,
+                "--cards",
+                str(state / CARDS_CSV_NAME),
+                "--users",
+                str(LOADTEST_USERS),
+                "--ramp",
+                "5",
+            ],
+        ),
+    ]
+
+
+def prepare(
+    state_dir: str | os.PathLike,
+    ip: str = "127.0.0.1",
+    port: int = 8000,
+    out=None,
+    ports: InternalPorts | None = None,
+) -> Path:
+    """Create accounts on first run; print where the cards and the other files are and the
+    organizer's commands for them; write the hub config."""
     out = out or sys.stdout
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     url = f"http://{ip}:{port}/"
     if not (state / ACCOUNTS_NAME).exists():
         print(f"Creating demo accounts in {state} ...", file=out)
-        generate(state, Batch("demo", DEMO_PARTICIPANTS, DEMO_INSTRUCTORS), title=DEMO_TITLE, hub_url=url)
+        generate(
+            state, Batch(DEMO_PREFIX, DEMO_PARTICIPANTS, DEMO_INSTRUCTORS), title=DEMO_TITLE, hub_url=url
+        )
     seed_workshop_files(state)
-    print(f"Login cards: {state / CARDS_HTML_NAME} (and {state / CARDS_CSV_NAME})", file=out)
+    print(f"Demo state: {state}", file=out)
+    print(f"  accounts  {state / ACCOUNTS_NAME} (the hub reloads it when it changes)", file=out)
+    print(f"  cards     {state / CARDS_HTML_NAME} to print, {state / CARDS_CSV_NAME}", file=out)
+    print(f"  usage     {state / USAGE_DB_NAME} (the workshop service's records)", file=out)
     cards = read_cards_csv(state / CARDS_CSV_NAME) if (state / CARDS_CSV_NAME).exists() else []
     for role in ("participant", "instructor"):
         card = next((c for c in cards if c.role == role), None)
         if card:
             print(f"  {role + ':':13} username {card.username}  password {card.password}", file=out)
+    print("The README's commands during the event, for this demo (they work while it runs):", file=out)
+    for what, argv in organizer_commands(state, url.replace("0.0.0.0", "127.0.0.1"), cards, program()):
+        print(f"  # {what}\n  {shlex.join(argv)}", file=out)
     config = state / "jupyterhub_config.py"
-    config.write_text(demo_config(state, ip, port, find_proxy()))
+    config.write_text(demo_config(state, ip, port, find_proxy(), ports))
     return config
 
 
 def port_in_use(ip: str, port: int) -> bool:
+    """Whether ``ip:port`` cannot be listened on, asked the way the proxy will bind it: with
+    ``SO_REUSEADDR`` (node sets it on every listening socket). Connections of a demo just
+    stopped linger in TIME_WAIT for a minute; they do not stop the proxy, so they must not
+    stop a restart either. A socket listening there still does."""
     with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
         except OSError:
@@ -174,38 +276,125 @@ def run(args, ready_timeout: float = 120.0) -> int:
             file=sys.stderr,
         )
         return 1
-    config = prepare(args.state_dir, args.ip, args.port)
+    ports = InternalPorts.pick()
+    config = prepare(args.state_dir, args.ip, args.port, ports=ports)
     url = f"http://{args.ip}:{args.port}/"
     local = url.replace("0.0.0.0", "127.0.0.1")
     sys.stdout.flush()
+    # Ours, so we can ask the proxy for its routes (the hub hands it to the proxy, never to
+    # users' servers or services).
+    token = secrets.token_hex(32)
+    hub: subprocess.Popen | None = None
+    up = False
+    stop_asked = False
+
+    def stop(signum, frame):
+        # JupyterHub handles SIGTERM only once it has started: stopped earlier, it dies at once
+        # and leaves its proxy and the workshop service running (and the port taken). So a stop
+        # during the start waits for the start to finish, unless asked twice.
+        nonlocal stop_asked
+        if hub is not None and hub.poll() is not None:
+            return
+        if hub is not None and (up or stop_asked):
+            hub.send_signal(signal.SIGTERM)
+            return
+        stop_asked = True
+        print(
+            "Stopping as soon as the hub has started (only then does it stop its proxy and "
+            "service); press Ctrl-C again to stop it now.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     # The hub runs in a session of its own, so a Ctrl-C reaches it once, from us: it stops its
     # proxy, the workshop service and the users' servers. (The proxy writes its pid file to the
     # working directory.)
     hub = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=config.parent, start_new_session=True
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        cwd=config.parent,
+        start_new_session=True,
+        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": token},
     )
-
-    def stop(signum, frame):
-        if hub.poll() is None:
-            hub.send_signal(signal.SIGTERM)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
     deadline = time.monotonic() + ready_timeout
-    while hub.poll() is None and not answers(local + "hub/health"):
+    while hub.poll() is None:
+        if hub_and_service_up(ports):
+            if routed(ports, token, local):
+                break
+            pause = 1.0  # each question to the proxy is a line in its log
+        else:
+            pause = 0.25
         if time.monotonic() > deadline:
             print(
                 f"error: the hub did not answer at {url} within {ready_timeout:g} s; stopping it",
                 file=sys.stderr,
             )
-            stop(signal.SIGTERM, None)
+            hub.send_signal(signal.SIGTERM)
             hub.wait()
             return 1
-        time.sleep(0.25)  # polling the hub's own health page; nothing to wait on instead
+        time.sleep(pause)  # neither the hub nor its proxy offers anything to wait on
     if hub.poll() is None:
-        print(f"Open {url} and sign in with one of the cards above.", flush=True)
+        wait_for_handler(hub.pid, signal.SIGTERM, deadline)
+        up = True
+        if stop_asked:
+            hub.send_signal(signal.SIGTERM)
+        else:
+            print(f"Open {url} and sign in with one of the cards above.", flush=True)
     code = hub.wait()
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+
+
+def handles(pid: int, signum: int) -> bool | None:
+    """Whether process ``pid`` has a handler of its own for ``signum`` (Linux's /proc); None
+    where that cannot be known."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return None
+
+
+def wait_for_handler(pid: int, signum: int, deadline: float) -> None:
+    """Until ``pid`` handles ``signum``: the hub installs its handlers just after adding its
+    routes, so this is at most a moment once it answers."""
+    while handles(pid, signum) is False and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def hub_and_service_up(ports: InternalPorts) -> bool:
+    """Whether the hub and the workshop service listen, asked without a line in any log.
+
+    The proxy listens first, then the hub, then the workshop service starts, and only then does
+    the proxy learn its route to the hub. A request through the proxy before that makes it log
+    a red ``404`` and, before the hub listens, an ``ECONNREFUSED`` stack trace. So: the hub's
+    own port (health checks are logged at debug level) and the service's port (a bare
+    connection) first; :func:`routed` asks the proxy after them.
+    """
+    if not answers(f"http://127.0.0.1:{ports.hub}/hub/health"):
+        return False
+    try:
+        socket.create_connection(("127.0.0.1", ports.service), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def routed(ports: InternalPorts, token: str, public_url: str) -> bool:
+    """Whether the proxy routes to the hub (its API, a line in its log) and the hub answers at
+    ``public_url``."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{ports.proxy_api}/api/routes", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            routes = json.load(response)
+    except (OSError, ValueError):
+        return False
+    return "/" in routes and answers(public_url + "hub/health")
 
 
 def answers(url: str) -> bool:

@@ -141,6 +141,21 @@ async def test_revoked_and_out_of_window_accounts_are_not_allowed(hub, accounts_
     assert not await auth.check_allowed("nobody")
 
 
+async def test_a_card_revoked_by_mistake_and_restored_signs_in_again(hub, accounts_file, capsys):
+    from jupyterhub_workshop.cli import main
+
+    path, cards = accounts_file
+    auth = hub.authenticator
+    before = path.read_bytes()
+    login = {"username": "ws002", "password": cards["ws002"].password}
+    assert main(["credentials", "revoke", "--accounts", str(path), "ws002"]) == 0
+    assert await auth.get_authenticated_user(None, login) is None  # reloaded live: refused
+    assert main(["credentials", "restore", "--accounts", str(path), "ws002"]) == 0
+    assert path.read_bytes() == before  # the record round-trips, hash and all
+    assert (await auth.get_authenticated_user(None, login))["name"] == "ws002"  # the same card works
+    assert "Restored ws002" in capsys.readouterr().out
+
+
 async def test_refresh_user_signs_out_revoked_accounts(hub, accounts_file):
     path, _ = accounts_file
     auth = hub.authenticator

@@ -126,6 +126,43 @@ def test_revoke_and_check(generated, capsys):
     assert load_accounts(accounts).title == "ESIP 2026"  # a revoke keeps what the cards print
 
 
+def test_revoking_twice_says_so_and_restore_undoes_a_revoke(generated, capsys):
+    accounts = generated / "accounts.yaml"
+    original = accounts.read_bytes()
+    revoke = ["credentials", "revoke", "--accounts", str(accounts)]
+    restore = ["credentials", "restore", "--accounts", str(accounts)]
+    assert main([*revoke, "esip002"]) == 0
+    revoked = accounts.read_bytes()
+    capsys.readouterr()
+    assert main([*revoke, "esip002"]) == 0
+    out = capsys.readouterr().out
+    assert "Revoked" not in out and "esip002 was already revoked" in out and "nothing changed" in out
+    assert accounts.read_bytes() == revoked
+    assert main([*revoke, "esip002", "esip003"]) == 0
+    out = capsys.readouterr().out
+    assert "Revoked esip003 in" in out and "esip002 was already revoked" in out
+
+    # mistakes change nothing: an unknown name, a card that is not revoked
+    assert main([*restore, "esip002", "nobody"]) == 1
+    assert "no such account: nobody" in capsys.readouterr().err
+    assert main([*restore, "esip002", "esip001"]) == 1
+    err = capsys.readouterr().err
+    assert "esip001 is not revoked" in err and "nothing restored" in err and "esip002" not in err
+    assert load_accounts(accounts)["esip002"].revoked
+
+    assert main([*restore, "esip002", "esip003"]) == 0
+    assert "Restored esip002, esip003 in" in capsys.readouterr().out
+    assert accounts.read_bytes() == original  # hashes, windows, title: as generated
+
+
+def test_restore_says_when_a_card_is_expired_not_revoked(tmp_path, capsys):
+    out = tmp_path / "cards"
+    args = ["credentials", "generate", "--count", "1", "--prefix", "old", "--out", str(out)]
+    assert main([*args, "--valid-until", "2020-01-02T00:00:00Z"]) == 0
+    assert main(["credentials", "restore", "--accounts", str(out / "accounts.yaml"), "old001"]) == 1
+    assert "old001 is not revoked (its card expired at 2020-01-02 00:00+00:00)" in capsys.readouterr().err
+
+
 def test_check_names_every_bad_line(tmp_path, capsys):
     bad = tmp_path / "accounts.yaml"
     bad.write_text('version: 1\naccounts:\n- {username: "A b", hash: "x"}\n- {username: ws2}\n')

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.rehearsal import demo
 
 from ..harness.browser import login, new_session
-from ..harness.hub import free_port, http_status, poll, stop_process_group, wait_for
+from ..harness.hub import free_port, poll, stop_process_group, wait_for
 
 
 def test_prepare_creates_cards_once_and_keeps_them(tmp_path, capsys):
@@ -29,6 +30,30 @@ def test_prepare_creates_cards_once_and_keeps_them(tmp_path, capsys):
     assert "Creating demo accounts" not in capsys.readouterr().out
 
 
+def test_the_organizers_commands_are_printed_for_the_demos_files(tmp_path, capsys):
+    from traitlets.config import Config
+
+    from jupyterhub_workshop.cli import build_parser
+
+    config = demo.prepare(tmp_path, port=8123)
+    commands = printed_commands(capsys.readouterr().out)
+    prog = demo.program()
+    parse = build_parser().parse_args
+    args = {name: parse(argv[len(prog) :]) for name, argv in commands.items()}
+    assert [commands[name][: len(prog)] for name in commands] == [prog] * 6
+    assert args["credentials add"].out == tmp_path and args["credentials add"].prefix == "demo"
+    for name in ("credentials revoke", "credentials restore"):
+        assert args[name].accounts == tmp_path / "accounts.yaml" and args[name].usernames == ["demo002"]
+    assert args["credentials check"].file == tmp_path / "accounts.yaml"
+    assert (
+        args["loadtest"].cards == tmp_path / "cards.csv" and args["loadtest"].url == "http://127.0.0.1:8123/"
+    )
+    c = Config()
+    exec(config.read_text(), {"get_config": lambda: c})
+    settings = json.loads((tmp_path / "workshop-service.json").read_text())["WorkshopService"]
+    assert args["usage export"].db == settings["db_url"]  # the service's own database
+
+
 @pytest.mark.parametrize("euid, expected", [(0, ["--allow-root"]), (1000, [])])
 def test_config_allows_root_only_when_running_as_root(tmp_path, monkeypatch, euid, expected):
     monkeypatch.setattr(os, "geteuid", lambda: euid)
@@ -37,11 +62,8 @@ def test_config_allows_root_only_when_running_as_root(tmp_path, monkeypatch, eui
     compile(config, "jupyterhub_config.py", "exec")  # valid Python
 
 
-@pytest.mark.e2e
-async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
-    port = free_port()
-    state = tmp_path / "state"
-    proc = subprocess.Popen(
+def start_demo(port: int, state, log) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -52,23 +74,58 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
             "--state-dir",
             str(state),
         ],
-        stdout=open(tmp_path / "demo.log", "wb"),
+        stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def wait_until_open(proc: subprocess.Popen, log, timeout: float = 90) -> str:
+    """The demo's output once it says where to go (it asks the hub itself; asking through the
+    proxy here would put 404s in the log)."""
+
+    def said_open():
+        text = log.read_text()
+        assert proc.poll() is None, text[-3000:]
+        return "Open http" in text and text
+
+    return wait_for(said_open, timeout, message="the demo to say where to go")
+
+
+def printed_commands(text: str) -> dict[str, list[str]]:
+    """The organizer's commands the demo printed, by subcommand ("credentials add", "loadtest")."""
+    block = text.split("The README's commands during the event", 1)[1].split("\n")[1:]
+    commands = {}
+    for line in block:
+        if not line.startswith("  "):
+            break
+        if not line.startswith("  #"):
+            argv = shlex.split(line)
+            words = argv[len(demo.program()) :][:2]
+            key = "loadtest" if words[0] == "loadtest" else " ".join(words)
+            commands[key] = argv
+    return commands
+
+
+def quiet_start(text: str) -> None:
+    # the demo asks the hub and the proxy's API whether they are up, never the proxy's
+    # public port before its route exists (a red 404, or an ECONNREFUSED stack trace)
+    start = text.split("Open http", 1)[0]
+    assert "404 GET" not in start and "ECONNREFUSED" not in start, start[-3000:]
+
+
+@pytest.mark.e2e
+async def test_the_demo_as_an_organizer_uses_it(tmp_path):
+    """Start, sign in and start a server; stop; start again at once on the same port; run the
+    commands it prints, verbatim."""
+    port = free_port()
+    state = tmp_path / "state"
     url = f"http://127.0.0.1:{port}"
+    proc = start_demo(port, state, tmp_path / "demo.log")
+    held = None
     try:
-
-        def ready():
-            assert proc.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
-            return http_status(f"{url}/hub/api/") == 200
-
-        wait_for(ready, 60, message="the demo hub")
-        printed = wait_for(
-            lambda: "Open http" in (text := (tmp_path / "demo.log").read_text()) and text,
-            10,
-            message="the demo to say where to go",
-        )
+        printed = wait_until_open(proc, tmp_path / "demo.log")
+        quiet_start(printed)
         username, password = re.search(r"participant:\s+username (\S+)\s+password (\S+)", printed).groups()
         assert (state / "cards.html").exists()
 
@@ -91,10 +148,99 @@ async def test_demo_hub_logs_in_a_card_and_starts_its_server(tmp_path):
         assert (home / "README.md").read_text() == (state / "README.md").read_text()
         assert os.readlink(home / "shared") == str(state / "shared")
 
+        # a browser's idle keep-alive connection: the stopping proxy closes it first, so the
+        # port is left with a connection in TIME_WAIT, as after any real use
+        held = socket.create_connection(("127.0.0.1", port))
+        held.sendall(b"GET /hub/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert held.recv(100).startswith(b"HTTP/1.1 200")
+
         # a SIGTERM to the demo (a script, or Ctrl-C) stops the hub and all it started
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(45) == 0
         wait_for(lambda: not processes_of(state), 10, message="the hub, proxy, service and server to be gone")
+        held.settimeout(10)
+        while held.recv(65536):  # read to the proxy's end (unread data would make close() a reset)
+            pass
+        held.close()
+        wait_for(lambda: time_wait_on(port), 5, message="the proxy's connection in TIME_WAIT")
+    finally:
+        if held is not None:
+            held.close()
+        stop_process_group(proc)
+        for pid in processes_of(state):
+            os.kill(pid, signal.SIGKILL)
+
+    # started again at once on the same port: not refused, the same cards
+    proc = start_demo(port, state, tmp_path / "demo2.log")
+    try:
+        printed = wait_until_open(proc, tmp_path / "demo2.log")
+        quiet_start(printed)
+        assert (
+            "Creating demo accounts" not in printed and f"username {username}  password {password}" in printed
+        )
+        commands = printed_commands(printed)
+        assert set(commands) == {
+            "credentials add",
+            "credentials revoke",
+            "credentials restore",
+            "credentials check",
+            "usage export",
+            "loadtest",
+        }
+
+        def run(name):
+            done = subprocess.run(commands[name], capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, f"{commands[name]}\n{done.stdout}\n{done.stderr}"
+            return done.stdout + done.stderr
+
+        assert f"{state / 'accounts.yaml'}: OK, 22 accounts" in run("credentials check")
+        assert "Added 2 accounts" in run("credentials add")
+        assert len(read_cards_csv(state / "cards.csv")) == 24
+        lost = commands["credentials revoke"][-1]
+        card = next(c for c in read_cards_csv(state / "cards.csv") if c.username == lost)
+        assert lost != username  # the sample login keeps working
+        assert f"Revoked {lost}" in run("credentials revoke")
+        async with new_session() as s:
+            assert not (await login(s, url, lost, card.password)).ok
+
+        out = run("loadtest")  # the revoked card is skipped, not failed
+        assert (
+            f"Skipping 1 card that cannot sign in now by {state / 'accounts.yaml'} (revoked: {lost})" in out
+        )
+        assert f"succeeded {demo.LOADTEST_USERS}/{demo.LOADTEST_USERS}, failed 0" in out
+
+        assert f"Restored {lost}" in run("credentials restore")
+        async with new_session() as s:
+            assert (await login(s, url, lost, card.password)).ok  # the same card, live
+
+        assert "session" in run("usage export")
+        exported = (state / "usage.csv").read_text()
+        assert exported.startswith("user,") and f"\n{username}," in exported  # the first run's server
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(45) == 0
+        wait_for(
+            lambda: not processes_of(state), 10, message="the hub, proxy, service and servers to be gone"
+        )
+    finally:
+        stop_process_group(proc)
+        for pid in processes_of(state):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_a_stop_during_the_start_waits_for_the_hub_and_leaves_nothing(tmp_path):
+    # JupyterHub handles SIGTERM only once started; before, it would die leaving its proxy and
+    # the workshop service running, and the port taken
+    state = tmp_path / "state"
+    log = tmp_path / "demo.log"
+    proc = start_demo(free_port(), state, log)
+    try:
+        wait_for(lambda: "Starting proxy" in log.read_text(), 60, message="the hub to start its proxy")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0
+        assert "Stopping as soon as the hub has started" in log.read_text()
+        wait_for(lambda: not processes_of(state), 10, message="the hub, proxy and service to be gone")
     finally:
         stop_process_group(proc)
         for pid in processes_of(state):
@@ -141,6 +287,41 @@ def test_a_taken_port_stops_the_demo_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr and f"--port {port + 1}" in result.stderr
     assert not processes_of(tmp_path / "state")
+
+
+def time_wait_on(port: int) -> bool:
+    """Whether a TCP connection with local port ``port`` is in TIME_WAIT (state 06)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == "06":
+                    return True
+    return False
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listening_one_is_not():
+    # a server socket as node (the proxy) makes it: SO_REUSEADDR, which its connections inherit
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    try:
+        assert demo.port_in_use("127.0.0.1", port)  # something listens: refused
+        served.close()  # the server closes first, as a stopping proxy does: TIME_WAIT on its side
+        listener.close()
+        assert client.recv(1) == b""
+        client.close()
+        wait_for(lambda: time_wait_on(port), 5, message="the connection to enter TIME_WAIT")
+        with socket.socket() as plain, pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))  # what the check used to do: it saw the port as taken
+        assert not demo.port_in_use("127.0.0.1", port)
+    finally:
+        for s in (client, served, listener):
+            s.close()
 
 
 def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 from yarl import URL
 
 from jupyterhub_workshop.cli import main
+from jupyterhub_workshop.login.accounts import Account, AccountBook, revoke, save_accounts
 from jupyterhub_workshop.login.printing import Card, cards_csv, read_cards_csv
 from jupyterhub_workshop.rehearsal.loadtest import run as loadtest
 from jupyterhub_workshop.rehearsal.loadtest.participant import (
@@ -36,6 +37,7 @@ from jupyterhub_workshop.rehearsal.loadtest.report import (
     UserResult,
     arrival_offsets,
     build_report,
+    describe_skipped,
     group_errors,
     percentile,
     render_csv,
@@ -44,6 +46,7 @@ from jupyterhub_workshop.rehearsal.loadtest.report import (
     timeline,
 )
 
+from ..conftest import issue_accounts
 from ..harness.browser import login, new_session
 from ..harness.hub import free_port, http_status, stop_process_group, wait_for
 from ..test_charts import read_stacks
@@ -206,9 +209,67 @@ def test_url_and_card_selection():
     with pytest.raises(ValueError):
         loadtest.normalize_url("hub.example.org")
     cards = [Card("i1", "p", "instructor"), Card("p1", "p"), Card("p2", "p")]
-    assert [c.username for c in loadtest.pick_cards(cards, 3)] == ["p1", "p2", "i1"]
-    with pytest.raises(ValueError, match="only 3 cards"):
+    picked, skipped = loadtest.pick_cards(cards, 3)
+    assert [c.username for c in picked] == ["p1", "p2", "i1"] and skipped == []
+    with pytest.raises(ValueError, match="only 3 cards$"):
         loadtest.pick_cards(cards, 4)
+
+
+def test_cards_that_cannot_sign_in_now_are_skipped_not_tried(sample_hash):
+    now = datetime(2026, 7, 15, 12, tzinfo=UTC)
+    day = timedelta(days=1)
+    accounts = {
+        a.username: a
+        for a in [
+            Account("p1", sample_hash),
+            Account("p2", sample_hash, revoked=True),
+            Account("p3", sample_hash, valid_until=now - day),
+            Account("p4", sample_hash, valid_from=now + day),
+            Account("p5", sample_hash, valid_from=now - day, valid_until=now + day),
+        ]
+    }
+    cards = [Card(f"p{i}", "x") for i in range(1, 8)]  # p6, p7: not in the file, the hub will say
+    picked, skipped = loadtest.pick_cards(cards, 3, accounts, now)
+    assert [c.username for c in picked] == ["p1", "p5", "p6"]
+    assert skipped == [
+        ("p2", "revoked"),
+        ("p3", "expired at 2026-07-14 12:00+00:00"),
+        ("p4", "works from 2026-07-16 12:00+00:00"),
+    ]
+    picked, skipped = loadtest.pick_cards(cards, 1, accounts, now)
+    assert [c.username for c in picked] == ["p1"] and skipped == []  # only those passed over count
+    with pytest.raises(ValueError) as refused:
+        loadtest.pick_cards(cards[:4], 2, accounts, now)
+    assert str(refused.value) == (
+        "--users 2: the cards file has only 1 card that can sign in now (3 cards skipped: revoked: p2; "
+        "expired at 2026-07-14 12:00+00:00: p3; works from 2026-07-16 12:00+00:00: p4)"
+    )
+    many = [(f"p{i}", "revoked") for i in range(7)]
+    assert describe_skipped(many) == "revoked: p0, p1, p2, p3, p4 and 2 more"
+
+
+def test_the_accounts_file_beside_the_cards_is_read_and_skipped_cards_reported(tmp_path, capsys):
+    accounts, by_name = issue_accounts("ws", participants=3, instructors=0)
+    (tmp_path / "cards.csv").write_text(cards_csv(list(by_name.values())))
+    save_accounts(tmp_path / "accounts.yaml", revoke(AccountBook(accounts), ["ws001"]))
+    args = ["loadtest", "--url", f"http://127.0.0.1:{free_port()}", "--cards", str(tmp_path / "cards.csv")]
+    out = tmp_path / "r.json"
+    # nothing answers there: the tried card fails, the revoked one is neither tried nor failed
+    assert main([*args, "--users", "1", "--ramp", "0", "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert f"Skipping 1 card that cannot sign in now by {tmp_path / 'accounts.yaml'} (revoked: ws001)" in (
+        captured.err
+    )
+    assert "skipped 1 card that cannot sign in now, not counted (revoked: ws001)" in captured.out
+    report = json.loads(out.read_text())
+    assert (report["users"], report["failed"]) == (1, 1)
+    assert [u["username"] for u in report["per_user"]] == ["ws002"]
+    assert report["skipped"] == [{"username": "ws001", "why": "revoked"}]
+    # an accounts file named on the command line is read instead; a missing one is an error
+    assert main([*args, "--users", "3", "--accounts", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml" in capsys.readouterr().err
+    assert main([*args, "--users", "3"]) == 2
+    assert "only 2 cards that can sign in now (1 card skipped: revoked: ws001)" in capsys.readouterr().err
 
 
 def test_stage_status_counts_every_stage_and_retries():

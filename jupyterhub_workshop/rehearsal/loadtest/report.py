@@ -156,8 +156,10 @@ def build_report(
     duration: float,
     settings: dict,
     transitions: list[tuple[float, int, str]] | None = None,
+    skipped: list[tuple[str, str]] = (),
 ) -> dict:
-    """The JSON report: totals, per-step statistics, errors by kind, retries, per-user times."""
+    """The JSON report: totals, per-step statistics, errors by kind, retries, per-user times;
+    ``skipped`` are the cards not tried, with why (revoked, outside their window)."""
     failed_at = Counter(r.error.step for r in results if r.error)
     steps = {
         s: step_stats([t for r in results for t in r.times.get(s, [])], failed_at.get(s, 0)) for s in STEPS
@@ -180,6 +182,7 @@ def build_report(
         "total": step_stats(journeys),
         "errors": group_errors(results),
         "found_running": [r.username for r in results if r.found_running],
+        "skipped": [{"username": name, "why": why} for name, why in skipped],
         "retries": dict(sorted(retries.items())),
         "retry_wait_seconds": {k: round(v, 3) for k, v in sorted(waited.items())},
         "per_user": [
@@ -201,6 +204,18 @@ def build_report(
     if transitions is not None:
         report["timeline"] = timeline(transitions, len(results), duration)
     return report
+
+
+def describe_skipped(skipped: list[tuple[str, str]], examples: int = 5) -> str:
+    """The skipped cards grouped by why: 'revoked: demo002; expired at ...: demo004, demo005'."""
+    groups: dict[str, list[str]] = {}
+    for username, why in skipped:
+        groups.setdefault(why, []).append(username)
+    return "; ".join(
+        f"{why}: {', '.join(names[:examples])}"
+        + (f" and {len(names) - examples} more" if len(names) > examples else "")
+        for why, names in groups.items()
+    )
 
 
 def _fmt(x: float | None) -> str:
@@ -228,6 +243,12 @@ def render_text(report: dict) -> str:
         )
     lines.append("")
     lines.append(f"  succeeded {report['succeeded']}/{report['users']}, failed {report['failed']}")
+    if report.get("skipped"):
+        skipped = [(s["username"], s["why"]) for s in report["skipped"]]
+        lines.append(
+            f"  skipped {count(len(skipped), 'card')} that cannot sign in now, not counted "
+            f"({describe_skipped(skipped)})"
+        )
     if report.get("found_running"):
         names = report["found_running"]
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

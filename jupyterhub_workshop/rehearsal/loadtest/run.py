@@ -3,7 +3,9 @@
 Each simulated participant takes one card from ``cards.csv`` and does what a person does
 (see :mod:`.participant`): log in through the form, start the
 server and follow it until it answers, start a kernel, run code over the kernel websocket and
-check the output, optionally stop the server. Arrivals spread over ``--ramp`` seconds. While it
+check the output, optionally stop the server. Cards the accounts file says cannot sign in now
+(revoked, outside their window) are skipped and reported apart: they are no failure of the hub.
+Arrivals spread over ``--ramp`` seconds. While it
 runs, a live line shows users per stage; afterwards a report gives p50/p95/max per step,
 errors grouped by kind and totals, as text and optionally JSON, CSV and a plot. The exit code
 is 1 when any participant failed, so a rehearsal can gate a deployment.
@@ -21,12 +23,15 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
 from ...files import write_atomically
 from ...progress import Progress
+from ...times import now_utc
 from ...wording import count
 from .notebook import Lesson, check_unique, parse_think, read_notebook, server_notebook_path
 from .notebook_report import notebook_section, render_notebook_text
@@ -35,6 +40,7 @@ from .report import (
     UserResult,
     arrival_offsets,
     build_report,
+    describe_skipped,
     render_csv,
     render_text,
     stage_status,
@@ -56,14 +62,39 @@ def normalize_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def pick_cards(cards: list, users: int) -> list:
-    """The first ``users`` cards, participants before instructors (file order within each)."""
+def why_not_now(account, now: datetime) -> str | None:
+    """Why a card cannot sign in at ``now`` by its account ("revoked", "expired at ...",
+    "works from ..."), None if it can or its account is unknown (the hub's answer tells)."""
+    if account is None:
+        return None
+    return "revoked" if account.revoked else account.window_note(now)
+
+
+def pick_cards(
+    cards: list, users: int, accounts: Mapping | None = None, now: datetime | None = None
+) -> tuple[list, list[tuple[str, str]]]:
+    """The first ``users`` cards that can sign in at ``now``, participants before instructors
+    (file order within each), and the cards passed over on the way, with why: revoked or
+    outside their window in ``accounts`` (username -> Account). A revoked card is not a failure
+    of the hub, so it is not tried."""
     if users < 1:
         raise ValueError("--users must be at least 1")
     ordered = [c for c in cards if c.role != "instructor"] + [c for c in cards if c.role == "instructor"]
-    if users > len(ordered):
-        raise ValueError(f"--users {users}: the cards file has only {count(len(ordered), 'card')}")
-    return ordered[:users]
+    now = now or now_utc()
+    picked, skipped = [], []
+    for card in ordered:
+        if len(picked) == users:
+            break
+        why = why_not_now((accounts or {}).get(card.username), now)
+        if why is None:
+            picked.append(card)
+        else:
+            skipped.append((card.username, why))
+    if len(picked) < users:
+        have = count(len(picked), "card") + (" that can sign in now" if skipped else "")
+        more = f" ({count(len(skipped), 'card')} skipped: {describe_skipped(skipped)})" if skipped else ""
+        raise ValueError(f"--users {users}: the cards file has only {have}{more}")
+    return picked, skipped
 
 
 async def show_every(interval: float, show, stop: asyncio.Event) -> None:
@@ -151,6 +182,7 @@ async def run_loadtest(
     interval: float | None = None,
     settings: dict | None = None,
     baseline: bool = False,
+    skipped: list[tuple[str, str]] = (),
 ) -> dict:
     """Run every participant and return the report (see ``report.build_report``).
 
@@ -182,6 +214,7 @@ async def run_loadtest(
         duration=duration,
         settings=settings or {},
         transitions=transitions,
+        skipped=skipped,
     )
     if options.lessons:
         if lead is not None:
@@ -228,11 +261,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cards.csv from `credentials generate` (username,password,role)",
     )
     parser.add_argument(
+        "--accounts",
+        type=Path,
+        metavar="ACCOUNTS.yaml",
+        help="the hub's accounts file: cards revoked or outside their validity window there are "
+        "skipped and counted apart, not failed (default: accounts.yaml beside the cards file, "
+        "if there is one)",
+    )
+    parser.add_argument(
         "--users",
         required=True,
         type=int,
         metavar="N",
-        help="simulated participants: the first N cards, participants before instructors",
+        help="simulated participants: the first N cards that can sign in, participants before instructors",
     )
     parser.add_argument(
         "--ramp",
@@ -404,6 +445,8 @@ def write_reports(args, report: dict) -> None:
 
 
 def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    from ...login.accounts import load_accounts
+    from ...login.issuing import ACCOUNTS_NAME
     from ...login.printing import read_cards_csv
     from .participant import Options
 
@@ -413,7 +456,11 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         url = normalize_url(args.url)
         lessons = lessons_from_args(args)
         think = parse_think(args.think)
-        cards = pick_cards(read_cards_csv(args.cards), args.users)
+        accounts = args.accounts
+        if accounts is None and (args.cards.parent / ACCOUNTS_NAME).is_file():
+            accounts = args.cards.parent / ACCOUNTS_NAME  # written beside the cards by `credentials`
+        book = load_accounts(accounts) if accounts is not None else None
+        cards, skipped = pick_cards(read_cards_csv(args.cards), args.users, book)
         if args.iterations < 1:
             raise ValueError("--iterations must be at least 1")
         if args.ramp < 0:
@@ -466,7 +513,14 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         "seed": args.seed,
         "cards": str(args.cards),
         "notebooks": [lesson.server_path for lesson in lessons],
+        "accounts": None if accounts is None else str(accounts),
     }
+    if skipped:
+        print(
+            f"Skipping {count(len(skipped), 'card')} that cannot sign in now by {accounts} "
+            f"({describe_skipped(skipped)}): not tried, not counted as failures",
+            file=err,
+        )
     try:
         report = asyncio.run(
             run_loadtest(
@@ -478,6 +532,7 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
                 interval=args.progress_interval,
                 settings=settings,
                 baseline=args.baseline,
+                skipped=skipped,
             )
         )
     except CardsError as e:
