@@ -238,8 +238,9 @@ def _sqlite_micros(column):
     return whole * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
 
 
-def _sample_peak(sample: SampleRow) -> tuple[int, int]:
-    """(active users, running servers) a sample stands for on a chart: its peaks if kept."""
+def sample_peak(sample: SampleRow) -> tuple[int, int]:
+    """(active users, running servers) a sample stands for on a chart and in the final report:
+    its peaks if kept."""
     active = sample.active_users if sample.peak_active_users is None else sample.peak_active_users
     running = sample.running_servers if sample.peak_running_servers is None else sample.peak_running_servers
     return max(active, sample.active_users), max(running, sample.running_servers)
@@ -720,7 +721,7 @@ class UsageStore:
         width = series.slice_seconds(first, last, slices)
         index = self._slice_of(c.at, first, width)
         if index is None:
-            points = ((s.at, _sample_peak(s)) for s in self.iter_samples())
+            points = ((s.at, sample_peak(s)) for s in self.iter_samples())
             return series.bucket_peaks(points, first, last, slices)
         index = index.label("slice")
         query = select(

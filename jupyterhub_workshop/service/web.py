@@ -5,6 +5,7 @@
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
 - ``/attendance.csv``: a line per login card, used or not (staff only)
+- ``/report.html``, ``/report.csv``: the final report and its day-by-day table (staff only)
 - ``/metrics``: Prometheus text
 
 The pages are live: each view asks the hub (through the service's :class:`.HubAPI`) for the
@@ -20,7 +21,7 @@ import asyncio
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -33,7 +34,9 @@ from tornado import web
 
 from .. import charts
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
+from ..schedule import Schedule
 from ..times import now_utc, parse_typed_time
+from . import report
 from .attendance import attendance, attendance_csv, card_uses
 from .culler import server_info
 from .hub_api import PAGINATION, HubAPIError
@@ -427,6 +430,62 @@ class AttendanceHandler(ServiceHandler):
         self.finish(attendance_csv(uses))
 
 
+class ReportHandler(ServiceHandler):
+    """The final report (staff): the page and its day-by-day CSV, from the usage database
+    through :mod:`.report`; the cards as the admin page counts them (the hub's users)."""
+
+    @web.authenticated
+    async def get(self, fmt):
+        self.require_staff()
+        service = self.service
+        try:
+            cards, note = (
+                await self.attendance_uses(LIVE_TIMEOUT),
+                "Cards used: signed in at least once (the hub's users).",
+            )
+        except web.HTTPError as e:
+            cards, note = None, e.log_message
+        except (TimeoutError, HubAPIError):
+            cards, note = (
+                None,
+                f"The hub did not list its users within {LIVE_TIMEOUT:g} s; reload to count the cards.",
+            )
+        schedule = Schedule.parse(service.schedule) if service.schedule else None
+        # people pre-warmed for when the schedule says no number: as the service counts them
+        expected = sum(1 for c in cards or () if c.role == "participant" and not c.revoked)
+        result = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: report.gather(
+                service.store,
+                zone=service.timezone or "UTC",
+                title=self._title(),
+                users_per_node=service.users_per_node,
+                price_per_node_hour=service.price_per_node_hour,
+                currency=service.currency,
+                schedule=schedule,
+                expected=expected,
+                lead=timedelta(minutes=service.prewarm_lead),
+                hold=timedelta(minutes=service.prewarm_hold),
+                cards=cards,
+                cards_note=note,
+            ),
+        )
+        if fmt == "csv":
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", 'attachment; filename="workshop-report.csv"')
+            self.finish(report.report_csv(result))
+        else:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(report.render_html(result, "report.csv"))
+
+    def _title(self) -> str:
+        cache = self.settings["accounts"]
+        try:
+            return cache.load().title if cache is not None else ""
+        except (OSError, AccountsFileError):
+            return ""
+
+
 class MetricsHandler(web.RequestHandler):
     def get(self):
         service = self.settings["workshop_service"]
@@ -453,6 +512,7 @@ def make_app(service) -> web.Application:
             (prefix + "opt-out", OptOutHandler),
             (prefix + r"usage\.(csv|json)", ExportHandler),
             (prefix + r"attendance\.csv", AttendanceHandler),
+            (prefix + r"report\.(html|csv)", ReportHandler),
             (prefix + "metrics", MetricsHandler),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ],
