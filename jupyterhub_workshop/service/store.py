@@ -65,9 +65,10 @@ from . import schema, series
 from .events import ServerEvent, SpoolPosition
 
 #: Why a session ended.
-STOP_REASONS = frozenset({"idle", "night", "max-age", "user", "unknown"})
-#: The reasons that are culls (a session closed with one of them was stopped by the service).
-CULL_REASONS = ("idle", "night", "max-age")
+STOP_REASONS = frozenset({"idle", "night", "max-age", "closed", "user", "unknown"})
+#: The reasons that are culls (a session closed with one of them was stopped by the service);
+#: ``closed``: stopped at the hub's closing time.
+CULL_REASONS = ("idle", "night", "max-age", "closed")
 
 
 class SessionRow(NamedTuple):
@@ -217,6 +218,14 @@ opt_outs_table = Table(
     Column("username", String(255), primary_key=True),
     Column("night", Date, primary_key=True),
     Column("created", UTCDateTime, nullable=False),
+)
+
+downloads_table = Table(
+    "workshop_downloads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(255), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 event_spool = Table(
@@ -865,6 +874,18 @@ class UsageStore:
         )
         with self._begin() as conn:
             return {reason: count for reason, count in conn.execute(query)}
+
+    # --- home downloads (the closing banner's link) ---------------------------------------
+
+    def record_download(self, user: str, at: datetime) -> None:
+        """``user`` asked for their home as an archive (followed the closing banner's link)."""
+        with self._begin() as conn:
+            conn.execute(downloads_table.insert().values(username=user, at=as_utc(at)))
+
+    def downloaders(self) -> int:
+        """How many people asked for their home as an archive at least once."""
+        with self._begin() as conn:
+            return conn.execute(select(func.count(func.distinct(downloads_table.c.username)))).scalar() or 0
 
     # --- night opt-outs --------------------------------------------------------------
 

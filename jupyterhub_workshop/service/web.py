@@ -6,6 +6,7 @@
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
 - ``/attendance.csv``: a line per login card, used or not (staff only)
 - ``/report.html``, ``/report.csv``: the final report and its day-by-day table (staff only)
+- ``/download``: the closing banner's link, counted, then on to the user's server's archive
 - ``/metrics``: Prometheus text
 
 The pages are live: each view asks the hub (through the service's :class:`.HubAPI`) for the
@@ -310,6 +311,7 @@ class MainHandler(ServiceHandler):
             sessions=sum(count for _, count in durations),
             attendance=attendance_view,
             prewarm=prewarm_view(getattr(service, "prewarmer", None), now, service.prewarm_every),
+            closing=closing_view(service, now),
         )
 
     async def live_servers(self, now: datetime, opted_out: set[str]):
@@ -376,6 +378,20 @@ class MainHandler(ServiceHandler):
         return [(at, active) for at, (active, _) in peaks], [(at, running) for at, (_, running) in peaks]
 
 
+def closing_view(service, now: datetime) -> dict | None:
+    """The admin page's closing block: when, whether announced or closed, and downloads."""
+    closing = service.policy.closing
+    if closing is None:
+        return None
+    return {
+        "when": closing.local(),
+        "from": (closing.at - closing.notice).astimezone(ZoneInfo(closing.zone)).strftime("%a %d %b %H:%M"),
+        "closed": closing.closed(now),
+        "announced": closing.announced(now),
+        "downloaders": service.store.downloaders(),
+    }
+
+
 class OptOutHandler(ServiceHandler):
     @web.authenticated
     def post(self):
@@ -428,6 +444,34 @@ class AttendanceHandler(ServiceHandler):
         self.set_header("Content-Type", "text/csv; charset=utf-8")
         self.set_header("Content-Disposition", 'attachment; filename="workshop-attendance.csv"')
         self.finish(attendance_csv(uses))
+
+
+def archive_url(base_url: str, user: str) -> str:
+    """Where the user's own server streams their whole home as one zip: jupyter-archive's
+    download handler (``{server}/directories/{path}``) for the server's root, hidden files
+    included (a ``.git`` is work too), symbolic links kept as links rather than followed (the
+    ``~/shared`` link would otherwise pull the whole shared data in)."""
+    query = urlencode(
+        {
+            "archiveToken": secrets.token_hex(8),
+            "archiveFormat": "zip",
+            "followSymlinks": "false",
+            "downloadHidden": "true",
+        }
+    )
+    return f"{base_url}user/{quote(user, safe='')}/directories/?{query}"
+
+
+class DownloadHandler(ServiceHandler):
+    """The closing banner's link: counted here (the admin page's "homes downloaded"), then on
+    to the user's own server, which streams the archive (the hub offers to start a stopped
+    server first and comes back to it)."""
+
+    @web.authenticated
+    def get(self):
+        name = self.current_user["name"]
+        self.service.store.record_download(name, now_utc())
+        self.redirect(archive_url(os.environ.get("JUPYTERHUB_BASE_URL", "/"), name))
 
 
 class ReportHandler(ServiceHandler):
@@ -513,6 +557,7 @@ def make_app(service) -> web.Application:
             (prefix + r"usage\.(csv|json)", ExportHandler),
             (prefix + r"attendance\.csv", AttendanceHandler),
             (prefix + r"report\.(html|csv)", ReportHandler),
+            (prefix + "download", DownloadHandler),
             (prefix + "metrics", MetricsHandler),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ],

@@ -122,11 +122,11 @@ def test_a_known_three_day_event_gives_the_numbers_computed_by_hand(store):
     assert report.prewarm_node_hours == pytest.approx(4.5)
     assert report.cost == pytest.approx(13.5 * 1.5)
     assert report.cost_per_user == pytest.approx(13.5 * 1.5 / 6)
-    assert report.culls == {"idle": 1, "night": 1, "max-age": 1}
+    assert report.culls == {"idle": 1, "night": 1, "max-age": 1, "closed": 0}
     assert [d.culls for d in report.days] == [
-        {"idle": 1, "night": 0, "max-age": 0},
-        {"idle": 0, "night": 0, "max-age": 0},
-        {"idle": 0, "night": 1, "max-age": 1},
+        {"idle": 1, "night": 0, "max-age": 0, "closed": 0},
+        {"idle": 0, "night": 0, "max-age": 0, "closed": 0},
+        {"idle": 0, "night": 1, "max-age": 1, "closed": 0},
     ]
     rows = {row.role: (row.issued, row.used, row.never_used, row.revoked) for row in report.cards}
     assert rows == {"participant": (9, 6, 3, 1), "instructor": (2, 0, 2, 0), "all": (11, 6, 5, 1)}
@@ -143,6 +143,7 @@ def test_a_known_three_day_event_gives_the_numbers_computed_by_hand(store):
         "culls_idle": "0",
         "culls_night": "0",
         "culls_max-age": "0",
+        "culls_closed": "0",
     }
     page = render_html(report)
     for text in (
@@ -182,7 +183,7 @@ def test_an_empty_database_says_so(store):
     assert "No usage was recorded in this database" in page
     assert 'id="report-days"' not in page and "0.00 USD" not in page
     assert report_csv(report).splitlines() == [
-        "date,users,sessions_started,session_hours,peak_servers,node_hours,culls_idle,culls_night,culls_max-age"
+        "date,users,sessions_started,session_hours,peak_servers,node_hours,culls_idle,culls_night,culls_max-age,culls_closed"
     ]
 
 

@@ -144,6 +144,7 @@ def render_admin(**ns) -> str:
         sessions=0,
         attendance={"error": "Attendance needs the accounts file: set WorkshopService.accounts_file."},
         prewarm={"enabled": False},
+        closing=None,
     )
     namespace.update(ns)
     return env.get_template("workshop-admin.html").render(**namespace)
