@@ -232,7 +232,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
             parsed_scopes=set(),
             version_hash="",
             no_spawner_check=True,
-            announcement="",
+            announcement=self.closing_announcement(user),
             xsrf_token=xsrf,
             xsrf=xsrf,
             service_prefix=self.settings["service_prefix"],
@@ -243,6 +243,14 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         )
         namespace.update(ns)
         return self.settings["jinja_env"].get_template(name).render(**namespace)
+
+    def closing_announcement(self, user: dict | None) -> str:
+        """The closing banner on the service's pages too (they use the hub's page template),
+        while it is announced."""
+        closing = self.service.policy.closing
+        if closing is None or not closing.announced(now_utc()):
+            return ""
+        return closing.banner(f"{self.settings['service_prefix']}download" if user else None)
 
     def render_page(self, name: str, **ns) -> None:
         self.finish(self.render_string_page(name, self.current_user, **ns))
