@@ -45,7 +45,7 @@ import jinja2
 
 from .. import charts
 from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule, placeholders_for, warm_users
-from ..usage_accounting import node_seconds_by_day, split_by_day
+from ..usage_accounting import Session, node_seconds_by_day, split_by_day, usage_totals
 from .attendance import AttendanceRow, CardUse, attendance, card_uses
 from .metrics import SESSION_BUCKETS
 from .store import CULL_REASONS, SampleRow, SessionRow, UsageStore, sample_peak
@@ -255,6 +255,12 @@ def reduce_report(
                 )
             )
             day += timedelta(days=1)
+    # the totals by the rule `plan --from-usage` reads a usage export with (open sessions until end)
+    totals = usage_totals(
+        [Session(s.user, s.server, s.profile or "", s.started, s.stopped) for s in sessions],
+        max(users_per_node, 1),
+        until=end,
+    )
     span = None
     if schedule is not None:
         try:
@@ -267,10 +273,10 @@ def reduce_report(
         start=start,
         end=end,
         days=days,
-        users=len({s.user for s in sessions}),
-        sessions=len(sessions),
-        open_sessions=sum(s.stopped is None for s in sessions),
-        session_hours=sum(day_seconds.values()) / 3600,
+        users=totals["users"],
+        sessions=totals["sessions"],
+        open_sessions=totals["open_sessions"],
+        session_hours=sum(day_seconds.values()) / 3600,  # the days' parts: totals["server_hours"] unrounded
         median_minutes=statistics.median(finished_minutes) if finished_minutes else None,
         durations=list(durations),
         users_per_node=users_per_node,

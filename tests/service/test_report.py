@@ -109,6 +109,11 @@ def test_a_known_three_day_event_gives_the_numbers_computed_by_hand(store):
     # session-hours: 3 + 2 + 1.5 / 1 + 1/6 + 2 / 1 + 1 + 0.5 + 0.25
     assert [round(d.session_hours * 60) for d in report.days] == [390, 190, 165]
     assert round(report.session_hours * 60) == 745
+    # the same hours as `plan --from-usage` counts from the usage export (usage_totals)
+    from jupyterhub_workshop.usage_accounting import Session, usage_totals
+
+    rows = [Session(s.user, s.server, "", s.started, s.stopped) for s in store.iter_sessions()]
+    assert usage_totals(rows, 2, until=report.end)["server_hours"] == round(report.session_hours, 4)
     # finished: 10 min, 30 min, 1 h, 1 h, 1.5 h, 2 h, 3 h, 3 h -> median (60 + 90) / 2
     assert report.median_minutes == 75
     assert sum(count for _, count in report.durations) == 8

@@ -164,3 +164,25 @@ def test_the_page_shows_the_last_pass_as_of_its_time_when_the_hub_does_not_answe
     page = render_admin(live_error=error)
     assert f"{error}: servers as of 19:59:18 (UTC), the service's last pass." in page
     assert "Servers live from the hub" not in page
+
+
+def test_the_admin_page_shows_the_closing_and_the_downloads():
+    page = render_admin(
+        closing={
+            "when": "Fri 17 Jul at 18:00 (America/Denver)",
+            "from": "Wed 15 Jul 18:00",
+            "closed": False,
+            "announced": True,
+            "downloaders": 3,
+        },
+        culls={"closed": 0, "idle": 2},
+    )
+    assert (
+        "The hub closes on <strong>Fri 17 Jul at 18:00 (America/Denver)</strong>; every hub page shows"
+        in page
+    )
+    assert "<strong>3</strong> people have asked for their home" in page
+    assert 'href="/services/workshop/report.html"' in page and "closed <strong>0</strong>" in page
+    page = render_admin(closing=None)
+    assert "No closing time is set" in page and "closed <strong>" not in page
+    assert 'href="/services/workshop/report.html"' in page  # the report, closing or not
