@@ -152,8 +152,9 @@ class WorkshopService(Application):
         When the workshop ends: an ISO 8601 time with its UTC offset, e.g.
         2026-07-17T18:00:00-06:00 (the same as the authenticator's ``closing``). From then on
         every running server is stopped with the reason ``closed`` (staff may start theirs
-        again); nothing is deleted. The admin page shows it and how many people downloaded
-        their home. Empty: the hub does not close.
+        again); nothing is deleted. The admin page shows it and how many people asked for
+        their home as an archive through the closing banner's link. Empty: the hub does not
+        close.
         """,
     ).tag(config=True)
     closing_notice_days = Float(
