@@ -219,7 +219,8 @@ def test_the_command_writes_the_page_and_its_csv(tmp_path, capsys):
 
 
 def test_the_page_prints_on_one_a4_and_one_letter_page(tmp_path):
-    """Chromium's print-to-PDF, as an organizer's browser prints it: one page on each paper."""
+    """Chromium's print-to-PDF, as an organizer's browser prints it: one page on each paper,
+    for the three-day event, an empty database and a fortnight."""
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is needed to print")
     chromium = next(
         (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None
@@ -233,16 +234,26 @@ def test_the_page_prints_on_one_a4_and_one_letter_page(tmp_path):
         )
     with UsageStore(f"sqlite:///{tmp_path / 'empty.db'}") as store:
         empty = gather(store)
-    pages = {"full": render_html(full), "empty": render_html(empty)}
+    with UsageStore(f"sqlite:///{tmp_path / 'fortnight.db'}") as store:  # a two-week hackweek
+        for day in range(14):
+            start = at(6, "09:00") + timedelta(days=day)
+            store.open_session("a", "", None, start)
+            store.close_session("a", "", start + timedelta(hours=3), "idle")
+            store.record_sample(start, 1, 1)
+            store.record_sample(start + timedelta(hours=3), 0, 0)
+        fortnight = gather(
+            store, zone="America/Denver", users_per_node=2, price_per_node_hour=1.5, accounts=cards()
+        )
+    pages = {"full": render_html(full), "empty": render_html(empty), "fortnight": render_html(fortnight)}
     counts = {}
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
         try:
-            page = browser.new_page()
             for name, html in pages.items():
                 (tmp_path / f"{name}.html").write_text(html)
+                page = browser.new_page()  # a fresh page: pdf() prints with print CSS
                 page.goto((tmp_path / f"{name}.html").as_uri())
                 for paper in ("A4", "Letter"):
                     pdf = page.pdf(format=paper)
@@ -252,7 +263,7 @@ def test_the_page_prints_on_one_a4_and_one_letter_page(tmp_path):
                 page.set_viewport_size({"width": 703, "height": 1000})
                 page.emulate_media(media="print")
                 assert page.evaluate("document.documentElement.scrollWidth") <= 703, name
-                page.emulate_media(media="screen")
+                page.close()
         finally:
             browser.close()
     assert counts == {(n, p): 1 for n in pages for p in ("A4", "Letter")}
