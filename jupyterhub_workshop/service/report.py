@@ -97,6 +97,7 @@ class Report:
     cards: list[AttendanceRow] | None
     cards_note: str  # where the card counts come from, or why there are none
     schedule_span: tuple[date, date] | None = None
+    downloaders: int = 0  # people who asked for their home as an archive (the closing banner's link)
     running_points: list[tuple[datetime, int]] = field(default_factory=list)
 
     @property
@@ -192,6 +193,7 @@ def reduce_report(
     hold: timedelta = DEFAULT_HOLD,
     cards: Sequence[CardUse] | None = None,
     cards_note: str = "",
+    downloaders: int = 0,
 ) -> Report:
     """The report's numbers from the database's rows and the store's own reductions
     (``durations``, ``culls``, ``node_seconds``: what the admin page shows)."""
@@ -288,6 +290,7 @@ def reduce_report(
         cards=attendance(cards) if cards is not None else None,
         cards_note=cards_note,
         schedule_span=span,
+        downloaders=downloaders,
         running_points=[(s.at, sample_peak(s)[1]) for s in ordered],
     )
 
@@ -353,6 +356,7 @@ def gather(
         hold=hold,
         cards=cards,
         cards_note=cards_note,
+        downloaders=store.downloaders(),
     )
 
 

@@ -71,6 +71,8 @@ def seed(store: UsageStore) -> None:
             store.close_session(user, "", stop, reason)
     for moment, running, peak in SAMPLES:
         store.record_sample(moment, running, running, None, peak)
+    for user in ("a", "c", "a"):  # the closing banner's link, followed twice by a
+        store.record_download(user, at(15, "12:00"))
 
 
 @pytest.fixture
