@@ -31,6 +31,7 @@ export`` use, each with one home:
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import statistics
@@ -48,6 +49,7 @@ from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule, placeholders_for, w
 from ..usage_accounting import Session, node_seconds_by_day, split_by_day, usage_totals
 from .attendance import AttendanceRow, CardUse, attendance, card_uses
 from .metrics import SESSION_BUCKETS
+from .series import bucket_peaks
 from .store import CULL_REASONS, SampleRow, SessionRow, UsageStore, sample_peak
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -152,21 +154,20 @@ def prewarm_node_seconds(
     (none before the first), one node per placeholder."""
     zone = schedule.zone
     ordered = sorted(samples, key=lambda s: s.at)
+    times = [s.at for s in ordered]
     days: dict[date, float] = defaultdict(float)
     for occurrence in schedule.occurrences(since - hold, until + lead):
         stretch_start = max(occurrence.start - lead, since)
         stretch_end = min(occurrence.start + hold, until)
         if stretch_end <= stretch_start:
             continue
-        cuts = sorted(
-            {stretch_start, stretch_end} | {s.at for s in ordered if stretch_start < s.at < stretch_end}
-        )
+        # the samples inside the stretch cut it into steps (found by bisection: a long record
+        # is not scanned once per stretch)
+        inside = times[bisect.bisect_right(times, stretch_start) : bisect.bisect_left(times, stretch_end)]
+        cuts = [stretch_start, *inside, stretch_end]
         for left, right in zip(cuts, cuts[1:]):
-            running = 0
-            for sample in ordered:
-                if sample.at > left:
-                    break
-                running = sample.running_servers
+            latest = bisect.bisect_right(times, left) - 1
+            running = ordered[latest].running_servers if latest >= 0 else 0
             wanted = placeholders_for(
                 warm_users(schedule, left, expected, running, lead, hold), users_per_node
             )
@@ -417,8 +418,6 @@ def render_html(report: Report, csv_name: str = "report.csv", generated: datetim
 def _thin(points: list[tuple[datetime, int]], slices: int = 300) -> list[tuple[datetime, int]]:
     """At most about ``slices`` points for the chart, each slice its highest (as the admin page's
     chart reduces a long record)."""
-    from .series import bucket_peaks
-
     if len(points) <= slices:
         return points
     reduced = bucket_peaks(((at, (value,)) for at, value in points), points[0][0], points[-1][0], slices)
