@@ -18,7 +18,7 @@ from .login import issuing
 from .rehearsal import demo
 from .rehearsal.loadtest import run as loadtest
 from .rehearsal.plan import cli as plan
-from .service import usage
+from .service import report, usage
 from .times import parse_typed_time
 
 
@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     homes.add_arguments(homes_parser)
     homes_parser.set_defaults(run=homes.run)
+
+    final = commands.add_parser(
+        "report", help="the final report: one printable page (HTML) and its day-by-day CSV"
+    )
+    report.add_arguments(final)
+    final.set_defaults(run=report.run)
 
     rehearse = commands.add_parser(
         "loadtest", help="rehearse: simulated participants log in with the real cards, spawn, run code"

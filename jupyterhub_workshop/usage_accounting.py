@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
-from .times import parse_typed_time
+from .times import as_utc, parse_typed_time
 
 #: Columns of the usage export (``usage.csv``) and of ``plan --from-usage``'s input.
 USAGE_COLUMNS = ("user", "server", "profile", "started", "stopped", "duration_seconds", "stop_reason")
@@ -64,6 +65,37 @@ class NodeHours:
     @property
     def hours(self) -> float:
         return self.seconds / 3600.0
+
+
+def split_by_day(start: datetime, stop: datetime, zone: tzinfo) -> Iterator[tuple[date, float]]:
+    """``(local date, seconds)`` of the stretch [start, stop) on each day of ``zone`` it
+    touches, cut at local midnights (so a night session counts on both days)."""
+    # in UTC: Python subtracts two times of one zone by wall clock, an hour off across DST
+    start, stop = as_utc(start), as_utc(stop)
+    while start < stop:
+        day = start.astimezone(zone).date()
+        midnight = as_utc(datetime.combine(day + timedelta(days=1), time(), zone))
+        cut = min(stop, midnight)
+        yield day, (cut - start).total_seconds()
+        start = cut
+
+
+def node_seconds_by_day(
+    points: Iterable[tuple[datetime, int]], users_per_node: int, zone: tzinfo
+) -> dict[date, float]:
+    """:class:`NodeHours`' rule (each count holds until the next point, ``nodes_for`` nodes)
+    with its seconds on the local days of ``zone`` they fall on; points in time order. The
+    days add up to the meter's total."""
+    nodes_for(0, users_per_node)
+    days: dict[date, float] = defaultdict(float)
+    last = None
+    for at, running in points:
+        if last is not None and at > last[0]:
+            nodes = nodes_for(last[1], users_per_node)
+            for day, seconds in split_by_day(last[0], at, zone):
+                days[day] += nodes * seconds
+        last = (at, running)
+    return dict(days)
 
 
 @dataclass(frozen=True)

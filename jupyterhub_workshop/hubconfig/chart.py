@@ -25,9 +25,17 @@ from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
+from ..closing import DEFAULT_NOTICE_DAYS
 from ..schedule import Schedule
 from ..spawn_limits import SpawnLimits, spawn_limits
-from .services import install_server_events, night_warning, workshop_roles, workshop_service
+from .services import (
+    announcements,
+    closing_banner,
+    install_server_events,
+    night_warning,
+    workshop_roles,
+    workshop_service,
+)
 
 SERVICE_NAME = "workshop"
 SERVICE_CONFIG_NAME = "workshop-service.json"
@@ -129,6 +137,15 @@ def _given(mapping: Mapping) -> dict:
     return {key: value for key, value in mapping.items() if value is not None and value != ""}
 
 
+def typed_time_text(value) -> str:
+    """A time from the values as the text the settings take: YAML reads an unquoted
+    2026-07-17T18:00:00-06:00 as a datetime (written back with its offset; one without an
+    offset stays without, and is refused by the parser that reads it)."""
+    from datetime import datetime
+
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _configure_login(c, settings: Mapping, wiring: Mapping) -> None:
     c.JupyterHub.authenticator_class = "workshop"
     c.WorkshopAuthenticator.accounts_file = wiring["accountsFile"]
@@ -136,6 +153,12 @@ def _configure_login(c, settings: Mapping, wiring: Mapping) -> None:
         c.WorkshopAuthenticator.workshop_title = settings["title"]
     if settings.get("loginHint"):
         c.WorkshopAuthenticator.login_hint = settings["loginHint"]
+    closing = _section(settings, "closing")
+    if closing.get("at"):
+        # the authenticator's own parser: a bad time stops the hub at start, saying why
+        c.WorkshopAuthenticator.closing = typed_time_text(closing["at"])
+    if closing.get("message"):
+        c.WorkshopAuthenticator.closing_message = closing["message"]
 
 
 def home_storage(storage: Mapping) -> dict:
@@ -250,11 +273,12 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
     when it comes from a Secret. The schedule goes with its pre-warm lead and hold (the service
     shows the stretches even when it scales nothing); the Deployment to scale only with
     ``prewarm.enabled``, in the hub's namespace (``$POD_NAMESPACE`` of ``environ``)."""
-    cull, night, service, prewarm = (
+    cull, night, service, prewarm, closing = (
         _section(settings, "cull"),
         _section(settings, "cull", "night"),
         _section(settings, "service"),
         _section(settings, "prewarm"),
+        _section(settings, "closing"),
     )
     traits = {
         # listen on every interface of the hub pod: the proxy comes through the hub Service
@@ -273,6 +297,8 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
         "price_per_node_hour": service.get("pricePerNodeHour"),
         "currency": service.get("currency"),
         "accounts_file": wiring["accountsFile"],  # the attendance's cards, the authenticator's file
+        "closing": typed_time_text(closing["at"]) if closing.get("at") else None,
+        "closing_notice_days": closing.get("noticeDays") if closing.get("at") else None,
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]
@@ -345,17 +371,29 @@ def _configure_service(
                     same[key] = merged
     c.JupyterHub.load_roles = roles
 
+    service_path = f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/"
+    parts = []
     if traits.get("night_start") or traits.get("night_end"):
-        template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
-        template_vars.setdefault(
-            "announcement",
+        parts.append(
             night_warning(
                 traits.get("night_start", ""),
                 traits.get("night_end", ""),
                 traits.get("timezone", "UTC"),
-                service_path=f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/",
-            ),
+                service_path=service_path,
+            )
         )
+    if traits.get("closing"):
+        parts.append(
+            closing_banner(
+                traits["closing"],
+                traits.get("closing_notice_days", DEFAULT_NOTICE_DAYS),
+                traits.get("timezone", "UTC"),
+                service_path=service_path,
+            )
+        )
+    if parts:
+        template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+        template_vars.setdefault("announcement", parts[0] if len(parts) == 1 else announcements(*parts))
         c.JupyterHub.template_vars = template_vars
 
 

@@ -198,3 +198,45 @@ def night_warning(
         return text
 
     return announcement
+
+
+def closing_banner(
+    closing: str,
+    notice_days: float = 2.0,
+    timezone: str = "UTC",
+    service_path: str = "/services/workshop/",
+    clock=None,
+):
+    """A ``c.JupyterHub.template_vars["announcement"]`` callable: from ``notice_days`` before
+    ``closing`` (ISO 8601 with its offset) until it, every hub page says when the hub closes,
+    with the signed-in user's link to download their whole home (through the service, which
+    counts it, to their own server's archive). Evaluated per request in the hub, with no
+    service round-trip: a comparison of two times."""
+    from datetime import datetime
+
+    from ..closing import Closing
+
+    rule = Closing.parse(closing, notice_days, timezone)
+    if rule is None:
+        raise ValueError("closing_banner needs a closing time")
+    now = clock or (lambda: datetime.now(UTC))
+    download = f"{service_path}download"
+
+    def announcement(user):
+        if not rule.announced(now()):
+            return ""
+        return rule.banner(download if user is not None else None)
+
+    return announcement
+
+
+def announcements(*parts):
+    """One ``announcement`` callable from several (the night warning, the closing banner):
+    what each says now, one after another."""
+    parts = [part for part in parts if part is not None]
+
+    def announcement(user):
+        texts = [part(user) if callable(part) else part for part in parts]
+        return "<br>".join(text for text in texts if text)
+
+    return announcement

@@ -26,8 +26,9 @@ from jupyterhub.auth import Authenticator
 from jupyterhub.handlers.login import LoginHandler
 from tornado import web
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
 
+from ..closing import DEFAULT_MESSAGE, Closing, may_sign_in
 from ..times import now_utc
 from ..wording import count
 from .accounts import AccountBook, AccountsFileError, load_accounts
@@ -163,6 +164,37 @@ class WorkshopAuthenticator(Authenticator):
         "Your username and password are on your login card.",
         help="Sentence shown above the login form telling people where their login is.",
     ).tag(config=True)
+
+    closing = Unicode(
+        "",
+        help="""
+        When the workshop ends: an ISO 8601 time with its UTC offset, e.g.
+        2026-07-17T18:00:00-06:00 (the same as the workshop service's ``closing``). From then
+        on participants cannot sign in (they see ``closing_message``) and those signed in are
+        signed out at their next auth refresh; instructors still can, for the final report and
+        the archive. Empty: the hub does not close.
+        """,
+    ).tag(config=True)
+
+    @validate("closing")
+    def _parsed_closing(self, proposal):
+        try:
+            Closing.parse(proposal.value)
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal.value
+
+    closing_message = Unicode(
+        DEFAULT_MESSAGE,
+        help="""
+        What a participant signing in after ``closing`` reads: that the workshop has ended and
+        how to reach the organizers, e.g. 'The workshop has ended. For a copy of your work,
+        write to hub-admins@example.org by 31 July.'
+        """,
+    ).tag(config=True)
+
+    def _closing(self) -> Closing | None:
+        return Closing.parse(self.closing, message=self.closing_message)
 
     instructors_are_admins = Bool(
         True,
@@ -334,8 +366,15 @@ class WorkshopAuthenticator(Authenticator):
             self.log.info("Reloaded workshop accounts: %s", accounts.summary())
 
     def _usable_account(self, username: str):
+        """The account if it may be signed in now: usable, and not a participant's after the
+        closing."""
         account = self.accounts.get(username)
-        if account is not None and account.usable_at(now_utc()):
+        now = now_utc()
+        if (
+            account is not None
+            and account.usable_at(now)
+            and may_sign_in(self._closing(), account.is_instructor, now)
+        ):
             return account
         return None
 
@@ -391,6 +430,9 @@ class WorkshopAuthenticator(Authenticator):
             self.log.warning("Failed workshop login for %r", username[:32])
             return None
         self._failures.record_success(username)
+        if not may_sign_in(self._closing(), account.is_instructor, now_utc()):
+            # only a card holder gets this far: the workshop has ended, and whom to ask
+            raise LoginRefused(403, self.closing_message)
         if (note := account.window_note(now_utc())) is not None:
             # only a card holder gets this far, so saying when the card works leaks nothing
             raise LoginRefused(403, f"This login card {note}.")
@@ -414,6 +456,8 @@ class WorkshopAuthenticator(Authenticator):
         """Sign out users whose card was revoked or has expired since they logged in."""
         await self.refresh_accounts()
         if user.name in self.accounts and self._usable_account(user.name) is None:
-            self.log.info("Workshop account %s is revoked or outside its window; signing out", user.name)
+            self.log.info(
+                "Workshop account %s is revoked, outside its window or closed; signing out", user.name
+            )
             return False
         return True

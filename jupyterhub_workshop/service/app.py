@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
+from ..closing import Closing
 from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule
 from ..times import now_utc
 from .culler import Culler
@@ -144,6 +145,35 @@ class WorkshopService(Application):
     metrics_token = Unicode(
         "", help="If set, /metrics requires 'Authorization: Bearer TOKEN'. Empty: open (it holds no names)."
     ).tag(config=True)
+
+    closing = Unicode(
+        "",
+        help="""
+        When the workshop ends: an ISO 8601 time with its UTC offset, e.g.
+        2026-07-17T18:00:00-06:00 (the same as the authenticator's ``closing``). From then on
+        every running server is stopped with the reason ``closed`` (staff may start theirs
+        again); nothing is deleted. The admin page shows it and how many people asked for
+        their home as an archive through the closing banner's link. Empty: the hub does not
+        close.
+        """,
+    ).tag(config=True)
+    closing_notice_days = Float(
+        2.0,
+        min=0,
+        help="Days before ``closing`` from which the hub's pages show the closing banner (its download link).",
+    ).tag(config=True)
+
+    @validate("closing")
+    def _parsed_closing(self, proposal):
+        try:
+            Closing.parse(proposal.value)
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal.value
+
+    def closing_time(self) -> Closing | None:
+        """The closing as the rule (:mod:`jupyterhub_workshop.closing`) takes it, or None."""
+        return Closing.parse(self.closing, self.closing_notice_days, self.timezone or "UTC")
 
     events_file = Unicode(
         "",
@@ -298,6 +328,8 @@ class WorkshopService(Application):
             exempt_admins=self.exempt_admins,
             warn_before=timedelta(seconds=self.warn_before),
             dry_run=self.dry_run,
+            closing=self.closing_time(),
+            staff_groups=frozenset(self.staff_groups),
         )
 
     def check_prewarm(self, night: NightWindow | None) -> None:

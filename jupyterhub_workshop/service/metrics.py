@@ -40,7 +40,7 @@ class WorkshopMetrics:
         )
         self.culls = Counter(
             "workshop_culls",
-            "Servers stopped by the workshop service, by reason (idle, night, max-age): sessions a "
+            "Servers stopped by the workshop service, by reason (idle, night, max-age, closed): sessions a "
             "cull closed, each counted once (also across crashes, retried stops and restarts); "
             "continues from the usage database at start. Dry runs stop nothing and count nothing.",
             ["reason"],

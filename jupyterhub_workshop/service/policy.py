@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ..closing import Closing, stopped_at_closing
 from ..times import as_utc, parse_clock_time, time_zone
 
 IDLE = "idle"
 NIGHT = "night"
 MAX_AGE = "max-age"
-# Strongest first. When several rules apply, the strongest is reported: "it is night" is the
-# reason a user can act on (opt out), whereas idleness would have been forgiven by a click.
-_PRECEDENCE = (NIGHT, MAX_AGE, IDLE)
+CLOSED = "closed"
+# Strongest first. When several rules apply, the strongest is reported: the hub has closed is
+# final; "it is night" is the reason a user can act on (opt out), whereas idleness would have
+# been forgiven by a click.
+_PRECEDENCE = (CLOSED, NIGHT, MAX_AGE, IDLE)
 
 
 def _parse_clock_time(value: str, what: str) -> time:
@@ -122,11 +125,16 @@ class CullPolicy:
     exempt_admins: bool = True
     warn_before: timedelta = timedelta(minutes=30)  # how long before the night window to warn
     dry_run: bool = False  # carried along for the service; decide() ignores it
+    # the hub's closing (closing.py): servers are stopped as CLOSED from then on; staff (admins
+    # and staff_groups) may start theirs again afterwards
+    closing: Closing | None = None
+    staff_groups: frozenset[str] = frozenset()
 
     def __post_init__(self):
-        if isinstance(self.exempt_groups, str):
-            raise TypeError("exempt_groups is a collection of group names, not one string")
-        object.__setattr__(self, "exempt_groups", frozenset(self.exempt_groups))
+        for name in ("exempt_groups", "staff_groups"):
+            if isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} is a collection of group names, not one string")
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,12 @@ class CullDecision:
     server: ServerInfo
     reason: str  # IDLE, NIGHT or MAX_AGE
     detail: str  # for logs and the admin page, e.g. "idle for 1 h 12 min (limit 1 h)"
+
+
+def is_staff(admin: bool, groups: Collection[str], policy: CullPolicy) -> bool:
+    """Whether a user is workshop staff (an admin, or in a staff group): they may sign in and
+    keep a server started after the closing."""
+    return admin or not policy.staff_groups.isdisjoint(groups)
 
 
 def is_exempt(admin: bool, groups: Collection[str], policy: CullPolicy) -> bool:
@@ -219,6 +233,12 @@ def _deadlines(server: ServerInfo, opted_out: bool, policy: CullPolicy, now: dat
     """When each applicable rule stops this server if nothing changes; past times are overdue."""
     started, last_activity = _server_times(server)
     deadlines = {}
+    closing = policy.closing
+    if closing is not None:
+        staff = is_staff(server.admin, server.groups, policy)
+        # the rule as it will stand at the closing (or now, once past it)
+        if stopped_at_closing(closing, staff, started, max(now, closing.at)):
+            deadlines[CLOSED] = closing.at
     if policy.night is not None and not is_exempt(server.admin, server.groups, policy):
         start, end = policy.night.next(now)
         if opted_out:  # the opt-out covers this night only; the following one still applies
@@ -235,6 +255,8 @@ def _deadlines(server: ServerInfo, opted_out: bool, policy: CullPolicy, now: dat
 
 def _detail(reason: str, server: ServerInfo, policy: CullPolicy, now: datetime) -> str:
     started, last_activity = _server_times(server)
+    if reason == CLOSED:
+        return f"the hub closed on {policy.closing.local()}"
     if reason == NIGHT:
         return f"night shutdown {policy.night.describe()}"
     if reason == MAX_AGE:

@@ -65,9 +65,10 @@ from . import schema, series
 from .events import ServerEvent, SpoolPosition
 
 #: Why a session ended.
-STOP_REASONS = frozenset({"idle", "night", "max-age", "user", "unknown"})
-#: The reasons that are culls (a session closed with one of them was stopped by the service).
-CULL_REASONS = ("idle", "night", "max-age")
+STOP_REASONS = frozenset({"idle", "night", "max-age", "closed", "user", "unknown"})
+#: The reasons that are culls (a session closed with one of them was stopped by the service);
+#: ``closed``: stopped at the hub's closing time.
+CULL_REASONS = ("idle", "night", "max-age", "closed")
 
 
 class SessionRow(NamedTuple):
@@ -219,6 +220,14 @@ opt_outs_table = Table(
     Column("created", UTCDateTime, nullable=False),
 )
 
+downloads_table = Table(
+    "workshop_downloads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(255), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 event_spool = Table(
     "workshop_event_spool",
     metadata,
@@ -238,8 +247,9 @@ def _sqlite_micros(column):
     return whole * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
 
 
-def _sample_peak(sample: SampleRow) -> tuple[int, int]:
-    """(active users, running servers) a sample stands for on a chart: its peaks if kept."""
+def sample_peak(sample: SampleRow) -> tuple[int, int]:
+    """(active users, running servers) a sample stands for on a chart and in the final report:
+    its peaks if kept."""
     active = sample.active_users if sample.peak_active_users is None else sample.peak_active_users
     running = sample.running_servers if sample.peak_running_servers is None else sample.peak_running_servers
     return max(active, sample.active_users), max(running, sample.running_servers)
@@ -720,7 +730,7 @@ class UsageStore:
         width = series.slice_seconds(first, last, slices)
         index = self._slice_of(c.at, first, width)
         if index is None:
-            points = ((s.at, _sample_peak(s)) for s in self.iter_samples())
+            points = ((s.at, sample_peak(s)) for s in self.iter_samples())
             return series.bucket_peaks(points, first, last, slices)
         index = index.label("slice")
         query = select(
@@ -864,6 +874,18 @@ class UsageStore:
         )
         with self._begin() as conn:
             return {reason: count for reason, count in conn.execute(query)}
+
+    # --- home downloads (the closing banner's link) ---------------------------------------
+
+    def record_download(self, user: str, at: datetime) -> None:
+        """``user`` asked for their home as an archive (followed the closing banner's link)."""
+        with self._begin() as conn:
+            conn.execute(downloads_table.insert().values(username=user, at=as_utc(at)))
+
+    def downloaders(self) -> int:
+        """How many people asked for their home as an archive at least once."""
+        with self._begin() as conn:
+            return conn.execute(select(func.count(func.distinct(downloads_table.c.username)))).scalar() or 0
 
     # --- night opt-outs --------------------------------------------------------------
 

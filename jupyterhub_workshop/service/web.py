@@ -6,6 +6,8 @@
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only); ``start``/``end`` as typed
 - ``/attendance.csv``: a line per login card, used or not (staff only)
+- ``/report.html``, ``/report.csv``: the final report and its day-by-day table (staff only)
+- ``/download``: the closing banner's link, counted, then on to the user's server's archive
 - ``/metrics``: Prometheus text
 
 The pages are live: each view asks the hub (through the service's :class:`.HubAPI`) for the
@@ -22,7 +24,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -37,6 +39,7 @@ from .. import charts
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
 from ..schedule import Schedule
 from ..times import local_days, now_utc, parse_typed_time, typed_time
+from . import report
 from .attendance import attendance, attendance_csv, card_uses
 from .culler import server_info
 from .hub_api import PAGINATION, HubAPIError
@@ -265,7 +268,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
             parsed_scopes=set(),
             version_hash="",
             no_spawner_check=True,
-            announcement="",
+            announcement=self.closing_announcement(user),
             xsrf_token=xsrf,
             xsrf=xsrf,
             service_prefix=self.settings["service_prefix"],
@@ -276,6 +279,14 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         )
         namespace.update(ns)
         return self.settings["jinja_env"].get_template(name).render(**namespace)
+
+    def closing_announcement(self, user: dict | None) -> str:
+        """The closing banner on the service's pages too (they use the hub's page template),
+        while it is announced."""
+        closing = self.service.policy.closing
+        if closing is None or not closing.announced(now_utc()):
+            return ""
+        return closing.banner(f"{self.settings['service_prefix']}download" if user else None)
 
     def render_page(self, name: str, **ns) -> None:
         self.finish(self.render_string_page(name, self.current_user, **ns))
@@ -350,6 +361,7 @@ class MainHandler(ServiceHandler):
             export_ranges=export_ranges(now, self.zone, getattr(prewarmer, "schedule", None)),
             attendance=attendance_view,
             prewarm=prewarm_view(prewarmer, now, service.prewarm_every),
+            closing=closing_view(service, now),
         )
 
     async def live_servers(self, now: datetime, opted_out: set[str]):
@@ -420,6 +432,20 @@ class MainHandler(ServiceHandler):
         return [(at, active) for at, (active, _) in peaks], [(at, running) for at, (_, running) in peaks]
 
 
+def closing_view(service, now: datetime) -> dict | None:
+    """The admin page's closing block: when, whether announced or closed, and downloads."""
+    closing = service.policy.closing
+    if closing is None:
+        return None
+    return {
+        "when": closing.local(),
+        "from": (closing.at - closing.notice).astimezone(ZoneInfo(closing.zone)).strftime("%a %d %b %H:%M"),
+        "closed": closing.closed(now),
+        "announced": closing.announced(now),
+        "downloaders": service.store.downloaders(),
+    }
+
+
 class OptOutHandler(ServiceHandler):
     """Keep my server tonight: the signed-in user's server is not stopped in the coming night
     window (one night; XSRF-checked form post). 400 without a night window."""
@@ -483,6 +509,90 @@ class AttendanceHandler(ServiceHandler):
         self.finish(attendance_csv(uses))
 
 
+def archive_url(base_url: str, user: str) -> str:
+    """Where the user's own server streams their whole home as one zip: jupyter-archive's
+    download handler (``{server}/directories/{path}``) for the server's root, hidden files
+    included (a ``.git`` is work too), symbolic links kept as links rather than followed (the
+    ``~/shared`` link would otherwise pull the whole shared data in)."""
+    query = urlencode(
+        {
+            "archiveToken": secrets.token_hex(8),
+            "archiveFormat": "zip",
+            "followSymlinks": "false",
+            "downloadHidden": "true",
+        }
+    )
+    return f"{base_url}user/{quote(user, safe='')}/directories/?{query}"
+
+
+class DownloadHandler(ServiceHandler):
+    """The closing banner's link: counted here (the admin page's "homes downloaded"), then on
+    to the user's own server, which streams the archive (the hub offers to start a stopped
+    server first and comes back to it)."""
+
+    @web.authenticated
+    def get(self):
+        name = self.current_user["name"]
+        self.service.store.record_download(name, now_utc())
+        self.redirect(archive_url(os.environ.get("JUPYTERHUB_BASE_URL", "/"), name))
+
+
+class ReportHandler(ServiceHandler):
+    """The final report (staff): the page and its day-by-day CSV, from the usage database
+    through :mod:`.report`; the cards as the admin page counts them (the hub's users)."""
+
+    @web.authenticated
+    async def get(self, fmt):
+        self.require_staff()
+        service = self.service
+        try:
+            cards, note = (
+                await self.attendance_uses(LIVE_TIMEOUT),
+                "Cards used: signed in at least once (the hub's users).",
+            )
+        except web.HTTPError as e:
+            cards, note = None, e.log_message
+        except (TimeoutError, HubAPIError):
+            cards, note = (
+                None,
+                f"The hub did not list its users within {LIVE_TIMEOUT:g} s; reload to count the cards.",
+            )
+        schedule = Schedule.parse(service.schedule) if service.schedule else None
+        # people pre-warmed for when the schedule says no number: as the service counts them
+        expected = sum(1 for c in cards or () if c.role == "participant" and not c.revoked)
+        result = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: report.gather(
+                service.store,
+                zone=service.timezone or "UTC",
+                title=self._title(),
+                users_per_node=service.users_per_node,
+                price_per_node_hour=service.price_per_node_hour,
+                currency=service.currency,
+                schedule=schedule,
+                expected=expected,
+                lead=timedelta(minutes=service.prewarm_lead),
+                hold=timedelta(minutes=service.prewarm_hold),
+                cards=cards,
+                cards_note=note,
+            ),
+        )
+        if fmt == "csv":
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", 'attachment; filename="workshop-report.csv"')
+            self.finish(report.report_csv(result))
+        else:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(report.render_html(result, "report.csv"))
+
+    def _title(self) -> str:
+        cache = self.settings["accounts"]
+        try:
+            return cache.load().title if cache is not None else ""
+        except (OSError, AccountsFileError):
+            return ""
+
+
 class MetricsHandler(web.RequestHandler):
     """Prometheus metrics (text format). Open, or ``Authorization: Bearer`` with
     ``metrics_token`` set."""
@@ -512,6 +622,8 @@ def make_app(service) -> web.Application:
             (prefix + "opt-out", OptOutHandler),
             (prefix + r"usage\.(csv|json)", ExportHandler),
             (prefix + r"attendance\.csv", AttendanceHandler),
+            (prefix + r"report\.(html|csv)", ReportHandler),
+            (prefix + "download", DownloadHandler),
             (prefix + "metrics", MetricsHandler),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ],

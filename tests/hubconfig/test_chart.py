@@ -596,3 +596,51 @@ def test_the_chart_marks_z2jhs_spawn_limit_for_the_hub_configuration():
     assert values["jupyterhub"]["hub"]["concurrentSpawnLimit"] == chart.SPAWN_LIMIT_FROM_WORKSHOP
     assert "activeServerLimit" not in values["jupyterhub"]["hub"]  # z2jh sets none
     assert values["workshop"]["arrival"] == chart.ARRIVAL_DEFAULTS
+
+
+def test_the_closing_reaches_the_authenticator_the_service_and_every_hub_page(tmp_path):
+    import datetime
+
+    from jupyterhub_workshop.login.authenticator import WorkshopAuthenticator
+
+    at = datetime.datetime(2026, 7, 17, 18, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=-6)))
+    settings = chart_settings(
+        closing={
+            "at": at,
+            "noticeDays": 1,
+            "message": "Ended: write to hub-admins@example.org.",
+        },  # unquoted YAML
+        cull={"night": {"start": "22:00", "end": "06:00", "timeZone": "America/Denver"}},
+    )
+    c = configured(tmp_path, settings)
+    assert c.WorkshopAuthenticator.closing == "2026-07-17T18:00:00-06:00"
+    assert c.WorkshopAuthenticator.closing_message == "Ended: write to hub-admins@example.org."
+    assert WorkshopAuthenticator(
+        config=c, accounts_file=str(write_accounts(tmp_path / "a.yaml", 1))
+    )._closing()
+    assert (service_file(c)["closing"], service_file(c)["closing_notice_days"]) == (
+        "2026-07-17T18:00:00-06:00",
+        1,
+    )
+    # one announcement: the night warning and the closing banner, each when its time comes
+    announcement = c.JupyterHub.template_vars["announcement"]
+    assert announcement(None) in ("", "This hub closes on Fri 17 Jul at 18:00 (America/Denver).")
+    closing = chart.closing_banner(
+        "2026-07-17T18:00:00-06:00", 1, "America/Denver", clock=lambda: at - datetime.timedelta(hours=2)
+    )
+    user = types.SimpleNamespace(spawners={})
+    assert closing(user) == (
+        "This hub closes on Fri 17 Jul at 18:00 (America/Denver). Download your work: "
+        '<a href="/services/workshop/download">your whole home as one archive</a>.'
+    )
+    assert closing(None) == "This hub closes on Fri 17 Jul at 18:00 (America/Denver)."
+    early = chart.closing_banner(
+        "2026-07-17T18:00:00-06:00", 1, clock=lambda: at - datetime.timedelta(days=1, seconds=1)
+    )
+    assert early(user) == ""
+    # without a closing nothing changes; a time without an offset stops the hub, saying why
+    (tmp_path / "none").mkdir()
+    (tmp_path / "bad").mkdir()
+    assert "closing" not in service_file(configured(tmp_path / "none", chart_settings()))
+    with pytest.raises(Exception, match="no UTC offset"):
+        configured(tmp_path / "bad", chart_settings(closing={"at": "2026-07-17T18:00:00"}))

@@ -185,3 +185,33 @@ async def test_hash_threads_run_at_a_lower_priority_than_the_hub(hub):
     hub_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     thread_priority = await asyncio.get_running_loop().run_in_executor(auth._executor, own_priority)
     assert thread_priority == min(19, hub_priority + auth.hash_thread_niceness)
+
+
+async def test_after_the_closing_participants_are_refused_with_the_message(hub, accounts_file):
+    _, cards = accounts_file
+    auth = hub.authenticator
+
+    class Participant:
+        name = "ws001"
+
+    auth.closing = "2000-01-01T00:00:00+01:00"  # long past
+    auth.closing_message = "The workshop has ended. Write to hub-admins@example.org for your files."
+    with pytest.raises(LoginRefused) as refused:
+        await auth.authenticate(None, {"username": "ws001", "password": cards["ws001"].password})
+    assert refused.value.status_code == 403
+    assert refused.value.log_message == auth.closing_message
+    assert not await auth.check_allowed("ws001")
+    assert await auth.refresh_user(Participant()) is False  # signed out at the next refresh
+    # instructors still sign in (the final report, the archive)
+    assert (
+        await auth.authenticate(
+            None, {"username": "wsinstructor01", "password": cards["wsinstructor01"].password}
+        )
+    )["name"] == "wsinstructor01"
+    assert await auth.check_allowed("wsinstructor01")
+    # a wrong password after the closing is still just a failure: nothing said about the card
+    assert await auth.authenticate(None, {"username": "ws002", "password": "wrong"}) is None
+    auth.closing = "2999-01-01T00:00:00Z"
+    assert await auth.check_allowed("ws001")
+    with pytest.raises(Exception, match="no UTC offset"):
+        auth.closing = "2026-07-17T18:00:00"

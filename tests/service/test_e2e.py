@@ -227,7 +227,14 @@ async def test_participant_sees_only_the_opt_out_page(night_hub):
         assert "You have no server running." in page
         async with s.get(f"{hub.url}/hub/home") as r:
             home = await r.text()
-        for path in ("usage.csv", "usage.json", "attendance.csv", "usage.csv?start=2026-07-14T00:00:00Z"):
+        for path in (
+            "usage.csv",
+            "usage.json",
+            "attendance.csv",
+            "usage.csv?start=2026-07-14T00:00:00Z",
+            "report.html",
+            "report.csv",
+        ):
             async with s.get(hub.service_url + path) as r:
                 status, denied = r.status, await r.text()
             assert status == 403 and r.content_type == "text/html", path
@@ -323,6 +330,16 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         # the export links and the hint are the workshop's own days, not a fixed example
         today = datetime.now(ZoneInfo("America/Denver")).date()
         assert f"usage.csv?start={today}T00:00-0" in page and "2026-07-14" not in page
+        # the final report, live: the same database, the hub's cards
+        status, report_page = await open_service(s, hub, "report.html")
+        assert status == 200 and "final report" in report_page
+        assert "night 1" in report_page and 'href="report.csv"' in report_page
+        assert re.search(
+            r'id="report-cards-participant">\s*<td>Participants</td>\s*<td>4</td><td>3</td>', report_page
+        )
+        status, day_csv = await open_service(s, hub, "report.csv")
+        assert status == 200 and day_csv.startswith("date,users,sessions_started,")
+        assert day_csv.splitlines()[-1].split(",")[7] == "1"  # today's night cull
     async with new_session() as s:  # Prometheus scrapes without a hub login
         status, metrics = await open_service(s, hub, "metrics")
     assert status == 200

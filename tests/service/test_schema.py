@@ -169,7 +169,7 @@ def write_first_release_database(url: str) -> None:
 def test_head_is_the_newest_migration_script():
     scripts = ScriptDirectory(str(schema.MIGRATIONS))
     assert scripts.get_current_head() == schema.HEAD
-    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == ["0001", "0002"]
+    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == ["0001", "0002", "0003"]
 
 
 def created_on(dialect: str):
@@ -372,5 +372,6 @@ def test_the_package_ships_its_migrations(tmp_path):
         "script.py.mako",
         "versions/0001_baseline.py",
         "versions/0002_events_and_culls.py",
+        "versions/0003_downloads.py",
     } <= expected
     assert expected <= shipped

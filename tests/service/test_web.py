@@ -150,6 +150,7 @@ def render(template: str, **ns) -> str:
         export_ranges=web.export_ranges(NOW, UTC),
         attendance={"error": "Attendance needs the accounts file: set WorkshopService.accounts_file."},
         prewarm={"enabled": False},
+        closing=None,
     )
     namespace.update(ns)
     return env.get_template(template).render(**namespace)
@@ -290,3 +291,25 @@ def test_the_error_page_shows_the_signed_in_user_and_logout_as_the_hub_s_pages_d
 
     assert widget(error) == widget(home) and 'id="logout"' in widget(error) and ">staff<" in widget(error)
     assert message in error and 'id="workshop-back"' in error
+
+
+def test_the_admin_page_shows_the_closing_and_the_downloads():
+    page = render_admin(
+        closing={
+            "when": "Fri 17 Jul at 18:00 (America/Denver)",
+            "from": "Wed 15 Jul 18:00",
+            "closed": False,
+            "announced": True,
+            "downloaders": 3,
+        },
+        culls={"closed": 0, "idle": 2},
+    )
+    assert (
+        "The hub closes on <strong>Fri 17 Jul at 18:00 (America/Denver)</strong>; every hub page shows"
+        in page
+    )
+    assert "<strong>3</strong> people have asked for their home" in page
+    assert 'href="/services/workshop/report.html"' in page and "closed <strong>0</strong>" in page
+    page = render_admin(closing=None)
+    assert "No closing time is set" in page and "closed <strong>" not in page
+    assert 'href="/services/workshop/report.html"' in page  # the report, closing or not
