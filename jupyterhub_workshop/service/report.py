@@ -458,7 +458,11 @@ def add_arguments(parser) -> None:
         "--users-per-node", type=int, default=0, help="users on one node, as the service's users_per_node"
     )
     parser.add_argument("--price-per-node-hour", type=float, default=0.0, help="price of one node-hour")
-    parser.add_argument("--currency", default="USD")
+    parser.add_argument(
+        "--currency",
+        default="USD",
+        help="the currency of --price-per-node-hour, as the service's currency",
+    )
     parser.add_argument(
         "--prewarm-lead",
         type=float,
