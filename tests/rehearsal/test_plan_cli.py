@@ -227,3 +227,25 @@ def test_bad_usage_rows_name_their_line(tmp_path, capsys):
     path.write_text(USAGE.replace("2026-07-14T09:30:00Z,,,", "yesterday,,,"))
     assert main(["plan", "--from-usage", str(path), "--users-per-node", "2"]) == 1
     assert "usage.csv:5:" in capsys.readouterr().err
+
+
+def test_the_schedule_example_and_a_helm_values_file(tmp_path, capsys):
+    assert main(["plan", "--schedule-example"]) == 0
+    example = tmp_path / "schedule.yaml"
+    example.write_text(capsys.readouterr().out)
+    plan = ["--cpu", "1.75", "--memory", "7G", "--node", "m5.2xlarge"]
+    result = run_json(capsys, *plan, "--schedule", str(example))
+    assert result["users"] == 80 and len(result["schedule"]) == 6
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "workshop:\n  schedule:\n" + "".join(f"    {line}\n" for line in example.read_text().splitlines())
+    )
+    code = main(["plan", *plan, "--schedule", str(values), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["schedule"] == result["schedule"]  # stdout stays JSON
+    assert captured.err == f"note: {values} is a Helm values file: read its workshop.schedule\n"
+    assert main(["plan", *plan, "--schedule", str(tmp_path / "missing.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: {tmp_path / 'missing.yaml'}: no such file. --schedule wants the workshop's"
+    )

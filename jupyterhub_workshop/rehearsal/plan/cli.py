@@ -22,7 +22,7 @@ from .errors import PlanError
 from .overheads import DEFAULT_DAEMONSET_CPU, DEFAULT_HUB_CPU, OverheadSettings
 from .quantities import parse_cpu, parse_memory
 from .render import nodes_table, plan_json, plan_table, usage_table
-from .schedule import blocks_of, read_schedule
+from .schedule import EXAMPLE, blocks_of, read_schedule
 from .sizing import DEFAULT_HEADROOM_PERCENT, fit_at_least_one, make_plan
 
 
@@ -138,8 +138,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="the workshop's schedule, YAML or JSON, as the workshop service and the chart's "
-        "workshop.schedule take it: {timeZone, from, until, expected, sessions: [{days, start, end}]}; "
-        "nodes are assumed scaled down between sessions and pre-warmed before each",
+        "workshop.schedule take it: {timeZone, from, until, expected, sessions: [{days, start, end}]} "
+        "(see --schedule-example), or a Helm values file with workshop.schedule; nodes are assumed "
+        "scaled down between sessions and pre-warmed before each",
+    )
+    when.add_argument(
+        "--schedule-example",
+        action="store_true",
+        help="print an example schedule file to start from (e.g. > schedule.yaml) and exit",
     )
     when.add_argument(
         "--lead",
@@ -287,9 +293,15 @@ def run(args, out=None) -> int:
         out.write(json.dumps(report, indent=2) + "\n" if args.format == "json" else usage_table(report))
         return 0
 
-    blocks = (
-        blocks_of(read_schedule(args.schedule), args.users, str(args.schedule)) if args.schedule else None
-    )
+    if args.schedule_example:
+        out.write(EXAMPLE.read_text(encoding="utf-8"))
+        return 0
+    blocks = None
+    if args.schedule:
+        notes: list[str] = []
+        blocks = blocks_of(read_schedule(args.schedule, notes), args.users, str(args.schedule))
+        for note in notes:  # on standard error: the JSON output stays JSON
+            print(f"note: {note}", file=sys.stderr)
     users = args.users if args.users is not None else max((b.users for b in blocks or ()), default=None)
     missing = [o for o, v in (("--users", users), ("--memory", args.memory)) if v is None]
     if missing:
