@@ -743,6 +743,22 @@ class UsageStore:
         with self._begin() as conn:
             return [SampleRow._make(row) for row in conn.execute(query.order_by(c.at, c.id))]
 
+    def last_known(self) -> datetime | None:
+        """The latest moment the records know of: the service's last pass, the last start or
+        stop it applied, or its stop (it notes the servers running then); None when empty.
+
+        A session still open ran at least until then, and past it only if the service is
+        running (the hub may have stopped it meanwhile, as a hub stopped for the night does).
+        """
+        s, c = samples_table.c, sessions.c
+        with self._begin() as conn:
+            moments = [
+                conn.execute(select(func.max(column))).scalar()
+                for column in (s.at, c.started, c.stopped, c.seen)
+            ]
+        known = [m for m in moments if m is not None]
+        return max(known) if known else None
+
     def sample_span(self) -> tuple[datetime, datetime] | None:
         """Times of the first and last sample, or None before the first."""
         c = samples_table.c

@@ -270,9 +270,17 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert "no Deployment set (prewarm_deployment): nothing is scaled" in page
         status, csv_text = await open_service(s, hub, "usage.csv")
         assert status == 200
-        assert csv_text.splitlines()[0] == "user,server,profile,started,stopped,duration_seconds,stop_reason"
-        assert any(line.startswith("ws001,") and line.endswith(",night") for line in csv_text.splitlines())
+        header, *lines = csv_text.splitlines()
+        assert header == "user,server,profile,started,stopped,duration_seconds,stop_reason,exported"
+        assert any(line.startswith("ws001,") and ",night," in line for line in lines)
+        # when it was taken: now, the same on every line
+        assert len({line.rsplit(",", 1)[1] for line in lines}) == 1
+        taken = datetime.fromisoformat(lines[0].rsplit(",", 1)[1].replace("Z", "+00:00"))
+        assert abs(taken - datetime.now(UTC)) < timedelta(minutes=1)
         status, json_text = await open_service(s, hub, "usage.json")
+        assert abs(datetime.fromisoformat(json.loads(json_text)["exported"]) - datetime.now(UTC)) < timedelta(
+            minutes=1
+        )
         sessions = json.loads(json_text)["sessions"]
         assert {(x["user"], x["stop_reason"]) for x in sessions} >= {("ws001", "night"), ("ws002", None)}
         status, before = await open_service(s, hub, "usage.csv?end=2000-01-01T00:00:00Z")

@@ -290,6 +290,18 @@ def test_a_stop_nobody_saw_ends_a_session_when_it_was_last_known_to_run(store):
     assert seen is not None
 
 
+def test_the_records_know_until_the_last_pass_event_or_stop(store):
+    assert store.last_known() is None
+    store.apply_server_events([ServerEvent(T0, "start", "a", ""), ServerEvent(T0, "start", "b", "")])
+    assert store.last_known() == T0
+    store.record_sample(T0 + timedelta(minutes=1), 2, 2)
+    assert store.last_known() == T0 + timedelta(minutes=1)
+    store.apply_server_events([ServerEvent(T0 + timedelta(minutes=1, seconds=20), "stop", "b", "")])
+    assert store.last_known() == T0 + timedelta(minutes=1, seconds=20)
+    store.seen_running(T0 + timedelta(minutes=1, seconds=40))  # the service stops, a still running
+    assert store.last_known() == T0 + timedelta(minutes=1, seconds=40)
+
+
 def test_last_known_running_is_the_latest_of_what_is_known():
     assert last_known_running(T0, None, None) == T0
     later = T0 + timedelta(minutes=3)

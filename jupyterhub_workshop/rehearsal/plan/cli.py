@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ...schedule import DEFAULT_LEAD
-from ...usage_accounting import read_usage_csv, usage_totals
+from ...usage_accounting import read_usage_export, usage_totals
 from .catalogue import Catalogue, NodeType, load_catalogue
 from .errors import PlanError
 from .overheads import DEFAULT_DAEMONSET_CPU, DEFAULT_HUB_CPU, OverheadSettings
@@ -198,8 +198,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     after.add_argument(
         "--from-usage",
         type=Path,
-        metavar="USAGE_CSV",
-        help="actual node-hours and cost from `usage export` CSV (user,server,profile,started,stopped,...)",
+        metavar="USAGE_EXPORT",
+        help="actual node-hours and cost from a usage export, CSV or JSON (`usage export` or the admin "
+        "page's): sessions still open count until the export was taken",
     )
     after.add_argument(
         "--users-per-node",
@@ -253,7 +254,7 @@ def overheads_from_args(args) -> OverheadSettings:
 
 def usage_report(args, catalogue: Catalogue) -> dict:
     """``--from-usage``: the usage totals, with the users per node and the price they were counted with."""
-    sessions = read_usage_csv(args.from_usage)
+    export = read_usage_export(args.from_usage)
     node = None
     if args.users_per_node is not None:
         k = args.users_per_node
@@ -270,9 +271,11 @@ def usage_report(args, catalogue: Catalogue) -> dict:
         price, currency = node.price, node.currency
     else:
         price, currency = args.price, args.currency or "USD"
-    report = usage_totals(sessions, k)
+    # sessions still open when the export was taken ran at least until then
+    report = usage_totals(export.sessions, k, until=export.exported)
     report.update(
         file=str(args.from_usage),
+        exported=None if export.exported is None else export.exported.isoformat(),
         users_per_node=k,
         node=node.name if node else None,
         price=price,

@@ -234,11 +234,18 @@ def _limits_table(limits: SpawnLimits) -> list[str]:
 def usage_table(report: dict) -> str:
     """``plan --from-usage``: the report the command line puts together (see :mod:`.cli`)."""
     lines = [f"Usage from {report['file']}: {report['first'] or '-'} to {report['last'] or '-'}", ""]
+    if report.get("exported"):
+        still_open = f"{report['open_sessions']} still open, counted to the export at {report['exported']}"
+    else:
+        still_open = (
+            f"{report['open_sessions']} still open, counted to the last time in the file: the export "
+            "does not say when it was taken"
+        )
     lines += _table(
         [
-            ("sessions", f"{report['sessions']} ({report['open_sessions']} still open, counted to the end)"),
+            ("sessions", f"{report['sessions']}" + (f" ({still_open})" if report["open_sessions"] else "")),
             ("users", str(report["users"])),
-            ("server-hours", f"{report['server_hours']:g}"),
+            ("server-hours", _hours(report["server_hours"])),
             (
                 "peak servers",
                 f"{report['peak_servers']}" + (f" at {report['peak_at']}" if report["peak_at"] else ""),
@@ -248,7 +255,7 @@ def usage_table(report: dict) -> str:
                 f"{report['users_per_node']}" + (f" ({report['node']})" if report.get("node") else ""),
             ),
             ("peak nodes", str(report["peak_nodes"])),
-            ("node-hours", f"{report['node_hours']:g}"),
+            ("node-hours", _hours(report["node_hours"])),
             ("cost", _money(report["cost"], report["currency"])),
         ],
         left=(0, 1),
