@@ -4,7 +4,7 @@
   stretch, the placeholders and their last change); everyone else their opt-out page
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only)
-- ``/attendance.csv``: a line per login card, used or not (staff only)
+- ``/attendance.csv``: a line per login card, signed in or not (staff only)
 - ``/metrics``: Prometheus text
 
 The pages are live: each view asks the hub (through the service's :class:`.HubAPI`) for the

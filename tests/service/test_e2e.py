@@ -254,11 +254,10 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert 'id="servers"' in page and "ws002" in page and "kept tonight" in page
         assert re.search(r"night <strong>1</strong>", page)
         assert page.count("<svg") == 3  # active users, running servers, session durations
-        # every card has signed in by now (test_opt_out_needs_xsrf_...), but ws003 only posted the
-        # login form: no browser request followed it, so the hub made the user and never saw it
-        # active, and its card does not count as used (a browser always follows the redirect)
+        # every card has signed in by now (test_opt_out_needs_xsrf_...); ws003 only posted the
+        # login form and never came back nor had a server, but a sign-in is a sign-in
         assert hub.hub.api("/users/ws003")["last_activity"] is None
-        assert attendance_cells(page, "participant") == ["Participants", "4", "3", ANY_TIMES, "1", "0"]
+        assert attendance_cells(page, "participant") == ["Participants", "4", "4", ANY_TIMES, "0", "0"]
         assert attendance_cells(page, "instructor") == ["Instructors", "1", "1", ANY_TIMES, "0", "0"]
         # pre-warm: the schedule in its zone, the next stretch, the count decided (no Deployment)
         assert 'id="prewarm"' in page and "Schedule (America/Denver)" in page
@@ -529,13 +528,13 @@ async def test_attendance_counts_cards_from_the_accounts_file_and_the_hub(live_h
             assert r.status == 200 and r.content_type == "text/csv"
             assert r.headers["Content-Disposition"] == 'attachment; filename="workshop-attendance.csv"'
             lines = (await r.text()).splitlines()
-    assert lines[0] == "username,role,used,first_sign_in,revoked"
+    assert lines[0] == "username,role,signed_in,first_sign_in,revoked"
     rows = {line.split(",")[0]: line.split(",")[1:] for line in lines[1:]}
     assert set(rows) == set(hub.cards)
     assert rows["ws003"] == ["participant", "false", "", "true"]
     assert rows["ws004"] == ["participant", "false", "", "false"]
-    role, used, first, revoked = rows["ws001"]
-    assert (role, used, revoked) == ("participant", "true", "false")
+    role, came, first, revoked = rows["ws001"]
+    assert (role, came, revoked) == ("participant", "true", "false")
     created = datetime.fromisoformat(hub.hub.api("/users/ws001")["created"])
     assert datetime.fromisoformat(first) == created  # the hub's record of the first sign-in
 
