@@ -357,8 +357,8 @@ async def test_a_hub_stopped_with_servers_running_ends_their_sessions_when_it_st
     hub = ServiceHub(
         tmp_path, {"cull_every": 2, "idle_timeout": 0, "users_per_node": 1}, hub_env={"TZ": "UTC"}
     )
-    hub.start()
     try:
+        hub.start()
         start_servers(hub, names)
         wait_for(
             lambda: hub.query("SELECT max(running_servers) FROM workshop_samples")[0][0] == 3,
@@ -381,9 +381,9 @@ async def test_a_hub_stopped_with_servers_running_ends_their_sessions_when_it_st
 c.JupyterHub.services = [s for s in c.JupyterHub.services if s["name"] != "workshop"]
 c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if r["name"] not in ("workshop-service", "user")]
 """
-    hub.hub.start()
     service = WorkshopService()
     try:
+        hub.hub.start()
         service.initialize(
             [
                 "--config",
@@ -392,11 +392,13 @@ c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if r["name"] not i
                 f"--WorkshopService.api_token={hub.hub.api_token}",
             ]
         )
-        await service.culler.run_pass(now=cleanup + timedelta(hours=1))
-        node_hours = service.culler.node_hours()
+        try:
+            await service.culler.run_pass(now=cleanup + timedelta(hours=1))
+            node_hours = service.culler.node_hours()
+        finally:
+            service.hub.close()
+            service.store.close()
     finally:
-        service.hub.close()
-        service.store.close()
         hub.stop()
     rows = hub.query(
         "SELECT username, started, stopped, stop_reason FROM workshop_sessions ORDER BY username"
