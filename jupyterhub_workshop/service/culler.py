@@ -160,7 +160,7 @@ class Culler:
 
     # --- the pass --------------------------------------------------------------------
 
-    def reconcile(self, listed: list[ServerInfo], now: datetime) -> None:
+    def reconcile(self, listed: list[ServerInfo], now: datetime, listed_from: datetime | None = None) -> None:
         """Open sessions for ready servers not recorded; close those whose server is gone.
 
         Without events, a server gone after the first pass was stopped by its user, as far as
@@ -171,7 +171,7 @@ class Culler:
         present = {(s.user, s.name) for s in listed}
         vanished = "unknown" if self.events is not None or self._first_pass else "user"
         running = [ListedServer(s.user, s.name, s.profile, s.started) for s in ready]
-        changes = self.store.reconcile(running, present, now, vanished)
+        changes = self.store.reconcile(running, present, now, vanished, listed_from)
         self._changed(changes)
         self._first_pass = False
         self._resample(changes, now)
@@ -269,12 +269,14 @@ class Culler:
     async def run_pass(self, now: datetime | None = None) -> list[CullDecision]:
         clock = now is None
         self.drain_events()  # what happened since the last pass, in order, before the listing
+        # a server whose start event comes after this moment may be missing from the listing
+        listed_from = now_utc() if clock else now
         listed = []
         async for user in self.hub.users(state="active"):
             listed.extend(server_infos(user))
         now = now_utc() if clock else now
         self.drain_events()  # and what happened while the listing was made
-        self.reconcile(listed, now)
+        self.reconcile(listed, now, listed_from)
         stopping = {(s.user, s.name) for s in listed if not s.ready}
         self.tally.refresh(
             {

@@ -473,7 +473,12 @@ class UsageStore:
         return changes
 
     def reconcile(
-        self, running: Iterable[ListedServer], present: set[tuple[str, str]], now: datetime, vanished: str
+        self,
+        running: Iterable[ListedServer],
+        present: set[tuple[str, str]],
+        now: datetime,
+        vanished: str,
+        listed_from: datetime | None = None,
     ) -> list[SessionChange]:
         """Match the records with what the hub lists, in one transaction.
 
@@ -483,19 +488,21 @@ class UsageStore:
         its cull's reason if the service had sent its stop, else ``vanished``: as ``user`` at
         ``now`` (without the hub's events, the pass that finds a server gone is its stop), as
         ``unknown`` at the last moment it was known to run (nobody saw it stop: a restart an
-        hour later must not bill that hour). The sessions left open were seen running ``now``.
+        hour later must not bill that hour). A session that started at or after ``listed_from``
+        (when the listing began: an event opened it meanwhile) is not in a listing that could
+        not show it, and stays open. The sessions left open were seen running ``now``.
         """
         _check_reason(vanished)
         now = as_utc(now)
         running = list(running)
         for _attempt in range(3):
             try:
-                return self._reconcile(running, present, now, vanished)
+                return self._reconcile(running, present, now, vanished, listed_from)
             except IntegrityError:
                 continue  # another writer opened one of these sessions: look again
-        return self._reconcile(running, present, now, vanished)
+        return self._reconcile(running, present, now, vanished, listed_from)
 
-    def _reconcile(self, running, present, now, vanished) -> list[SessionChange]:
+    def _reconcile(self, running, present, now, vanished, listed_from) -> list[SessionChange]:
         c = sessions.c
         changes = []
         with self._begin() as conn:
@@ -518,8 +525,9 @@ class UsageStore:
                 elif row.profile is None and profile is not None:
                     conn.execute(sessions.update().where(c.id == row.id).values(profile=profile))
             at = now if vanished == "user" else None
+            since = as_utc(listed_from) if listed_from is not None else None
             for key, row in recorded.items():
-                if key not in present:
+                if key not in present and (since is None or row.started < since):
                     changes.append(self._close_row(conn, row, *key, at, vanished))
             self._seen_running(conn, now)
         return changes

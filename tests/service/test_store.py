@@ -290,6 +290,16 @@ def test_a_stop_nobody_saw_ends_a_session_when_it_was_last_known_to_run(store):
     assert seen is not None
 
 
+def test_a_server_started_during_the_listing_is_not_gone(store):
+    # the listing began at T0+20s; b's start event, read after it, is not in it
+    store.apply_server_events(
+        [ServerEvent(T0, "start", "a", ""), ServerEvent(T0 + timedelta(seconds=30), "start", "b", "")]
+    )
+    [closed] = store.reconcile([], set(), T0 + timedelta(minutes=1), "unknown", T0 + timedelta(seconds=20))
+    assert closed.user == "a"
+    assert [s.user for s in store.open_sessions()] == ["b"]
+
+
 def test_the_records_know_until_the_last_pass_event_or_stop(store):
     assert store.last_known() is None
     store.apply_server_events([ServerEvent(T0, "start", "a", ""), ServerEvent(T0, "start", "b", "")])
