@@ -27,6 +27,15 @@ class SpawnLimits:
     arrivals_per_minute: float
     spawn_seconds: float  # how long one spawn is pending
     pending_at_once: float  # arrivals per second x spawn seconds
+    people: int = 0  # the crowd the limits are for
+    # what set concurrent_spawn_limit: "bursts" (BURST_MARGIN x pending at once), "people" (that
+    # capped at the crowd: no more can be pending than there are people) or "minimum"
+    concurrent_from: str = "bursts"
+
+    @property
+    def burst_spawns(self) -> int:
+        """Pending spawns at once with the burst margin, before the cap and the minimum."""
+        return math.ceil(BURST_MARGIN * self.pending_at_once)
 
 
 def spawn_limits(
@@ -46,7 +55,14 @@ def spawn_limits(
     spawn_seconds = pod_start_seconds + (0 if prewarmed else 60 * node_boot_minutes)
     per_minute = people / arrival_minutes
     pending = per_minute / 60 * spawn_seconds
-    concurrent = min(max(people, MIN_CONCURRENT), max(MIN_CONCURRENT, math.ceil(BURST_MARGIN * pending)))
+    burst = math.ceil(BURST_MARGIN * pending)
+    concurrent = min(max(people, MIN_CONCURRENT), max(MIN_CONCURRENT, burst))
+    if concurrent == burst:
+        concurrent_from = "bursts"
+    elif concurrent < burst:
+        concurrent_from = "people"
+    else:
+        concurrent_from = "minimum"
     return SpawnLimits(
         concurrent_spawn_limit=concurrent,
         active_server_limit=max(capacity, people),
@@ -55,4 +71,6 @@ def spawn_limits(
         arrivals_per_minute=per_minute,
         spawn_seconds=spawn_seconds,
         pending_at_once=pending,
+        people=people,
+        concurrent_from=concurrent_from,
     )

@@ -67,6 +67,11 @@ def parse_machine_time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def format_machine_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` (``2026-07-14T09:00:00Z``), as the exports write times."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 

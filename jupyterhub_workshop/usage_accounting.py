@@ -9,6 +9,7 @@ the integral of that over time.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -18,8 +19,13 @@ from pathlib import Path
 
 from .times import as_utc, parse_typed_time
 
-#: Columns of the usage export (``usage.csv``) and of ``plan --from-usage``'s input.
+#: A session's fields in the usage export (``usage.csv`` columns, ``usage.json`` keys).
 USAGE_COLUMNS = ("user", "server", "profile", "started", "stopped", "duration_seconds", "stop_reason")
+#: When the export was taken: the CSV's last column (the same on every row), the JSON's top key.
+EXPORTED = "exported"
+#: Columns of ``usage.csv``, and of ``plan --from-usage``'s input (``exported`` optional: older
+#: exports have no such column).
+CSV_COLUMNS = (*USAGE_COLUMNS, EXPORTED)
 
 
 def nodes_for(running: int, users_per_node: int) -> int:
@@ -127,7 +133,8 @@ def running_steps(sessions: Iterable[Session], until: datetime) -> Iterator[tupl
 def usage_totals(sessions: list[Session], users_per_node: int, until: datetime | None = None) -> dict:
     """Server-hours, peak concurrent servers and node-hours of the sessions.
 
-    A session still running counts until ``until`` (default: the latest time in the export).
+    A session still running counts until ``until``: when the export was taken, or else (an
+    export older than the ``exported`` column) the latest time in it.
     """
     meter = NodeHours(users_per_node)
     if not sessions:
@@ -165,26 +172,95 @@ def usage_totals(sessions: list[Session], users_per_node: int, until: datetime |
     }
 
 
+@dataclass(frozen=True)
+class UsageExport:
+    """A usage export as read back: its sessions, and when it was taken (None: not said)."""
+
+    sessions: list[Session]
+    exported: datetime | None
+
+
+def read_usage_export(path: str | Path) -> UsageExport:
+    """The service's usage export, CSV or JSON (as ``usage export`` and the admin page write
+    them; the format from the content). ValueError names the file and line of what is wrong."""
+    with open(path, newline="", encoding="utf-8") as f:
+        head = f.read(1)
+        while head and head.isspace():
+            head = f.read(1)
+        f.seek(0)
+        if head == "{":
+            return _read_json(path, f)
+        return _read_csv(path, f)
+
+
 def read_usage_csv(path: str | Path) -> list[Session]:
     """Sessions from the service's usage export; ValueError names the line of a bad row."""
+    return read_usage_export(path).sessions
+
+
+def _session(where: str, user, server, profile, started, stopped) -> Session:
+    try:
+        begun = parse_typed_time(started)
+        ended = parse_typed_time(stopped) if (stopped or "").strip() else None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+    if ended is not None and ended < begun:
+        raise ValueError(f"{where}: stopped before started")
+    return Session(str(user), server or "", profile or "", begun, ended)
+
+
+def _exported(where: str, text) -> datetime | None:
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return parse_typed_time(str(text))
+    except ValueError as e:
+        raise ValueError(f"{where}: {EXPORTED}: {e}") from None
+
+
+def _read_csv(path, f) -> UsageExport:
+    reader = csv.DictReader(f)
+    missing = [c for c in ("user", "started", "stopped") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(
+            f"{path}:1: not a usage export: no column {', '.join(missing)} (expected {','.join(CSV_COLUMNS)})"
+        )
+    sessions, exported = [], None
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        sessions.append(
+            _session(
+                where, row["user"], row.get("server"), row.get("profile"), row["started"], row["stopped"]
+            )
+        )
+        # the same on every row; rows of exports taken at different times: the latest
+        taken = _exported(where, row.get(EXPORTED))
+        if taken is not None and (exported is None or taken > exported):
+            exported = taken
+    return UsageExport(sessions, exported)
+
+
+def _read_json(path, f) -> UsageExport:
+    try:
+        document = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not JSON: {e.msg}") from None
+    items = document.get("sessions") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f'{path}: not a usage export: expected {{"{EXPORTED}": TIME, "sessions": [...]}}')
     sessions = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("user", "started", "stopped") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path}:1: not a usage export: no column {', '.join(missing)} "
-                f"(expected {','.join(USAGE_COLUMNS)})"
+    for number, item in enumerate(items, start=1):
+        where = f"{path}: session {number}"
+        if not isinstance(item, dict) or "user" not in item or "started" not in item:
+            raise ValueError(f"{where}: expected an object with {', '.join(USAGE_COLUMNS)}")
+        sessions.append(
+            _session(
+                where,
+                item["user"],
+                item.get("server"),
+                item.get("profile"),
+                item["started"],
+                item.get("stopped"),
             )
-        for row in reader:
-            try:
-                started = parse_typed_time(row["started"])
-                stopped = parse_typed_time(row["stopped"]) if (row.get("stopped") or "").strip() else None
-            except ValueError as e:
-                raise ValueError(f"{path}:{reader.line_num}: {e}") from None
-            if stopped is not None and stopped < started:
-                raise ValueError(f"{path}:{reader.line_num}: stopped before started")
-            sessions.append(
-                Session(row["user"], row.get("server") or "", row.get("profile") or "", started, stopped)
-            )
-    return sessions
+        )
+    return UsageExport(sessions, _exported(str(path), document.get(EXPORTED)))

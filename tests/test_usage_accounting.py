@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jupyterhub_workshop.usage_accounting import NodeHours, read_usage_csv, usage_totals
+from jupyterhub_workshop.usage_accounting import NodeHours, read_usage_csv, read_usage_export, usage_totals
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -81,3 +81,52 @@ def test_a_stop_and_a_start_at_the_same_instant_do_not_make_a_peak(tmp_path):
         "b,2026-07-14T09:00:00Z,2026-07-14T10:00:00Z\n"
     )
     assert usage_totals(read_usage_csv(path), users_per_node=1)["peak_servers"] == 1
+
+
+# an export taken at 09:00 during the event: b and c still running, the latest time in it 08:59:59
+DURING = """user,server,profile,started,stopped,duration_seconds,stop_reason,exported
+a,,,2026-07-14T08:00:00Z,2026-07-14T08:30:00Z,1800.0,user,2026-07-14T09:00:00Z
+b,,,2026-07-14T08:50:00Z,,,,2026-07-14T09:00:00Z
+c,,,2026-07-14T08:59:59Z,,,,2026-07-14T09:00:00Z
+"""
+
+
+def test_sessions_still_open_count_until_the_export_was_taken(tmp_path):
+    path = tmp_path / "usage.csv"
+    path.write_text(DURING)
+    export = read_usage_export(path)
+    assert export.exported == datetime(2026, 7, 14, 9, tzinfo=UTC)
+    totals = usage_totals(export.sessions, users_per_node=1, until=export.exported)
+    assert (totals["peak_servers"], totals["open_sessions"]) == (2, 2)
+    assert totals["server_hours"] == pytest.approx(0.5 + 10 / 60 + 1 / 3600, abs=1e-4)
+    assert totals["last"] == "2026-07-14T09:00:00+00:00"
+    # an older export (no such column) still reads: counted to its last time, as before
+    path.write_text("\n".join(line.rsplit(",", 1)[0] for line in DURING.splitlines()) + "\n")
+    older = read_usage_export(path)
+    assert older.exported is None and len(older.sessions) == 3
+    assert usage_totals(older.sessions, users_per_node=1)["peak_servers"] == 1  # what it can tell
+
+
+def test_a_json_export_reads_like_the_csv(tmp_path):
+    path = tmp_path / "usage.json"
+    path.write_text(
+        '{"exported": "2026-07-14T09:00:00Z", "sessions": [\n'
+        '{"user": "b", "server": "", "profile": null, "started": "2026-07-14T08:50:00Z", "stopped": null},\n'
+        '{"user": "a", "server": "gpu", "profile": "large", "started": "2026-07-14T08:00:00Z",'
+        ' "stopped": "2026-07-14T08:30:00Z"}\n]}\n'
+    )
+    export = read_usage_export(path)
+    assert export.exported == datetime(2026, 7, 14, 9, tzinfo=UTC)
+    assert [(s.user, s.server, s.profile, s.stopped is None) for s in export.sessions] == [
+        ("b", "", "", True),
+        ("a", "gpu", "large", False),
+    ]
+    path.write_text('{"sessions": [{"user": "a", "started": "yesterday"}]}')
+    with pytest.raises(ValueError, match="usage.json: session 1: "):
+        read_usage_export(path)
+    path.write_text('{"sessions": [')
+    with pytest.raises(ValueError, match="usage.json:1: not JSON"):
+        read_usage_export(path)
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="usage.json:1: not a usage export"):
+        read_usage_export(path)

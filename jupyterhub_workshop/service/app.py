@@ -441,6 +441,11 @@ class WorkshopService(Application):
             # a stop in flight is abandoned: its cull is recorded, and whatever closes its
             # session after the next start closes it with the cull's reason
             await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                # the hub stops its services before its servers: what runs now ran until now
+                self.culler.stopping()
+            except Exception:
+                self.log.exception("Could not note the servers running as the service stops")
             if self.prewarmer is not None:
                 await self.prewarmer.close()
             self.hub.close()

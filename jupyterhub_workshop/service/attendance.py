@@ -1,13 +1,13 @@
-"""Attendance: how many login cards were issued, used at least once, never used and revoked,
-per role (participant, instructor), from the accounts file and the hub's users.
+"""Attendance: how many login cards were issued, signed in at least once, never signed in and
+revoked, per role (participant, instructor), from the accounts file and the hub's users.
 
 Pure: the service reads the accounts file and lists the hub's users, these functions decide.
 
-A card counts as used when the hub has a user of its name who has been active: the hub adds a
-user at their first sign-in (the user model's ``created``, the first sign-in time here) and
-records activity from the requests that follow it. A user the hub made without a sign-in (one
-named in ``admin_users`` is made at hub start) has no activity until they sign in, so the card
-is not counted as used before that; its first sign-in then shows as the time the hub made it.
+Signing in is using a card, whether or not a server followed: the hub adds a user at their
+first sign-in (the user model's ``created``, the first sign-in time here), so a card whose name
+the hub has signed in. The one user the hub makes without a sign-in is an admin named in
+``admin_users`` (made at hub start): an admin the hub has never seen active has not signed in.
+Such a user's first sign-in then shows as the time the hub made it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..login.accounts import ROLES, Account
-from ..times import as_utc, parse_machine_time
+from ..times import as_utc, format_machine_time, parse_machine_time
 
-CSV_COLUMNS = ("username", "role", "used", "first_sign_in", "revoked")
+CSV_COLUMNS = ("username", "role", "signed_in", "first_sign_in", "revoked")
 ALL = "all"
 
 
@@ -32,8 +32,8 @@ class CardUse:
     username: str
     role: str
     revoked: bool
-    used: bool
-    first_sign_in: datetime | None  # None: never used (or the hub did not say when)
+    signed_in: bool  # at least once
+    first_sign_in: datetime | None  # None: never signed in (or the hub did not say when)
 
 
 @dataclass(frozen=True)
@@ -42,28 +42,37 @@ class AttendanceRow:
 
     role: str
     issued: int
-    used: int
-    never_used: int
+    signed_in: int  # at least once
+    never_signed_in: int
     revoked: int
     first_sign_in: datetime | None  # the earliest first sign-in of the role's cards
     last_first_sign_in: datetime | None  # the latest: when the last of them arrived
 
 
+def signed_in(user: Mapping | None) -> bool:
+    """Whether a hub user model (``admin``, ``last_activity``) stands for a sign-in: every user
+    the hub has, except an admin it made at its start (``admin_users``) and never saw active."""
+    if user is None:
+        return False
+    return bool(user.get("last_activity")) or not user.get("admin")
+
+
 def card_uses(accounts: Iterable[Account], hub_users: Iterable[Mapping]) -> list[CardUse]:
-    """Each card of ``accounts`` (in the file's order) with its use, from the hub's user models
-    (``name``, ``created``, ``last_activity``; other hub users are not cards and are left out)."""
+    """Each card of ``accounts`` (in the file's order) with its sign-in, from the hub's user
+    models (``name``, ``admin``, ``created``, ``last_activity``; other hub users are not cards
+    and are left out)."""
     hub = {user.get("name"): user for user in hub_users}
     uses = []
     for account in accounts:
         user = hub.get(account.username)
-        used = user is not None and bool(user.get("last_activity"))
-        created = parse_machine_time(user.get("created")) if used else None
+        came = signed_in(user)
+        created = parse_machine_time(user.get("created")) if came else None
         uses.append(
             CardUse(
                 username=account.username,
                 role=account.role,
                 revoked=account.revoked,
-                used=used,
+                signed_in=came,
                 first_sign_in=as_utc(created) if created else None,
             )
         )
@@ -72,12 +81,12 @@ def card_uses(accounts: Iterable[Account], hub_users: Iterable[Mapping]) -> list
 
 def _row(role: str, uses: Sequence[CardUse]) -> AttendanceRow:
     firsts = [u.first_sign_in for u in uses if u.first_sign_in is not None]
-    used = sum(u.used for u in uses)
+    came = sum(u.signed_in for u in uses)
     return AttendanceRow(
         role=role,
         issued=len(uses),
-        used=used,
-        never_used=len(uses) - used,
+        signed_in=came,
+        never_signed_in=len(uses) - came,
         revoked=sum(u.revoked for u in uses),
         first_sign_in=min(firsts, default=None),
         last_first_sign_in=max(firsts, default=None),
@@ -92,17 +101,17 @@ def attendance(uses: Sequence[CardUse]) -> list[AttendanceRow]:
 
 
 def _time(moment: datetime | None) -> str:
-    return as_utc(moment).isoformat().replace("+00:00", "Z") if moment else ""
+    return format_machine_time(moment) if moment else ""
 
 
 def attendance_csv(uses: Sequence[CardUse]) -> str:
-    """A line per card: ``username,role,used,first_sign_in,revoked`` (times ISO 8601 UTC with a
+    """A line per card: ``username,role,signed_in,first_sign_in,revoked`` (times ISO 8601 UTC with a
     ``Z``, as in ``usage.csv``; ``true``/``false``), in the accounts file's order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for u in uses:
         writer.writerow(
-            (u.username, u.role, str(u.used).lower(), _time(u.first_sign_in), str(u.revoked).lower())
+            (u.username, u.role, str(u.signed_in).lower(), _time(u.first_sign_in), str(u.revoked).lower())
         )
     return buffer.getvalue()

@@ -83,6 +83,8 @@ class Culler:
         self._first_pass = True
         # node-seconds so far, summed by the database once, then added up as samples come
         self._node = store.node_seconds(users_per_node) if users_per_node > 0 else None
+        span = store.sample_span()
+        self._last_sample = span[1] if span else None
         metrics.load(store.culls_by_reason(), self._node.seconds if self._node else 0.0)
 
     def node_hours(self) -> float:
@@ -158,7 +160,7 @@ class Culler:
 
     # --- the pass --------------------------------------------------------------------
 
-    def reconcile(self, listed: list[ServerInfo], now: datetime) -> None:
+    def reconcile(self, listed: list[ServerInfo], now: datetime, listed_from: datetime | None = None) -> None:
         """Open sessions for ready servers not recorded; close those whose server is gone.
 
         Without events, a server gone after the first pass was stopped by its user, as far as
@@ -169,8 +171,35 @@ class Culler:
         present = {(s.user, s.name) for s in listed}
         vanished = "unknown" if self.events is not None or self._first_pass else "user"
         running = [ListedServer(s.user, s.name, s.profile, s.started) for s in ready]
-        self._changed(self.store.reconcile(running, present, now, vanished))
+        changes = self.store.reconcile(running, present, now, vanished, listed_from)
+        self._changed(changes)
         self._first_pass = False
+        self._resample(changes, now)
+
+    def _resample(self, changes: list[SessionChange], now: datetime) -> None:
+        """Sessions closed at an earlier time (nobody saw them stop) stopped counting then: a
+        sample at that moment with the servers left, or the running count of the last sample
+        would hold (and be billed as node-hours) through the hours the service was away."""
+        ended = [c.stopped for c in changes if not c.opened and c.stopped < now]
+        if not ended:
+            return
+        # never before the last sample: what came before it is recorded history
+        at = max(ended) if self._last_sample is None else max(max(ended), self._last_sample)
+        active, running = self.tally.counts(at)
+        self.store.record_sample(at, active, running)
+        self._last_sample = at
+        if self._node is not None:
+            self._node.add(at, running)
+            self.metrics.set_node_seconds(self._node.seconds)
+
+    def stopping(self, at: datetime | None = None) -> None:
+        """The service stops: with the hub's events read to the end, the servers of the sessions
+        still open were running now (a hub that shuts down stops its services, then its
+        servers, and writes no event for those stops)."""
+        if self.events is None:
+            return  # without events a stop since the last pass is unknown: the pass is the last word
+        self.drain_events()
+        self.store.seen_running(at or now_utc())
 
     async def _stop(self, decision: CullDecision, now: datetime, confirmed: dict) -> None:
         server = decision.server
@@ -231,6 +260,7 @@ class Culler:
             sample.peak_active_users,
             sample.peak_running_servers,
         )
+        self._last_sample = at
         if self._node is not None:
             self._node.add(at, sample.running_servers)
             self.metrics.set_node_seconds(self._node.seconds)
@@ -239,12 +269,14 @@ class Culler:
     async def run_pass(self, now: datetime | None = None) -> list[CullDecision]:
         clock = now is None
         self.drain_events()  # what happened since the last pass, in order, before the listing
+        # a server whose start event comes after this moment may be missing from the listing
+        listed_from = now_utc() if clock else now
         listed = []
         async for user in self.hub.users(state="active"):
             listed.extend(server_infos(user))
         now = now_utc() if clock else now
         self.drain_events()  # and what happened while the listing was made
-        self.reconcile(listed, now)
+        self.reconcile(listed, now, listed_from)
         stopping = {(s.user, s.name) for s in listed if not s.ready}
         self.tally.refresh(
             {

@@ -22,7 +22,7 @@ export`` use, each with one home:
   replayed over the recorded running servers;
 - culls by reason: :meth:`.UsageStore.culls_by_reason` (sessions a cull closed, once each);
 - cards: :mod:`.attendance` (the admin page's table), from the hub's users on the page and
-  from the usage database with ``--accounts`` on the command line (a card counts as used there
+  from the usage database with ``--accounts`` on the command line (a card counts as signed in there
   when its user started a server).
 
 :func:`reduce_report` is pure (data and parameters in, a :class:`Report` out);
@@ -336,7 +336,9 @@ def gather(
         accounts = list(accounts)
         cards = cards_from_sessions(accounts, sessions)
         cards_note = (
-            cards_note or "A card counts as used when its user started a server (from the usage database)."
+            cards_note
+            or "From the usage database, a card counts as signed in once its user started a server "
+            "(a sign-in without a server leaves no record there)."
         )
     if expected is None:
         expected = sum(1 for a in accounts or () if a.role == "participant" and not a.revoked)
@@ -448,7 +450,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--accounts",
         type=Path,
-        help="the accounts file (cards issued per role, used = its user started a server; its title)",
+        help="the accounts file (cards issued per role, signed in = its user started a server; its title)",
     )
     parser.add_argument("--title", default=None, help="the report's title (default: the cards' title)")
     parser.add_argument(

@@ -166,6 +166,9 @@ sessions = Table(
     Column("started", UTCDateTime, nullable=False),
     Column("stopped", UTCDateTime, nullable=True),
     Column("stop_reason", String(16), nullable=True),
+    # the last moment the server was known to run (a pass listed it, the service stopped while
+    # it ran); NULL: its start. A session whose stop nobody saw ends there (schema 0004)
+    Column("seen", UTCDateTime, nullable=True),
 )
 # At most one open session per (user, server): the partial unique index is both the lookup
 # index and what makes open_session safe against a concurrent second writer. Backends
@@ -253,6 +256,13 @@ def sample_peak(sample: SampleRow) -> tuple[int, int]:
     active = sample.active_users if sample.peak_active_users is None else sample.peak_active_users
     running = sample.running_servers if sample.peak_running_servers is None else sample.peak_running_servers
     return max(active, sample.active_users), max(running, sample.running_servers)
+
+
+def last_known_running(started: datetime, seen: datetime | None, stop_sent: datetime | None) -> datetime:
+    """When a session nobody saw stop ends: the last moment its server was known to run — a
+    pass listed it or the service stopped while it ran (``seen``), the service sent its stop
+    (``stop_sent``: it was running then), else its start."""
+    return max(t for t in (started, seen, stop_sent) if t is not None)
 
 
 def _check_reason(reason: str) -> str:
@@ -396,20 +406,34 @@ class UsageStore:
     def _open_row(self, conn, user: str, server: str):
         c = sessions.c
         return conn.execute(
-            select(c.id, c.started, c.profile).where(
+            select(c.id, c.started, c.profile, c.seen).where(
                 c.username == user, c.server_name == server, c.stopped.is_(None)
             )
         ).one_or_none()
 
-    def _close_row(self, conn, row, user: str, server: str, at: datetime, default: str) -> SessionChange:
-        """Close an open session at ``at``: with the reason of a cull whose stop was sent for
-        it (whenever the stop took effect: before a crash, in a later pass), else ``default``."""
-        sent = conn.execute(
-            select(culls.c.reason).where(
-                culls.c.session_id == row.id, culls.c.dry_run.is_(False), culls.c.stop_sent.is_not(None)
+    @staticmethod
+    def _sent_cull(conn, session_id: int):
+        """(reason, when its stop was sent) of the cull whose stop was sent for this session."""
+        return conn.execute(
+            select(culls.c.reason, culls.c.stop_sent).where(
+                culls.c.session_id == session_id, culls.c.dry_run.is_(False), culls.c.stop_sent.is_not(None)
             )
-        ).scalar_one_or_none()
-        reason = _check_reason(sent or default)
+        ).one_or_none()
+
+    def _close_row(
+        self, conn, row, user: str, server: str, at: datetime | None, default: str
+    ) -> SessionChange:
+        """Close an open session at ``at``: with the reason of a cull whose stop was sent for
+        it (whenever the stop took effect: before a crash, in a later pass), else ``default``.
+
+        ``at`` None: nobody saw the stop (the hub stopped the server while the service was
+        down, or it died on its own), so the session ends at the last moment it was known to
+        run (:func:`last_known_running`), never at the moment the service noticed.
+        """
+        sent = self._sent_cull(conn, row.id)
+        reason = _check_reason(sent.reason if sent else default)
+        if at is None:
+            at = last_known_running(row.started, row.seen, sent.stop_sent if sent else None)
         stopped = max(as_utc(at), row.started)  # never before its start (two clocks)
         conn.execute(
             sessions.update()
@@ -459,31 +483,43 @@ class UsageStore:
         return changes
 
     def reconcile(
-        self, running: Iterable[ListedServer], present: set[tuple[str, str]], now: datetime, vanished: str
+        self,
+        running: Iterable[ListedServer],
+        present: set[tuple[str, str]],
+        now: datetime,
+        vanished: str,
+        listed_from: datetime | None = None,
     ) -> list[SessionChange]:
         """Match the records with what the hub lists, in one transaction.
 
         ``running``: ready servers (a session is opened for any without one, at its ``started``
         or ``now``; a missing profile is filled in). ``present``: every server the hub lists
-        (ready, starting or stopping); an open session whose server is not there is closed at
-        ``now``, with its cull's reason if the service had sent its stop, else ``vanished``.
+        (ready, starting or stopping); an open session whose server is not there is closed with
+        its cull's reason if the service had sent its stop, else ``vanished``: as ``user`` at
+        ``now`` (without the hub's events, the pass that finds a server gone is its stop), as
+        ``unknown`` at the last moment it was known to run (nobody saw it stop: a restart an
+        hour later must not bill that hour). A session that started at or after ``listed_from``
+        (when the listing began: an event opened it meanwhile) is not in a listing that could
+        not show it, and stays open. The sessions left open were seen running ``now``.
         """
         _check_reason(vanished)
         now = as_utc(now)
         running = list(running)
         for _attempt in range(3):
             try:
-                return self._reconcile(running, present, now, vanished)
+                return self._reconcile(running, present, now, vanished, listed_from)
             except IntegrityError:
                 continue  # another writer opened one of these sessions: look again
-        return self._reconcile(running, present, now, vanished)
+        return self._reconcile(running, present, now, vanished, listed_from)
 
-    def _reconcile(self, running, present, now, vanished) -> list[SessionChange]:
+    def _reconcile(self, running, present, now, vanished, listed_from) -> list[SessionChange]:
         c = sessions.c
         changes = []
         with self._begin() as conn:
             rows = conn.execute(
-                select(c.id, c.username, c.server_name, c.started, c.profile).where(c.stopped.is_(None))
+                select(c.id, c.username, c.server_name, c.started, c.profile, c.seen).where(
+                    c.stopped.is_(None)
+                )
             ).all()
             recorded = {(row.username, row.server_name): row for row in rows}
             for user, server, profile, started in running:
@@ -498,10 +534,26 @@ class UsageStore:
                     changes.append(SessionChange(True, user, server, started, None, None))
                 elif row.profile is None and profile is not None:
                     conn.execute(sessions.update().where(c.id == row.id).values(profile=profile))
+            at = now if vanished == "user" else None
+            since = as_utc(listed_from) if listed_from is not None else None
             for key, row in recorded.items():
-                if key not in present:
-                    changes.append(self._close_row(conn, row, *key, now, vanished))
+                if key not in present and (since is None or row.started < since):
+                    changes.append(self._close_row(conn, row, *key, at, vanished))
+            self._seen_running(conn, now)
         return changes
+
+    def seen_running(self, at: datetime) -> None:
+        """Every open session's server was running at ``at`` (the service is stopping and knows
+        of no stop: its events are read to the end), so a stop nobody sees ends it no earlier."""
+        with self._begin() as conn:
+            self._seen_running(conn, as_utc(at))
+
+    @staticmethod
+    def _seen_running(conn, at: datetime) -> None:
+        c = sessions.c
+        conn.execute(
+            sessions.update().where(c.stopped.is_(None), c.seen.is_(None) | (c.seen < at)).values(seen=at)
+        )
 
     def close_open_session(self, user: str, server: str, at: datetime, default: str) -> SessionChange | None:
         """Close the open session of (user, server) at ``at`` (with its cull's reason if its
@@ -708,6 +760,22 @@ class UsageStore:
             query = query.where(c.at < as_utc(end))
         with self._begin() as conn:
             return [SampleRow._make(row) for row in conn.execute(query.order_by(c.at, c.id))]
+
+    def last_known(self) -> datetime | None:
+        """The latest moment the records know of: the service's last pass, the last start or
+        stop it applied, or its stop (it notes the servers running then); None when empty.
+
+        A session still open ran at least until then, and past it only if the service is
+        running (the hub may have stopped it meanwhile, as a hub stopped for the night does).
+        """
+        s, c = samples_table.c, sessions.c
+        with self._begin() as conn:
+            moments = [
+                conn.execute(select(func.max(column))).scalar()
+                for column in (s.at, c.started, c.stopped, c.seen)
+            ]
+        known = [m for m in moments if m is not None]
+        return max(known) if known else None
 
     def sample_span(self) -> tuple[datetime, datetime] | None:
         """Times of the first and last sample, or None before the first."""

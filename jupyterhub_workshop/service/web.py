@@ -5,7 +5,7 @@
   days); everyone else their opt-out page (their servers running, starting or stopping)
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
 - ``/usage.csv``, ``/usage.json``: session export, streamed (staff only); ``start``/``end`` as typed
-- ``/attendance.csv``: a line per login card, used or not (staff only)
+- ``/attendance.csv``: a line per login card, signed in or not (staff only)
 - ``/report.html``, ``/report.csv``: the final report and its day-by-day table (staff only)
 - ``/download``: the closing banner's link, counted, then on to the user's server's archive
 - ``/metrics``: Prometheus text

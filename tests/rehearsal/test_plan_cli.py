@@ -227,3 +227,49 @@ def test_bad_usage_rows_name_their_line(tmp_path, capsys):
     path.write_text(USAGE.replace("2026-07-14T09:30:00Z,,,", "yesterday,,,"))
     assert main(["plan", "--from-usage", str(path), "--users-per-node", "2"]) == 1
     assert "usage.csv:5:" in capsys.readouterr().err
+
+
+def test_an_export_taken_during_the_event_counts_open_sessions_until_then(tmp_path, capsys):
+    # two servers running when the export was taken at 09:02:30; one started a second earlier
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "user,server,profile,started,stopped,duration_seconds,stop_reason,exported\n"
+        "ws001,,,2026-07-14T09:00:00Z,,,,2026-07-14T09:02:30Z\n"
+        "ws002,,,2026-07-14T09:02:29Z,,,,2026-07-14T09:02:30Z\n"
+    )
+    result = run_json(capsys, "--from-usage", str(path), "--users-per-node", "1")
+    assert (result["peak_servers"], result["open_sessions"]) == (2, 2)
+    assert result["server_hours"] == pytest.approx((150 + 1) / 3600, abs=1e-4)
+    assert result["exported"] == "2026-07-14T09:02:30+00:00"
+    assert main(["plan", "--from-usage", str(path), "--users-per-node", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 (2 still open, counted to the export at 2026-07-14T09:02:30+00:00)" in out
+    assert re.search(r"\n  server-hours +< 0.1\n", out) and re.search(r"\n  peak servers +2 at ", out)
+    # an older export does not say when it was taken: counted to its last time, and it says so
+    path.write_text("user,started,stopped\nws001,2026-07-14T09:00:00Z,\nws002,2026-07-14T09:02:29Z,\n")
+    assert main(["plan", "--from-usage", str(path), "--users-per-node", "1"]) == 0
+    assert "counted to the last time in the file: the export does not say when it was taken" in (
+        capsys.readouterr().out
+    )
+
+
+def test_the_schedule_example_and_a_helm_values_file(tmp_path, capsys):
+    assert main(["plan", "--schedule-example"]) == 0
+    example = tmp_path / "schedule.yaml"
+    example.write_text(capsys.readouterr().out)
+    plan = ["--cpu", "1.75", "--memory", "7G", "--node", "m5.2xlarge"]
+    result = run_json(capsys, *plan, "--schedule", str(example))
+    assert result["users"] == 80 and len(result["schedule"]) == 6
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "workshop:\n  schedule:\n" + "".join(f"    {line}\n" for line in example.read_text().splitlines())
+    )
+    code = main(["plan", *plan, "--schedule", str(values), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["schedule"] == result["schedule"]  # stdout stays JSON
+    assert captured.err == f"note: {values} is a Helm values file: read its workshop.schedule\n"
+    assert main(["plan", *plan, "--schedule", str(tmp_path / "missing.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: {tmp_path / 'missing.yaml'}: no such file. --schedule wants the workshop's"
+    )

@@ -103,7 +103,7 @@ def test_schedule_rows_in_json_and_table():
     assert result["prewarm_node_hours"] == 5 and result["node_hours"] == 32.5
     assert result["spawn_limits"]["concurrent_spawn_limit"] == 10  # 4 arrivals a minute, 30 s spawns
     table = plan_table(plan)
-    assert "2.5 (schedule)" in table and "32.5 (of which pre-warm 5)" in table
+    assert "2.5 (schedule)" in table and "32.5 (of which pre-warm 5.0)" in table
     assert (
         "2026-07-14T08:00:00+00:00  2026-07-14T10:30:00+00:00     40             4     11    2.5   10 from 07:30        32.5"
         in table
@@ -111,6 +111,44 @@ def test_schedule_rows_in_json_and_table():
     assert (
         "hub.concurrentSpawnLimit" in table and "4 arrivals/min x 30 s per spawn = 2 pending at once" in table
     )
+    assert "x2 for bursts = 4, raised to the minimum of 10" in table
+
+
+def test_hours_for_people_have_one_decimal():
+    # a week of 320 people: 88 nodes x 8 h and 80 pre-warmed for 20 min, a third of an hour
+    start = datetime(2026, 7, 14, 9, tzinfo=UTC)
+    plan = make_plan(
+        users=320,
+        cpu=1.75,
+        memory=7 * GIB,
+        node=CATALOGUE.nodes["m5.2xlarge"],
+        schedule=[
+            Block(start, start + timedelta(hours=8), 320),
+            Block(start + timedelta(days=3), start + timedelta(days=3, hours=3), 40),
+        ],
+        prewarm_lead=timedelta(minutes=20),
+    )
+    table = plan_table(plan)
+    assert plan.schedule[0].node_hours == 88 * 8 + 80 / 3  # 730.666…
+    assert "  730.7\n" in table and "730.6" not in table and "730.667" not in table
+    assert plan.schedule[1].node_hours == 11 * 3 + 10 / 3  # 36.333…
+    assert table.count("36.3\n") == 1 and "36.33" not in table
+    assert f"node-hours                 {plan.node_hours:,.1f} (of which pre-warm 30.0)" in table
+    assert plan_json(plan)["schedule"][0]["node_hours"] == 730.6667  # scripts keep the precision
+
+
+def test_the_spawn_limit_says_when_it_is_capped_at_the_users():
+    plan = make_plan(
+        users=80, cpu=1.75, memory=7 * GIB, node=CATALOGUE.nodes["m5.2xlarge"], arrival_minutes=2, hours=1
+    )
+    assert plan.limits.concurrent_spawn_limit == 80
+    table = plan_table(plan)
+    [line] = [line for line in table.splitlines() if "hub.concurrentSpawnLimit" in line]
+    assert line.split()[1] == "80"
+    assert (
+        "= 220 pending at once, x2 for bursts = 440, capped at the 80 users (no more can be pending)" in line
+    )
+    assert plan_json(plan)["spawn_limits"]["concurrent_from"] == "people"
 
 
 def test_table_shows_each_overhead_and_the_result():

@@ -123,7 +123,9 @@ class StandInHub:
 async def rig(tmp_path):
     made = []
 
-    async def build(policy: CullPolicy, events: bool = True, active_window=timedelta(minutes=10)):
+    async def build(
+        policy: CullPolicy, events: bool = True, active_window=timedelta(minutes=10), users_per_node=0
+    ):
         spool = tmp_path / "events.jsonl" if events else None
         hub = StandInHub(spool)
         [sock] = bind_sockets(0, "127.0.0.1")
@@ -133,7 +135,15 @@ async def rig(tmp_path):
         store = UsageStore(f"sqlite:///{tmp_path / 'usage.sqlite'}")
         metrics = WorkshopMetrics()
         reader = EventSpoolReader(spool) if events else None
-        culler = Culler(api, store, metrics, policy, active_window=active_window, events=reader)
+        culler = Culler(
+            api,
+            store,
+            metrics,
+            policy,
+            active_window=active_window,
+            users_per_node=users_per_node,
+            events=reader,
+        )
         made.append((server, api, store))
         return hub, culler, store, metrics
 
@@ -275,3 +285,63 @@ def test_stand_in_event_lines_are_what_the_reader_reads(tmp_path):
     hub.event("start", "a")
     [line] = (tmp_path / "events.jsonl").read_text().splitlines()
     assert json.loads(line)["__schema__"] == SERVER_ACTION
+
+
+async def test_servers_the_hub_stopped_while_the_service_was_away_end_when_last_known(rig):
+    """A hub stopped for the night stops its services, then its servers, and writes no event
+    for those stops: the sessions end when the service stopped, and neither they nor the
+    node-hours run on until it comes back an hour later."""
+    t1 = datetime.now(UTC)
+    hub, culler, store, _ = await rig(CullPolicy(idle_timeout=None), users_per_node=1)
+    culler.drain_events()
+    for name in "abc":
+        hub.start(name, started=t1 - timedelta(minutes=5))
+    await culler.run_pass(now=t1)
+    hub.stop("c", at=t1 + timedelta(seconds=20))  # its event: read before the service stops
+    culler.stopping(t1 + timedelta(seconds=40))  # the hub's SIGTERM
+    for name in "ab":
+        hub.stop(name, event=False)  # the hub's shutdown
+    back = t1 + timedelta(hours=1)
+    restarted = Culler(
+        culler.hub,
+        store,
+        WorkshopMetrics(),
+        culler.policy,
+        active_window=timedelta(minutes=10),
+        users_per_node=1,
+        events=culler.events,
+    )
+    await restarted.run_pass(now=back)
+    rows = {s.user: (s.stopped, s.stop_reason) for s in store.iter_sessions()}
+    assert rows == {
+        "a": (t1 + timedelta(seconds=40), "unknown"),
+        "b": (t1 + timedelta(seconds=40), "unknown"),
+        "c": (t1 + timedelta(seconds=20), "user"),
+    }
+    # the last pass counted three servers; they count until the service stopped, then none
+    assert restarted.node_hours() == pytest.approx(3 * 40 / 3600)
+    assert store.node_seconds(1).hours == pytest.approx(restarted.node_hours())
+    assert [s.running_servers for s in store.samples()] == [3, 0, 0]
+
+
+async def test_a_killed_service_ends_what_went_meanwhile_at_its_last_pass(rig):
+    t1 = datetime.now(UTC)
+    hub, culler, store, _ = await rig(CullPolicy(idle_timeout=None))
+    hub.start("a", started=t1 - timedelta(minutes=5))
+    await culler.run_pass(now=t1)
+    await culler.run_pass(now=t1 + timedelta(minutes=1))
+    hub.stop("a", event=False)  # died on its own, or went with the hub while the service was gone
+    await culler.run_pass(now=t1 + timedelta(hours=1))
+    [session] = store.iter_sessions()
+    assert (session.stopped, session.stop_reason) == (t1 + timedelta(minutes=1), "unknown")
+
+
+async def test_without_events_a_stop_found_by_a_pass_is_at_that_pass(rig):
+    t1 = datetime.now(UTC)
+    hub, culler, store, _ = await rig(IDLE_5_MIN, events=False)
+    hub.start("a", event=False, started=t1 - timedelta(minutes=5), last_activity=t1)
+    await culler.run_pass(now=t1)
+    hub.stop("a", event=False)
+    await culler.run_pass(now=t1 + timedelta(minutes=1))
+    [session] = store.iter_sessions()
+    assert (session.stopped, session.stop_reason) == (t1 + timedelta(minutes=1), "user")

@@ -295,11 +295,10 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert 'id="servers"' in page and "ws002" in page and "kept tonight" in page
         assert re.search(r"night <strong>1</strong>", page)
         assert page.count("<svg") == 3  # active users, running servers, session durations
-        # every card has signed in by now (test_opt_out_needs_xsrf_...), but ws003 only posted the
-        # login form: no browser request followed it, so the hub made the user and never saw it
-        # active, and its card does not count as used (a browser always follows the redirect)
+        # every card has signed in by now (test_opt_out_needs_xsrf_...); ws003 only posted the
+        # login form and never came back nor had a server, but a sign-in is a sign-in
         assert hub.hub.api("/users/ws003")["last_activity"] is None
-        assert attendance_cells(page, "participant") == ["Participants", "4", "3", ANY_TIMES, "1", "0"]
+        assert attendance_cells(page, "participant") == ["Participants", "4", "4", ANY_TIMES, "0", "0"]
         assert attendance_cells(page, "instructor") == ["Instructors", "1", "1", ANY_TIMES, "0", "0"]
         # pre-warm: the schedule in its zone, the next stretch, the count decided (no Deployment)
         assert 'id="prewarm"' in page and "Schedule (America/Denver)" in page
@@ -311,9 +310,17 @@ async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):
         assert "no Deployment set (prewarm_deployment): nothing is scaled" in page
         status, csv_text = await open_service(s, hub, "usage.csv")
         assert status == 200
-        assert csv_text.splitlines()[0] == "user,server,profile,started,stopped,duration_seconds,stop_reason"
-        assert any(line.startswith("ws001,") and line.endswith(",night") for line in csv_text.splitlines())
+        header, *lines = csv_text.splitlines()
+        assert header == "user,server,profile,started,stopped,duration_seconds,stop_reason,exported"
+        assert any(line.startswith("ws001,") and ",night," in line for line in lines)
+        # when it was taken: now, the same on every line
+        assert len({line.rsplit(",", 1)[1] for line in lines}) == 1
+        taken = datetime.fromisoformat(lines[0].rsplit(",", 1)[1].replace("Z", "+00:00"))
+        assert abs(taken - datetime.now(UTC)) < timedelta(minutes=1)
         status, json_text = await open_service(s, hub, "usage.json")
+        assert abs(datetime.fromisoformat(json.loads(json_text)["exported"]) - datetime.now(UTC)) < timedelta(
+            minutes=1
+        )
         sessions = json.loads(json_text)["sessions"]
         assert {(x["user"], x["stop_reason"]) for x in sessions} >= {("ws001", "night"), ("ws002", None)}
         status, before = await open_service(s, hub, "usage.csv?end=2000-01-01T00:00:00Z")
@@ -704,13 +711,13 @@ async def test_attendance_counts_cards_from_the_accounts_file_and_the_hub(live_h
             assert r.status == 200 and r.content_type == "text/csv"
             assert r.headers["Content-Disposition"] == 'attachment; filename="workshop-attendance.csv"'
             lines = (await r.text()).splitlines()
-    assert lines[0] == "username,role,used,first_sign_in,revoked"
+    assert lines[0] == "username,role,signed_in,first_sign_in,revoked"
     rows = {line.split(",")[0]: line.split(",")[1:] for line in lines[1:]}
     assert set(rows) == set(hub.cards)
     assert rows["ws003"] == ["participant", "false", "", "true"]
     assert rows["ws004"] == ["participant", "false", "", "false"]
-    role, used, first, revoked = rows["ws001"]
-    assert (role, used, revoked) == ("participant", "true", "false")
+    role, came, first, revoked = rows["ws001"]
+    assert (role, came, revoked) == ("participant", "true", "false")
     created = datetime.fromisoformat(hub.hub.api("/users/ws001")["created"])
     assert datetime.fromisoformat(first) == created  # the hub's record of the first sign-in
 

@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp import web
 
+from jupyterhub_workshop.service.app import WorkshopService
+
 from ..harness.browser import login, new_session
 from ..harness.faulty import FaultyProxy
 from ..harness.hub import wait_for
@@ -337,3 +339,73 @@ def test_the_service_restarted_catches_up_on_events_it_missed(tmp_path):
         assert rows["ws001"][2] == "user" and rows["ws002"][1:] == (None, None)
     finally:
         hub.stop()
+
+
+# the hub's shutdown: it stops its services, then its servers
+SHUTDOWN = re.compile(
+    r"^\[\w (?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) JupyterHub \w+:\d+\] "
+    r"(?P<what>Stopping service workshop|Cleaning up single-user servers)",
+    re.M,
+)
+
+
+async def test_a_hub_stopped_with_servers_running_ends_their_sessions_when_it_stopped(tmp_path):
+    """Stopping a hub stops its services, then its servers, with no server event for those: the
+    sessions end when the hub stopped, not when the service came back (an hour later on its
+    clock), and the node-hours of that hour are not billed."""
+    names = ["ws001", "ws002", "ws003"]
+    hub = ServiceHub(
+        tmp_path, {"cull_every": 2, "idle_timeout": 0, "users_per_node": 1}, hub_env={"TZ": "UTC"}
+    )
+    try:
+        hub.start()
+        start_servers(hub, names)
+        wait_for(
+            lambda: hub.query("SELECT max(running_servers) FROM workshop_samples")[0][0] == 3,
+            30,
+            message="a pass that counts the three servers",
+        )
+    finally:
+        hub.hub.stop()  # SIGTERM, as the demo's Ctrl-C or a pod's deletion
+    shutdown = {
+        m["what"]: datetime.strptime(m["at"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        for m in SHUTDOWN.finditer(hub.hub.log_text())
+    }
+    service_stopped, cleanup = (
+        shutdown["Stopping service workshop"],
+        shutdown["Cleaning up single-user servers"],
+    )
+    # back later, without the managed service: the one in this test comes back on a clock
+    # moved one hour on
+    hub.hub.config_text += """
+c.JupyterHub.services = [s for s in c.JupyterHub.services if s["name"] != "workshop"]
+c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if r["name"] not in ("workshop-service", "user")]
+"""
+    service = WorkshopService()
+    try:
+        hub.hub.start()
+        service.initialize(
+            [
+                "--config",
+                str(hub.service_config),
+                f"--WorkshopService.api_url={hub.url}/hub/api",
+                f"--WorkshopService.api_token={hub.hub.api_token}",
+            ]
+        )
+        try:
+            await service.culler.run_pass(now=cleanup + timedelta(hours=1))
+            node_hours = service.culler.node_hours()
+        finally:
+            service.hub.close()
+            service.store.close()
+    finally:
+        hub.stop()
+    rows = hub.query(
+        "SELECT username, started, stopped, stop_reason FROM workshop_sessions ORDER BY username"
+    )
+    assert [(user, reason) for user, _, _, reason in rows] == [(name, "unknown") for name in names]
+    for user, _, stopped, _ in rows:
+        # the service noted them running as the hub stopped it, just before the hub stopped them
+        assert service_stopped <= parse(stopped) <= cleanup, (user, stopped, shutdown)
+    first = min(parse(started) for _, started, _, _ in rows)
+    assert 0 < node_hours <= 3 * (cleanup - first).total_seconds() / 3600

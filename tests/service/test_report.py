@@ -135,7 +135,7 @@ def test_a_known_three_day_event_gives_the_numbers_computed_by_hand(store):
         {"idle": 0, "night": 0, "max-age": 0, "closed": 0},
         {"idle": 0, "night": 1, "max-age": 1, "closed": 0},
     ]
-    rows = {row.role: (row.issued, row.used, row.never_used, row.revoked) for row in report.cards}
+    rows = {row.role: (row.issued, row.signed_in, row.never_signed_in, row.revoked) for row in report.cards}
     assert rows == {"participant": (9, 6, 3, 1), "instructor": (2, 0, 2, 0), "all": (11, 6, 5, 1)}
     assert report.schedule_span == (at(13, "0:00").date(), at(15, "0:00").date())
 

@@ -169,7 +169,7 @@ def write_first_release_database(url: str) -> None:
 def test_head_is_the_newest_migration_script():
     scripts = ScriptDirectory(str(schema.MIGRATIONS))
     assert scripts.get_current_head() == schema.HEAD
-    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == ["0001", "0002", "0003"]
+    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == ["0001", "0002", "0003", "0004"]
 
 
 def created_on(dialect: str):
@@ -224,9 +224,11 @@ def test_a_database_of_the_first_release_is_upgraded_with_its_records(db_url):
         # the new parts work on the upgraded database
         store.record_sample(T0 + timedelta(minutes=1), 1, 1, 2, 4)
         assert max(running for _, (_, running) in store.sample_peaks(10)) == 4
+        # ws003's server was last known to run at the last pass before the upgrade (the last
+        # sample): gone when the service comes back two hours later, it ends there
         store.record_cull(T0, "ws003", "gpu", "max-age", False, sent=T0)
         [closed] = store.reconcile([], set(), T0 + timedelta(hours=2), "unknown")
-        assert closed.reason == "max-age"
+        assert (closed.reason, closed.stopped) == ("max-age", T0)
         assert store.culls_by_reason() == {"idle": 1, "night": 1, "max-age": 1}
     with UsageStore(db_url) as again:  # at the head: nothing to do
         assert len(list(again.iter_sessions())) == 3
@@ -373,5 +375,6 @@ def test_the_package_ships_its_migrations(tmp_path):
         "versions/0001_baseline.py",
         "versions/0002_events_and_culls.py",
         "versions/0003_downloads.py",
+        "versions/0004_sessions_seen.py",
     } <= expected
     assert expected <= shipped

@@ -23,6 +23,7 @@ from jupyterhub_workshop.service.store import (
     ListedServer,
     SessionRow,
     UsageStore,
+    last_known_running,
     normalize_url,
 )
 from jupyterhub_workshop.usage_accounting import NodeHours
@@ -256,10 +257,67 @@ def test_reconcile_opens_fills_profiles_and_closes_what_is_gone(store):
     rows = {r.user: r for r in store.iter_sessions()}
     assert (rows["a"].started, rows["a"].profile) == (T0, "large")  # the event's start is kept
     assert (rows["b"].started, rows["b"].profile) == (T0 + timedelta(seconds=20), "small")
-    assert rows["c"].started == now and rows["gone"].stopped == now
+    assert rows["c"].started == now
+    assert rows["gone"].stopped == T0  # nobody saw it stop: at the last moment it was known to run
     assert store.reconcile(running, present, now, "unknown") == []  # idempotent
     with pytest.raises(ValueError):
         store.reconcile([], set(), now, "bored")
+
+
+def test_a_stop_nobody_saw_ends_a_session_when_it_was_last_known_to_run(store):
+    store.apply_server_events([ServerEvent(T0, "start", s, "") for s in ("a", "b", "c", "d", "e")])
+    listed = [ListedServer(s, "", None, T0) for s in ("a", "b", "c", "d", "e")]
+    everyone = {(s, "") for s in ("a", "b", "c", "d", "e")}
+    store.reconcile(listed, everyone, T0 + timedelta(minutes=1), "unknown")  # a pass lists them
+    store.reconcile(listed[1:], everyone - {("a", "")}, T0 + timedelta(minutes=2), "unknown")
+    store.record_cull(T0, "d", "", "idle", False, sent=T0 + timedelta(minutes=2, seconds=5))
+    store.seen_running(T0 + timedelta(minutes=2, seconds=30))  # the service stops, b..e running
+    store.seen_running(T0 + timedelta(minutes=2))  # an earlier moment changes nothing
+    # back an hour later: b and d went meanwhile; without events a pass finding e gone is its stop
+    back = T0 + timedelta(hours=1)
+    store.reconcile([listed[2]], {("c", "")} | {("e", "")}, back, "unknown")
+    store.reconcile([listed[2]], {("c", "")}, back + timedelta(minutes=1), "user")
+    rows = {r.user: (r.stopped, r.stop_reason) for r in store.iter_sessions()}
+    assert rows == {
+        "a": (T0 + timedelta(minutes=1), "unknown"),  # its last pass
+        "b": (T0 + timedelta(minutes=2, seconds=30), "unknown"),  # when the service stopped
+        "c": (None, None),
+        "d": (T0 + timedelta(minutes=2, seconds=30), "idle"),
+        "e": (back + timedelta(minutes=1), "user"),
+    }
+    with store.engine.connect() as conn:
+        [seen] = conn.execute(sa.text("SELECT seen FROM workshop_sessions WHERE username = 'c'")).one()
+    assert seen is not None
+
+
+def test_a_server_started_during_the_listing_is_not_gone(store):
+    # the listing began at T0+20s; b's start event, read after it, is not in it
+    store.apply_server_events(
+        [ServerEvent(T0, "start", "a", ""), ServerEvent(T0 + timedelta(seconds=30), "start", "b", "")]
+    )
+    [closed] = store.reconcile([], set(), T0 + timedelta(minutes=1), "unknown", T0 + timedelta(seconds=20))
+    assert closed.user == "a"
+    assert [s.user for s in store.open_sessions()] == ["b"]
+
+
+def test_the_records_know_until_the_last_pass_event_or_stop(store):
+    assert store.last_known() is None
+    store.apply_server_events([ServerEvent(T0, "start", "a", ""), ServerEvent(T0, "start", "b", "")])
+    assert store.last_known() == T0
+    store.record_sample(T0 + timedelta(minutes=1), 2, 2)
+    assert store.last_known() == T0 + timedelta(minutes=1)
+    store.apply_server_events([ServerEvent(T0 + timedelta(minutes=1, seconds=20), "stop", "b", "")])
+    assert store.last_known() == T0 + timedelta(minutes=1, seconds=20)
+    store.seen_running(T0 + timedelta(minutes=1, seconds=40))  # the service stops, a still running
+    assert store.last_known() == T0 + timedelta(minutes=1, seconds=40)
+
+
+def test_last_known_running_is_the_latest_of_what_is_known():
+    assert last_known_running(T0, None, None) == T0
+    later = T0 + timedelta(minutes=3)
+    assert last_known_running(T0, later, None) == later
+    assert last_known_running(T0, later, T0 + timedelta(minutes=4)) == T0 + timedelta(minutes=4)
+    assert last_known_running(later, T0, None) == later  # never before its start
 
 
 def test_a_close_never_goes_before_its_start(store):

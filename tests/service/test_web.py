@@ -216,10 +216,10 @@ def test_every_table_cell_is_labelled_with_its_column_and_the_hint_breaks_only_a
             {
                 "role": "participant",
                 "issued": 4,
-                "used": 3,
+                "signed_in": 3,
                 "first_sign_in": NOW,
                 "last_first_sign_in": NOW,
-                "never_used": 1,
+                "never_signed_in": 1,
                 "revoked": 0,
             }
         ],

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ...schedule import DEFAULT_LEAD
-from ...usage_accounting import read_usage_csv, usage_totals
+from ...usage_accounting import read_usage_export, usage_totals
 from .catalogue import Catalogue, NodeType, load_catalogue
 from .errors import PlanError
 from .overheads import DEFAULT_DAEMONSET_CPU, DEFAULT_HUB_CPU, OverheadSettings
@@ -30,7 +30,7 @@ from .render import (
     plan_table,
     usage_table,
 )
-from .schedule import blocks_of, read_schedule
+from .schedule import EXAMPLE, blocks_of, read_schedule
 from .sizing import (
     DEFAULT_GUARANTEE_HEADROOM_PERCENT,
     DEFAULT_HEADROOM_PERCENT,
@@ -154,8 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="the workshop's schedule, YAML or JSON, as the workshop service and the chart's "
-        "workshop.schedule take it: {timeZone, from, until, expected, sessions: [{days, start, end}]}; "
-        "nodes are assumed scaled down between sessions and pre-warmed before each",
+        "workshop.schedule take it: {timeZone, from, until, expected, sessions: [{days, start, end}]} "
+        "(see --schedule-example), or a Helm values file with workshop.schedule; nodes are assumed "
+        "scaled down between sessions and pre-warmed before each",
+    )
+    when.add_argument(
+        "--schedule-example",
+        action="store_true",
+        help="print an example schedule file to start from (e.g. > schedule.yaml) and exit",
     )
     when.add_argument(
         "--lead",
@@ -208,8 +214,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     after.add_argument(
         "--from-usage",
         type=Path,
-        metavar="USAGE_CSV",
-        help="actual node-hours and cost from `usage export` CSV (user,server,profile,started,stopped,...)",
+        metavar="USAGE_EXPORT",
+        help="actual node-hours and cost from a usage export, CSV or JSON (`usage export` or the admin "
+        "page's): sessions still open count until the export was taken",
     )
     after.add_argument(
         "--users-per-node",
@@ -289,7 +296,7 @@ def overheads_from_args(args) -> OverheadSettings:
 
 def usage_report(args, catalogue: Catalogue) -> dict:
     """``--from-usage``: the usage totals, with the users per node and the price they were counted with."""
-    sessions = read_usage_csv(args.from_usage)
+    export = read_usage_export(args.from_usage)
     node = None
     if args.users_per_node is not None:
         k = args.users_per_node
@@ -306,9 +313,11 @@ def usage_report(args, catalogue: Catalogue) -> dict:
         price, currency = node.price, node.currency
     else:
         price, currency = args.price, args.currency or "USD"
-    report = usage_totals(sessions, k)
+    # sessions still open when the export was taken ran at least until then
+    report = usage_totals(export.sessions, k, until=export.exported)
     report.update(
         file=str(args.from_usage),
+        exported=None if export.exported is None else export.exported.isoformat(),
         users_per_node=k,
         node=node.name if node else None,
         price=price,
@@ -331,9 +340,15 @@ def run(args, out=None) -> int:
         out.write(json.dumps(report, indent=2) + "\n" if args.format == "json" else usage_table(report))
         return 0
 
-    blocks = (
-        blocks_of(read_schedule(args.schedule), args.users, str(args.schedule)) if args.schedule else None
-    )
+    if args.schedule_example:
+        out.write(EXAMPLE.read_text(encoding="utf-8"))
+        return 0
+    blocks = None
+    if args.schedule:
+        notes: list[str] = []
+        blocks = blocks_of(read_schedule(args.schedule, notes), args.users, str(args.schedule))
+        for note in notes:  # on standard error: the JSON output stays JSON
+            print(f"note: {note}", file=sys.stderr)
     users = args.users if args.users is not None else max((b.users for b in blocks or ()), default=None)
     measured = measured_from_args(args) if args.from_loadtest else None
     memory, memory_limit, cpu = args.memory, args.memory_limit, args.cpu

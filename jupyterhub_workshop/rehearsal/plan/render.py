@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...spawn_limits import SpawnLimits
+from ...spawn_limits import BURST_MARGIN, MIN_CONCURRENT, SpawnLimits
 from .catalogue import Catalogue
 from .quantities import GIB, chart_memory, format_cpu, format_memory
 from .sizing import Measured, Plan
@@ -10,6 +10,14 @@ from .sizing import Measured, Plan
 
 def _r(x: float) -> float:
     return round(x, 4)
+
+
+def _hours(x: float) -> str:
+    """Hours and node-hours for people: one decimal (730.7, not 730.667); an amount too small
+    to show as 0.1 says so rather than 0.0."""
+    if 0 < x < 0.05:
+        return "< 0.1"
+    return f"{x:,.1f}"
 
 
 def _cpu_memory(cpu: float, memory: int) -> dict:
@@ -90,6 +98,7 @@ def limits_json(limits: SpawnLimits) -> dict:
         "arrivals_per_minute": _r(limits.arrivals_per_minute),
         "spawn_seconds": _r(limits.spawn_seconds),
         "pending_at_once": _r(limits.pending_at_once),
+        "concurrent_from": limits.concurrent_from,
     }
 
 
@@ -153,12 +162,14 @@ def plan_table(plan: Plan) -> str:
             ("nodes for the users", str(plan.nodes_for_users)),
             ("placeholders for arrivals", f"{plan.placeholders} ({headroom})"),
             ("nodes", str(plan.nodes)),
-            ("hours", f"{_r(plan.hours):g}" + (" (schedule)" if plan.schedule else "")),
+            ("hours", _hours(plan.hours) + (" (schedule)" if plan.schedule else "")),
             (
                 "node-hours",
-                f"{_r(plan.node_hours):g}"
+                _hours(plan.node_hours)
                 + (
-                    f" (of which pre-warm {_r(plan.prewarm_node_hours):g})" if plan.prewarm_node_hours else ""
+                    f" (of which pre-warm {_hours(plan.prewarm_node_hours)})"
+                    if plan.prewarm_node_hours
+                    else ""
                 ),
             ),
             ("cost", _money(plan.cost, n.currency)),
@@ -175,11 +186,11 @@ def plan_table(plan: Plan) -> str:
                     b.block.users,
                     b.placeholders,
                     b.nodes,
-                    f"{_r(b.block.hours):g}",
+                    _hours(b.block.hours),
                     f"{b.prewarm_placeholders} from {b.prewarm_from:%H:%M}"
                     if b.prewarm_placeholders
                     else "-",
-                    f"{_r(b.node_hours):g}",
+                    _hours(b.node_hours),
                 )
                 for b in plan.schedule
             ],
@@ -194,14 +205,23 @@ def plan_table(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _limits_table(limits: SpawnLimits) -> list[str]:
+def concurrent_why(limits: SpawnLimits) -> str:
+    """Where the concurrent spawn limit comes from, in words (the table's "from" column)."""
     why = (
         f"{_r(limits.arrivals_per_minute):g} arrivals/min x {limits.spawn_seconds:g} s per spawn = "
-        f"{_r(limits.pending_at_once):g} pending at once"
+        f"{_r(limits.pending_at_once):g} pending at once, x{BURST_MARGIN:g} for bursts"
     )
+    if limits.concurrent_from == "people":
+        return f"{why} = {limits.burst_spawns}, capped at the {limits.people} users (no more can be pending)"
+    if limits.concurrent_from == "minimum":
+        return f"{why} = {limits.burst_spawns}, raised to the minimum of {MIN_CONCURRENT}"
+    return why
+
+
+def _limits_table(limits: SpawnLimits) -> list[str]:
     return _table(
         [
-            ("hub.concurrentSpawnLimit", str(limits.concurrent_spawn_limit), f"{why}, x2 for bursts"),
+            ("hub.concurrentSpawnLimit", str(limits.concurrent_spawn_limit), concurrent_why(limits)),
             ("hub.activeServerLimit", str(limits.active_server_limit), "what the planned nodes hold"),
             ("singleuser.startTimeout", f"{limits.start_timeout}", "seconds: a spawn's time + 2 min"),
             ("Spawner.http_timeout", f"{limits.http_timeout}", "seconds: twice a pod's start, at least 60"),
@@ -214,11 +234,18 @@ def _limits_table(limits: SpawnLimits) -> list[str]:
 def usage_table(report: dict) -> str:
     """``plan --from-usage``: the report the command line puts together (see :mod:`.cli`)."""
     lines = [f"Usage from {report['file']}: {report['first'] or '-'} to {report['last'] or '-'}", ""]
+    if report.get("exported"):
+        still_open = f"{report['open_sessions']} still open, counted to the export at {report['exported']}"
+    else:
+        still_open = (
+            f"{report['open_sessions']} still open, counted to the last time in the file: the export "
+            "does not say when it was taken"
+        )
     lines += _table(
         [
-            ("sessions", f"{report['sessions']} ({report['open_sessions']} still open, counted to the end)"),
+            ("sessions", f"{report['sessions']}" + (f" ({still_open})" if report["open_sessions"] else "")),
             ("users", str(report["users"])),
-            ("server-hours", f"{report['server_hours']:g}"),
+            ("server-hours", _hours(report["server_hours"])),
             (
                 "peak servers",
                 f"{report['peak_servers']}" + (f" at {report['peak_at']}" if report["peak_at"] else ""),
@@ -228,7 +255,7 @@ def usage_table(report: dict) -> str:
                 f"{report['users_per_node']}" + (f" ({report['node']})" if report.get("node") else ""),
             ),
             ("peak nodes", str(report["peak_nodes"])),
-            ("node-hours", f"{report['node_hours']:g}"),
+            ("node-hours", _hours(report["node_hours"])),
             ("cost", _money(report["cost"], report["currency"])),
         ],
         left=(0, 1),
