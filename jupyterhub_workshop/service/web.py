@@ -548,7 +548,7 @@ class ReportHandler(ServiceHandler):
         try:
             cards, note = (
                 await self.attendance_uses(LIVE_TIMEOUT),
-                "Cards used: signed in at least once (the hub's users).",
+                "Cards signed in: the hub has their user (an admin it made at its start counts once seen active).",
             )
         except web.HTTPError as e:
             cards, note = None, e.log_message
