@@ -498,6 +498,8 @@ class MetricsHandler(web.RequestHandler):
 
 
 def make_app(service) -> web.Application:
+    from .desk_web import desk_routes
+
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{service.service_name}/")
     loader = jinja2.ChoiceLoader(
         [
@@ -513,6 +515,7 @@ def make_app(service) -> web.Application:
             (prefix + r"usage\.(csv|json)", ExportHandler),
             (prefix + r"attendance\.csv", AttendanceHandler),
             (prefix + "metrics", MetricsHandler),
+            *desk_routes(prefix),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ],
         hub_auth=hub_auth,
