@@ -96,8 +96,10 @@ def check_change(
 
 
 def late_batch(book: AccountBook, how_many: int, valid_until: datetime | None, now: datetime) -> Batch:
-    """N participant cards like the first ones: their prefix, their shared window (or a new
-    end), numbered after the highest; DeskRefusal saying what is wrong."""
+    """N participant cards like the first ones: their prefix followed by ``late`` (``ws`` gives
+    ``wslate001``...: the organizer's next ``credentials add`` numbers ``ws`` cards and never
+    makes one of the desk's names), their shared window (or a new end), numbered after the
+    highest; DeskRefusal saying what is wrong."""
     if how_many < 1:
         raise DeskRefusal("Give a number of late cards: at least 1.")
     if how_many > MAX_LATE_CARDS:
@@ -106,7 +108,7 @@ def late_batch(book: AccountBook, how_many: int, valid_until: datetime | None, n
     stems = collections.Counter(re.sub(r"\d+$", "", a.username) for a in participants)
     if not stems:
         raise DeskRefusal("There are no participant cards to follow; generate cards with the CLI first.")
-    prefix = stems.most_common(1)[0][0]
+    prefix = stems.most_common(1)[0][0] + "late"
     windows = collections.Counter((a.valid_from, a.valid_until) for a in participants)
     valid_from, shared_until = windows.most_common(1)[0][0]
     valid_until = valid_until or shared_until

@@ -51,7 +51,7 @@ def test_late_cards_follow_the_first_ones():
         + [INSTRUCTOR]
     )
     batch = late_batch(book, 2, None, NOW)
-    assert (batch.prefix, batch.participants, batch.valid_from, batch.valid_until) == ("ws", 2, NOW, end)
+    assert (batch.prefix, batch.participants, batch.valid_from, batch.valid_until) == ("wslate", 2, NOW, end)
     assert late_batch(book, 1, end + timedelta(hours=1), NOW).valid_until == end + timedelta(hours=1)
     for how_many, until, message in [
         (0, None, "at least 1"),

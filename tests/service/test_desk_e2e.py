@@ -11,7 +11,9 @@ import time
 import pytest
 from yarl import URL
 
+from jupyterhub_workshop.cli import main as cli
 from jupyterhub_workshop.login.accounts import load_accounts
+from jupyterhub_workshop.login.printing import read_cards_csv
 
 from ..harness.browser import login, new_session
 from ..harness.hub import poll
@@ -85,6 +87,7 @@ async def test_admin_reissues_a_card_once_and_only_the_new_password_works(desk_h
         assert headers["Cache-Control"] == "no-store"
         assert 'http-equiv="refresh"' in page
         [password] = PASSWORD.findall(page)
+        hub.reissued = password
         assert "ws001" in page and password != hub.cards["ws001"].password
         # a double submit does nothing more
         status, _, again = await do(admin, hub, token, **fields)
@@ -160,13 +163,16 @@ async def test_late_cards_are_added_like_the_first_ones_and_sign_in(desk_hub):
         status, headers, page = await do(admin, hub, token, **fields)
         assert status == 200 and headers["Cache-Control"] == "no-store"
         passwords = PASSWORD.findall(page)
-        assert len(passwords) == 2 and "ws005" in page and "ws006" in page
+        hub.late = passwords
+        assert len(passwords) == 2 and "wslate001" in page and "wslate002" in page
 
         async def both_in():
-            return await can_login(hub, "ws005", passwords[0]) and await can_login(hub, "ws006", passwords[1])
+            return await can_login(hub, "wslate001", passwords[0]) and await can_login(
+                hub, "wslate002", passwords[1]
+            )
 
         await poll(both_in, 30, message="the late cards to sign in")
-        assert audit(hub)[-1] == ("ws004", "add", "ws005 ws006")
+        assert audit(hub)[-1] == ("ws004", "add", "wslate001 wslate002")
     finally:
         await admin.close()
 
@@ -235,3 +241,26 @@ async def test_audit_csv_holds_every_action(desk_hub):
         await admin.close()
     assert [(row["staff"], row["action"], row["cards"]) for row in rows] == list(reversed(audit(hub)))
     assert all(row["at"] for row in rows)
+
+
+async def test_a_restart_and_the_organizers_next_credentials_run_undo_nothing(desk_hub):
+    hub = desk_hub
+    cards_dir = hub.root / "cards"
+    # the organizer's next runs, with their copy from before the desk: a late batch, a revoke
+    assert cli(["credentials", "add", "--count", "1", "--prefix", "ws", "--out", str(cards_dir)]) == 0
+    assert cli(["credentials", "revoke", "--accounts", str(cards_dir / "accounts.yaml"), "ws003"]) == 0
+    hub.hub.stop()
+    hub.hub.start()
+    organizers = read_cards_csv(cards_dir / "cards.csv")[-1]
+    assert organizers.username == "ws005"
+
+    async def as_the_desk_left_it():
+        return (
+            await can_login(hub, "ws001", hub.reissued)
+            and await can_login(hub, "wslate001", hub.late[0])
+            and await can_login(hub, "ws005", organizers.password)
+        )
+
+    await poll(as_the_desk_left_it, 30, message="the desk's cards after the restart")
+    assert not await can_login(hub, "ws001", hub.cards["ws001"].password)
+    assert not await can_login(hub, "ws003", hub.cards["ws003"].password)
