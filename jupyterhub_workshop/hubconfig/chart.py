@@ -32,6 +32,7 @@ from .services import install_server_events, night_warning, workshop_roles, work
 SERVICE_NAME = "workshop"
 SERVICE_CONFIG_NAME = "workshop-service.json"
 EVENTS_FILE_NAME = "workshop-events.jsonl"
+DESK_FILE_NAME = "accounts-desk.yaml"
 PREWARM_DEPLOYMENT = "workshop-prewarm"  # the chart's placeholder Deployment (wiring.prewarmDeployment)
 # where a pod finds the Kubernetes API (in-cluster configuration)
 KUBERNETES_ENV = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
@@ -107,6 +108,17 @@ def configure(
     _configure_spawn_limits(c, settings, wiring)
 
 
+def desk_file_for(wiring: Mapping) -> Path:
+    """The card desk's file: ``wiring.deskFile`` if the chart names one, else on the hub's own
+    volume beside the SQLite file (``/srv/jupyterhub``), where the authenticator (the hub) and the
+    managed service (in the hub container) both reach it and a ``helm upgrade`` keeps it — not
+    in the accounts Secret, which the organizer's next upgrade replaces."""
+    if wiring.get("deskFile"):
+        return Path(wiring["deskFile"])
+    sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
+    return Path(sqlite_url.split(":///", 1)[-1]).parent / DESK_FILE_NAME
+
+
 def events_file_for(wiring: Mapping) -> Path:
     """Where the hub writes its server events for the service: ``wiring.eventsFile`` if the
     chart names one, else beside the SQLite file the chart names (``/srv/jupyterhub``, the
@@ -132,6 +144,7 @@ def _given(mapping: Mapping) -> dict:
 def _configure_login(c, settings: Mapping, wiring: Mapping) -> None:
     c.JupyterHub.authenticator_class = "workshop"
     c.WorkshopAuthenticator.accounts_file = wiring["accountsFile"]
+    c.WorkshopAuthenticator.desk_file = str(desk_file_for(wiring))
     if settings.get("title"):
         c.WorkshopAuthenticator.workshop_title = settings["title"]
     if settings.get("loginHint"):
@@ -273,6 +286,8 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
         "price_per_node_hour": service.get("pricePerNodeHour"),
         "currency": service.get("currency"),
         "accounts_file": wiring["accountsFile"],  # the attendance's cards, the authenticator's file
+        "desk_file": str(desk_file_for(wiring)),  # the card desk writes it, the authenticator merges it
+        "card_desk_groups": service.get("cardDeskGroups"),
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]
