@@ -234,6 +234,9 @@ async def test_audit_csv_holds_every_action(desk_hub):
     hub = desk_hub
     admin = await signed_in(hub, "ws004")
     try:
+        async with admin.get(hub.service_url) as r:
+            page = await r.text()
+            assert 'id="desk-link"' in page and 'id="admin-desk-find"' in page  # the admin page's way in
         async with admin.get(hub.service_url + "audit.csv") as r:
             assert r.status == 200
             rows = list(csv.DictReader(io.StringIO(await r.text())))
