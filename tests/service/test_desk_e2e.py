@@ -19,7 +19,7 @@ from ..harness.browser import login, new_session
 from ..harness.hub import poll
 from .test_e2e import ServiceHub, accounts_file
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.jh55]
 
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 TOKEN = re.compile(r'name="confirm" value="([^"]+)"')
