@@ -402,11 +402,19 @@ class WorkshopAuthenticator(Authenticator):
                 continue
             if spawner.pending == "stop":
                 continue
+            # as the hub's own stop does: the server is "pending stop" meanwhile, so a sign-in
+            # with the new password that asks for a server waits for this stop, not races it
+            spawner._stop_pending = True
             try:
-                await app.proxy.delete_user(user, server_name)
-            except Exception:
-                self.log.exception("Could not remove %s's server %r from the proxy", username, server_name)
-            await user.stop(server_name)
+                try:
+                    await app.proxy.delete_user(user, server_name)
+                except Exception:
+                    self.log.exception(
+                        "Could not remove %s's server %r from the proxy", username, server_name
+                    )
+                await user.stop(server_name)
+            finally:
+                spawner._stop_pending = False
             stopped.append(server_name or "default")
         self.log.info(
             "Ended every session of workshop account %s (cookies, tokens%s)",
