@@ -297,6 +297,7 @@ class WorkshopAuthenticator(Authenticator):
         self.accounts: AccountBook = self._load_books()
         self._signature = self._signatures()
         self._reload_lock = asyncio.Lock()
+        self._stopping: set[asyncio.Task] = set()  # servers of changed cards being stopped
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, self.hash_threads),
             thread_name_prefix="workshop-hash",
@@ -369,11 +370,28 @@ class WorkshopAuthenticator(Authenticator):
             self.log.info("Reloaded workshop accounts: %s", accounts.summary())
             ended = overlay.changed_cards(before, accounts, now_utc())
         if ended and self.end_sessions:
+            # every account's logins and tokens first (instant), then all their servers at once:
+            # a `credentials generate --force` changes every card, and no one waits for a stop
+            users = []
             for name in ended:
                 try:
-                    await self.end_sessions_of(name)
+                    user = self._end_logins(name)
                 except Exception:
-                    self.log.exception("Could not end every session of %s", name)
+                    self.log.exception("Could not end the logins of %s", name)
+                    continue
+                if user is not None:
+                    users.append(user)
+            if users:
+                # in the background: a sign-in that noticed the change does not wait for stops
+                task = asyncio.ensure_future(self._stop_all(users))
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
+
+    async def _stop_all(self, users) -> None:
+        results = await asyncio.gather(*(self._stop_servers(u) for u in users), return_exceptions=True)
+        for user, result in zip(users, results):
+            if isinstance(result, BaseException):
+                self.log.error("Could not stop every server of %s: %r", user.name, result)
 
     async def end_sessions_of(self, username: str) -> None:
         """End what ``username`` holds in the hub: login cookies, tokens, servers.
@@ -384,11 +402,18 @@ class WorkshopAuthenticator(Authenticator):
         stopped: a single-user server trusts a token it has checked for ``cache_max_age``, so
         only stopping it ends a finder's access at once; the home stays for the owner.
         """
+        user = self._end_logins(username)
+        if user is not None:
+            await self._stop_servers(user)
+
+    def _end_logins(self, username: str):
+        """A new ``cookie_id`` and no tokens for ``username``; the hub's User, or None if the
+        hub has never seen the name."""
         app = self.parent
         users = getattr(app, "users", None)
         user = users.get(username) if users is not None else None
         if user is None:
-            return  # never signed in: nothing to end
+            return None  # never signed in: nothing to end
         from jupyterhub.utils import new_token
 
         db = app.db
@@ -396,11 +421,20 @@ class WorkshopAuthenticator(Authenticator):
         for token in list(user.orm_user.api_tokens):  # OAuth, API and the servers' own tokens
             db.delete(token)
         db.commit()
+        self.log.info("Signed out workshop account %s everywhere (cookies, tokens)", username)
+        return user
+
+    async def _stop_servers(self, user) -> None:
+        """Take ``user``'s servers off the proxy and stop them (a starting one once it started)."""
+        app = self.parent
         stopped = []
         for server_name, spawner in list(user.spawners.items()):
-            if not (spawner.active or spawner.pending):
-                continue
-            if spawner.pending == "stop":
+            if spawner.pending == "spawn" and spawner._spawn_future is not None:
+                try:  # the hub cannot stop a server half-way through its start
+                    await asyncio.wait_for(asyncio.shield(spawner._spawn_future), 300)
+                except Exception:
+                    pass
+            if not spawner.active or spawner.pending:
                 continue
             # as the hub's own stop does: the server is "pending stop" meanwhile, so a sign-in
             # with the new password that asks for a server waits for this stop, not races it
@@ -410,17 +444,14 @@ class WorkshopAuthenticator(Authenticator):
                     await app.proxy.delete_user(user, server_name)
                 except Exception:
                     self.log.exception(
-                        "Could not remove %s's server %r from the proxy", username, server_name
+                        "Could not remove %s's server %r from the proxy", user.name, server_name
                     )
                 await user.stop(server_name)
             finally:
                 spawner._stop_pending = False
             stopped.append(server_name or "default")
-        self.log.info(
-            "Ended every session of workshop account %s (cookies, tokens%s)",
-            username,
-            f", servers: {', '.join(stopped)}" if stopped else "",
-        )
+        if stopped:
+            self.log.info("Stopped the servers of workshop account %s: %s", user.name, ", ".join(stopped))
 
     def _usable_account(self, username: str):
         account = self.accounts.get(username)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import re
 import secrets
 import time
@@ -185,8 +186,6 @@ class Desk:
         self.lock = asyncio.Lock()
 
     def books(self) -> tuple[AccountBook, AccountBook]:
-        import os
-
         file_book = load_accounts(self.accounts_file)
         desk_book = load_accounts(self.desk_file) if os.path.exists(self.desk_file) else AccountBook()
         return file_book, desk_book

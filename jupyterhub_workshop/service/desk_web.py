@@ -19,6 +19,7 @@ import io
 
 from tornado import web
 
+from ..login import overlay
 from ..login.accounts import AccountsFileError
 from ..login.printing import cards_html
 from ..times import now_utc, parse_typed_time
@@ -88,8 +89,6 @@ class DeskHandler(ServiceHandler):
     async def vet(self, staff: Staff, action: str, username: str, how_many: int, until: str):
         """Refuse (HTTP error, nothing changed) what may not or cannot be done."""
         file_book, desk_book = await self.books()
-        from ..login import overlay
-
         merged = overlay.merge(file_book, desk_book)
         card = merged.get(username) if action != "add" else None
         why = may_act(staff, self.service.card_desk_groups, card, action)
@@ -115,8 +114,6 @@ class DeskPageHandler(DeskHandler):
         staff = self.staff()
         self.no_store()
         file_book, desk_book = await self.books()
-        from ..login import overlay
-
         merged = overlay.merge(file_book, desk_book)
         wanted = self.get_query_argument("username", "").strip().lower()
         card = merged.get(wanted) if wanted else None
