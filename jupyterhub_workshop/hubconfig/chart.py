@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 
 from ..closing import DEFAULT_NOTICE_DAYS
+from ..login.overlay import DESK_FILE_NAME
 from ..schedule import Schedule
 from ..spawn_limits import SpawnLimits, spawn_limits
 from .services import (
@@ -115,6 +116,17 @@ def configure(
     _configure_spawn_limits(c, settings, wiring)
 
 
+def desk_file_for(wiring: Mapping) -> Path:
+    """The card desk's file: ``wiring.deskFile`` if the chart names one, else on the hub's own
+    volume beside the SQLite file (``/srv/jupyterhub``), where the authenticator (the hub) and the
+    managed service (in the hub container) both reach it and a ``helm upgrade`` keeps it — not
+    in the accounts Secret, which the organizer's next upgrade replaces."""
+    if wiring.get("deskFile"):
+        return Path(wiring["deskFile"])
+    sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
+    return Path(sqlite_url.split(":///", 1)[-1]).parent / DESK_FILE_NAME
+
+
 def events_file_for(wiring: Mapping) -> Path:
     """Where the hub writes its server events for the service: ``wiring.eventsFile`` if the
     chart names one, else beside the SQLite file the chart names (``/srv/jupyterhub``, the
@@ -149,6 +161,7 @@ def typed_time_text(value) -> str:
 def _configure_login(c, settings: Mapping, wiring: Mapping) -> None:
     c.JupyterHub.authenticator_class = "workshop"
     c.WorkshopAuthenticator.accounts_file = wiring["accountsFile"]
+    c.WorkshopAuthenticator.desk_file = str(desk_file_for(wiring))
     if settings.get("title"):
         c.WorkshopAuthenticator.workshop_title = settings["title"]
     if settings.get("loginHint"):
@@ -299,6 +312,8 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
         "accounts_file": wiring["accountsFile"],  # the attendance's cards, the authenticator's file
         "closing": typed_time_text(closing["at"]) if closing.get("at") else None,
         "closing_notice_days": closing.get("noticeDays") if closing.get("at") else None,
+        "desk_file": str(desk_file_for(wiring)),  # the card desk writes it, the authenticator merges it
+        "card_desk_groups": service.get("cardDeskGroups"),
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]

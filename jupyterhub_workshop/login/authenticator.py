@@ -31,6 +31,7 @@ from traitlets import Bool, Float, Integer, TraitError, Unicode, default, valida
 from ..closing import DEFAULT_MESSAGE, Closing, may_sign_in
 from ..times import now_utc
 from ..wording import count
+from . import overlay
 from .accounts import AccountBook, AccountsFileError, load_accounts
 from .admission import Admission
 from .passwords import dummy_verify, verify_password
@@ -140,6 +141,31 @@ class WorkshopAuthenticator(Authenticator):
         background check every ``accounts_reload_interval`` seconds); a file that fails validation on reload is
         logged and the last good accounts stay in force. An invalid file at start-up stops
         the hub with a message naming the file and line.
+        """,
+    ).tag(config=True)
+
+    desk_file = Unicode(
+        "",
+        help="""
+        Path of the card desk's file: what staff changed on the admin page's card desk
+        (reissued, revoked, restored and late cards), in the accounts file's format, written by
+        the workshop service and merged over ``accounts_file`` (the desk's new passwords win;
+        a card revoked in either file is revoked). Keep it on the hub's own volume, beside the
+        hub's database, so a restart or upgrade keeps it. Empty: no card desk. A missing file
+        is an empty desk.
+        """,
+    ).tag(config=True)
+
+    end_sessions = Bool(
+        True,
+        help="""
+        When a card that could sign in is revoked, reissued, removed or leaves its window
+        (noticed within ``accounts_reload_interval`` seconds of either file changing), end
+        everything the account holds at once: its login cookies (a new ``cookie_id``), its
+        API and OAuth tokens, and its servers (removed from the proxy and stopped; the home
+        and its files stay). Without this the hub's own ``auth_refresh_age`` and the
+        single-user servers' ``HubAuth.cache_max_age`` (300 s each) keep a lost card working
+        for minutes.
         """,
     ).tag(config=True)
 
@@ -300,9 +326,10 @@ class WorkshopAuthenticator(Authenticator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.accounts: AccountBook = load_accounts(self.accounts_file)
-        self._signature = _file_signature(self.accounts_file)
+        self.accounts: AccountBook = self._load_books()
+        self._signature = self._signatures()
         self._reload_lock = asyncio.Lock()
+        self._stopping: set[asyncio.Task] = set()  # servers of changed cards being stopped
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, self.hash_threads),
             thread_name_prefix="workshop-hash",
@@ -342,9 +369,20 @@ class WorkshopAuthenticator(Authenticator):
 
     # --- the accounts file ---------------------------------------------------------------
 
+    def _signatures(self):
+        return (_file_signature(self.accounts_file), self.desk_file and _file_signature(self.desk_file))
+
+    def _load_books(self) -> AccountBook:
+        """The organizer's accounts with the card desk's changes merged over them."""
+        book = load_accounts(self.accounts_file)
+        if self.desk_file and os.path.exists(self.desk_file):
+            book = overlay.merge(book, load_accounts(self.desk_file))
+        return book
+
     async def refresh_accounts(self) -> None:
-        """Reload the accounts file if it changed; keep the last good accounts on errors."""
-        signature = _file_signature(self.accounts_file)
+        """Reload the accounts file and the desk file if either changed; keep the last good
+        accounts on errors; end the sessions of cards that stopped working or changed password."""
+        signature = self._signatures()
         if signature == self._signature:
             return
         async with self._reload_lock:
@@ -352,9 +390,7 @@ class WorkshopAuthenticator(Authenticator):
                 return
             self._signature = signature  # do not re-parse a bad file until it changes again
             try:
-                accounts = await asyncio.get_running_loop().run_in_executor(
-                    None, load_accounts, self.accounts_file
-                )
+                accounts = await asyncio.get_running_loop().run_in_executor(None, self._load_books)
             except AccountsFileError as e:
                 self.log.error(
                     "Accounts file changed but is invalid; keeping the last good accounts (%s).\n%s",
@@ -362,8 +398,92 @@ class WorkshopAuthenticator(Authenticator):
                     e,
                 )
                 return
-            self.accounts = accounts
+            before, self.accounts = self.accounts, accounts
             self.log.info("Reloaded workshop accounts: %s", accounts.summary())
+            ended = overlay.changed_cards(before, accounts, now_utc())
+        if ended and self.end_sessions:
+            # every account's logins and tokens first (instant), then all their servers at once:
+            # a `credentials generate --force` changes every card, and no one waits for a stop
+            users = []
+            for name in ended:
+                try:
+                    user = self._end_logins(name)
+                except Exception:
+                    self.log.exception("Could not end the logins of %s", name)
+                    continue
+                if user is not None:
+                    users.append(user)
+            if users:
+                # in the background: a sign-in that noticed the change does not wait for stops
+                task = asyncio.ensure_future(self._stop_all(users))
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
+
+    async def _stop_all(self, users) -> None:
+        results = await asyncio.gather(*(self._stop_servers(u) for u in users), return_exceptions=True)
+        for user, result in zip(users, results):
+            if isinstance(result, BaseException):
+                self.log.error("Could not stop every server of %s: %r", user.name, result)
+
+    async def end_sessions_of(self, username: str) -> None:
+        """End what ``username`` holds in the hub: login cookies, tokens, servers.
+
+        The login cookie names the user's ``cookie_id``: a new one signs out every browser at
+        once. OAuth tokens (what single-user servers accepted) and API tokens are deleted. The
+        servers are taken off the proxy first (no request reaches them from then on) and then
+        stopped: a single-user server trusts a token it has checked for ``cache_max_age``, so
+        only stopping it ends a finder's access at once; the home stays for the owner.
+        """
+        user = self._end_logins(username)
+        if user is not None:
+            await self._stop_servers(user)
+
+    def _end_logins(self, username: str):
+        """A new ``cookie_id`` and no tokens for ``username``; the hub's User, or None if the
+        hub has never seen the name."""
+        app = self.parent
+        users = getattr(app, "users", None)
+        user = users.get(username) if users is not None else None
+        if user is None:
+            return None  # never signed in: nothing to end
+        from jupyterhub.utils import new_token
+
+        db = app.db
+        user.orm_user.cookie_id = new_token()
+        for token in list(user.orm_user.api_tokens):  # OAuth, API and the servers' own tokens
+            db.delete(token)
+        db.commit()
+        self.log.info("Signed out workshop account %s everywhere (cookies, tokens)", username)
+        return user
+
+    async def _stop_servers(self, user) -> None:
+        """Take ``user``'s servers off the proxy and stop them (a starting one once it started)."""
+        app = self.parent
+        stopped = []
+        for server_name, spawner in list(user.spawners.items()):
+            if spawner.pending == "spawn" and spawner._spawn_future is not None:
+                try:  # the hub cannot stop a server half-way through its start
+                    await asyncio.wait_for(asyncio.shield(spawner._spawn_future), 300)
+                except Exception:
+                    pass
+            if not spawner.active or spawner.pending:
+                continue
+            # as the hub's own stop does: the server is "pending stop" meanwhile, so a sign-in
+            # with the new password that asks for a server waits for this stop, not races it
+            spawner._stop_pending = True
+            try:
+                try:
+                    await app.proxy.delete_user(user, server_name)
+                except Exception:
+                    self.log.exception(
+                        "Could not remove %s's server %r from the proxy", user.name, server_name
+                    )
+                await user.stop(server_name)
+            finally:
+                spawner._stop_pending = False
+            stopped.append(server_name or "default")
+        if stopped:
+            self.log.info("Stopped the servers of workshop account %s: %s", user.name, ", ".join(stopped))
 
     def _usable_account(self, username: str):
         """The account if it may be signed in now: usable, and not a participant's after the

@@ -169,6 +169,32 @@ def add(
     return cards, added_html
 
 
+def show_merged(accounts_file: Path, desk_file: Path, export: Path | None) -> int:
+    """Print what the card desk changed over ``accounts_file``; write the merged book to
+    ``export`` if given."""
+    from . import overlay
+
+    book = load_accounts(accounts_file)
+    desk = load_accounts(desk_file) if Path(desk_file).exists() else AccountBook()
+    merged = overlay.merge(book, desk)
+    print(f"As the hub sees them: {merged.summary()}")
+    for name, account in merged.items():
+        before = book.get(name)
+        if before is None:
+            change = "added at the desk"
+        elif account.password_hash != before.password_hash:
+            change = "reissued at the desk (new password)"
+        elif account.revoked and not before.revoked:
+            change = "revoked at the desk"
+        else:
+            continue
+        print(f"  {name}: {change}{' (revoked)' if account.revoked and 'revoked' not in change else ''}")
+    if export:
+        save_accounts(export, merged.values(), merged.title, merged.hub_url)
+        print(f"Wrote the merged accounts to {export}")
+    return 0
+
+
 def keep_out_of_git(out: Path) -> None:
     """A ``.gitignore`` for the cards in ``out``, unless one is there already (then a warning if
     it does not mention them)."""
@@ -271,6 +297,25 @@ def add_arguments(parser, typed_time) -> None:
     back.add_argument("--accounts", required=True, type=Path, help="the accounts.yaml file")
     back.add_argument("usernames", nargs="+", help="revoked usernames to restore")
 
+    show = actions.add_parser(
+        "show",
+        help="the accounts as the hub sees them: the accounts file with the card desk's changes merged over it",
+    )
+    show.add_argument("--accounts", required=True, type=Path, help="the organizer's accounts.yaml file")
+    show.add_argument(
+        "--hub",
+        required=True,
+        type=Path,
+        metavar="DESK_FILE",
+        help="the hub's card desk file (WorkshopAuthenticator.desk_file, e.g. copied from the hub's volume)",
+    )
+    show.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the merged accounts to FILE (an accounts file: use it as your copy from now on)",
+    )
+
     check = actions.add_parser("check", help="validate an accounts file; exit 1 naming every bad line")
     check.add_argument("file", type=Path, help="the accounts.yaml file to check")
 
@@ -282,6 +327,8 @@ def run(args) -> int:
         book = load_accounts(args.file)
         print(f"{args.file}: OK, {book.summary()}")
         return 0
+    if args.action == "show":
+        return show_merged(args.accounts, args.hub, args.export)
     if args.action in ("revoke", "restore"):
         try:
             return revoke_or_restore(args.action, args.accounts, args.usernames)

@@ -23,6 +23,7 @@ from ..closing import Closing
 from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule
 from ..times import now_utc
 from .culler import Culler
+from .desk import Confirmations, Desk, RateLimit
 from .events import EventSpoolReader
 from .hub_api import HubAPI, HubAPIError
 from .metrics import WorkshopMetrics
@@ -141,6 +142,33 @@ class WorkshopService(Application):
         "",
         help="The workshop authenticator's accounts file (its accounts_file), read for the admin "
         "page's attendance and attendance.csv (empty: no attendance).",
+    ).tag(config=True)
+    desk_file = Unicode(
+        "",
+        help="""
+        The card desk's file (the authenticator's ``desk_file``): the service writes the desk's
+        reissued, revoked, restored and late cards there, the authenticator merges it over
+        ``accounts_file``. Needs ``accounts_file`` too. Empty: no card desk.
+        """,
+    ).tag(config=True)
+    card_desk_groups = List(
+        Unicode(),
+        ["instructors"],
+        help="""
+        Groups whose members may use the card desk for participant cards (hub admins may use it
+        for every card: an instructor's card is an admin account).
+        """,
+    ).tag(config=True)
+    desk_actions_per_minute = Integer(
+        20, min=1, help="Card desk actions one staff member may do in any minute (more get 429)."
+    ).tag(config=True)
+    desk_cards_page_seconds = Integer(
+        600,
+        min=10,
+        help="""
+        Seconds the page showing new card passwords stays before it leaves itself for the desk
+        (it is never cached either).
+        """,
     ).tag(config=True)
     metrics_token = Unicode(
         "", help="If set, /metrics requires 'Authorization: Bearer TOKEN'. Empty: open (it holds no names)."
@@ -291,6 +319,11 @@ class WorkshopService(Application):
             self.load_config_file(self.config_file)
         self.policy = self.build_policy()
         self.store = UsageStore(self.db_url)
+        self.desk = (
+            Desk(self.accounts_file, self.desk_file) if self.accounts_file and self.desk_file else None
+        )
+        self.desk_rate = RateLimit(self.desk_actions_per_minute)
+        self.desk_confirmations = Confirmations()
         self.hub = HubAPI(
             self.api_url,
             self.api_token,

@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 VERSION_TABLE = "workshop_schema_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The revision this package's code reads and writes (tests check it is the scripts' head).
-HEAD = "0004"
+HEAD = "0005"
 _PG_LOCK = 0x776B7368  # pg_advisory_xact_lock key: "wksh"
 
 

@@ -240,6 +240,25 @@ event_spool = Table(
     Column("offset", BigInteger, nullable=False),
 )
 
+desk_audit = Table(
+    "workshop_desk_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("staff", String(255), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("cards", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+
+class AuditRow(NamedTuple):
+    at: datetime
+    staff: str
+    action: str
+    cards: str
+    detail: str
+
 
 def _sqlite_micros(column):
     """Microseconds since the epoch of a UTCDateTime on SQLite, exactly: the whole seconds of
@@ -981,6 +1000,26 @@ class UsageStore:
         with self._begin() as conn:
             rows = conn.execute(select(opt_outs_table.c.username).where(opt_outs_table.c.night == night))
             return {user for (user,) in rows}
+
+    def record_desk_action(
+        self, at: datetime, staff: str, action: str, cards: Iterable[str], detail: str = ""
+    ) -> None:
+        """Audit one card desk action (never a password): who, what, which cards, when."""
+        with self._begin() as conn:
+            conn.execute(
+                desk_audit.insert().values(
+                    at=as_utc(at), staff=staff, action=action, cards=" ".join(cards), detail=detail
+                )
+            )
+
+    def desk_audit(self, limit: int | None = None) -> list[AuditRow]:
+        """Card desk actions, newest first (``limit`` of them, or all)."""
+        c = desk_audit.c
+        query = select(c.at, c.staff, c.action, c.cards, c.detail).order_by(c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._begin() as conn:
+            return [AuditRow(*row) for row in conn.execute(query)]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -608,6 +608,8 @@ class MetricsHandler(web.RequestHandler):
 
 
 def make_app(service) -> web.Application:
+    from .desk_web import desk_routes
+
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{service.service_name}/")
     loader = jinja2.ChoiceLoader(
         [
@@ -625,6 +627,7 @@ def make_app(service) -> web.Application:
             (prefix + r"report\.(html|csv)", ReportHandler),
             (prefix + "download", DownloadHandler),
             (prefix + "metrics", MetricsHandler),
+            *desk_routes(prefix),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
         ],
         hub_auth=hub_auth,

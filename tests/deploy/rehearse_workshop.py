@@ -23,6 +23,7 @@ import pytest_asyncio
 from jupyterhub_workshop.rehearsal.loadtest.participant import Options, Participant
 from jupyterhub_workshop.rehearsal.loadtest.report import UserResult
 from tests.chart.helpers import HUB_ETC, ci_values, deep_merge, secret_data
+from tests.harness.browser import login, new_session
 from tests.harness.hub import http_status, poll, wait_for
 
 from .inside import hosts_file, make_cards, run_dir
@@ -239,6 +240,45 @@ async def test_instructors_get_the_admin_page_participants_the_opt_out_page(work
     assert "Running servers" not in mine
 
 
+# --- the card desk ------------------------------------------------------------------------------
+
+DESK = {}  # what the desk handed out, for the check after the upgrade
+
+
+async def can_sign_in(workshop: Installation, username: str, password: str) -> bool:
+    async with new_session() as session:
+        return (await login(session, workshop.hub_url, username, password)).ok
+
+
+@in_module_loop
+async def test_the_card_desk_reissues_a_lost_card(workshop, people, cards):
+    _, card_of = cards
+    instructor = people["instructor"]  # a hub admin (instructors_are_admins)
+    desk = f"{workshop.hub_url}/services/workshop/desk"
+    status, page = await get(instructor, desk + "?username=rehearsal002")
+    assert status == 200 and 'id="desk-reissue"' in page, page[-2000:]
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+    fields = {"_xsrf": xsrf, "action": "reissue", "username": "rehearsal002"}
+    async with instructor.session.post(desk + "/confirm", data=fields) as response:
+        confirmation = await response.text()
+        assert response.status == 200, confirmation[-2000:]
+    token = re.search(r'name="confirm" value="([^"]+)"', confirmation).group(1)
+    async with instructor.session.post(desk + "/do", data={**fields, "confirm": token}) as response:
+        assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+        card = await response.text()
+    password = re.search(
+        r'<span class="label">Password</span><span class="value">([^<]+)</span>', card
+    ).group(1)
+    DESK["rehearsal002"] = password
+
+    async def only_the_new_password():
+        return await can_sign_in(workshop, "rehearsal002", password) and not await can_sign_in(
+            workshop, "rehearsal002", card_of["rehearsal002"].password
+        )
+
+    await poll(only_the_new_password, 30, message="the reissued card to take over")
+
+
 def metrics_address(workshop: Installation) -> str:
     """Where Prometheus scrapes the service: the workshop-metrics Service's annotations."""
     annotations = workshop.service("workshop-metrics")["metadata"]["annotations"]
@@ -308,6 +348,16 @@ async def test_night_window_stops_the_participant_and_not_the_instructor(worksho
         "persistentvolumeclaims", label_selector=f"hub.jupyter.org/username={participant.username}"
     )
     assert workshop.cluster.refused() == []
+
+
+@in_module_loop
+async def test_the_desks_changes_outlive_the_upgrade_with_the_original_accounts(workshop, cards):
+    # the night test upgraded the release with the organizer's original accounts and restarted
+    # the hub: the desk's file on the hub's volume still wins
+    _, card_of = cards
+    assert workshop.hub_starts == 2
+    assert await can_sign_in(workshop, "rehearsal002", DESK["rehearsal002"])
+    assert not await can_sign_in(workshop, "rehearsal002", card_of["rehearsal002"].password)
 
 
 @in_module_loop

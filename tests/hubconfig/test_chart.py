@@ -85,6 +85,7 @@ def test_the_chart_defaults(tmp_path):
     c = configured(tmp_path, hub_host="hub")
     assert c.JupyterHub.authenticator_class == "workshop" and c.JupyterHub.spawner_class == "workshop"
     assert c.WorkshopAuthenticator.accounts_file == "/etc/workshop/accounts/accounts.yaml"
+    assert c.WorkshopAuthenticator.desk_file == "/srv/jupyterhub/accounts-desk.yaml"
     assert "workshop_title" not in c.WorkshopAuthenticator  # empty title: the authenticator's default
     spawner = c.WorkshopKubeSpawner
     assert spawner.home_storage == {"mode": "dynamic", "capacity": "10Gi", "sub_path": "{username}"}
@@ -115,6 +116,9 @@ def test_the_chart_defaults(tmp_path):
         "price_per_node_hour": 0,
         "currency": "USD",
         "accounts_file": "/etc/workshop/accounts/accounts.yaml",  # the authenticator's, for attendance
+        # the card desk's changes on the hub's volume, which a helm upgrade keeps
+        "desk_file": "/srv/jupyterhub/accounts-desk.yaml",
+        "card_desk_groups": ["instructors"],
         "db_url": "sqlite:////srv/jupyterhub/workshop-usage.sqlite",  # on the hub's volume
         # the hub's server events, written beside it by the handler the hub installs
         "events_file": "/srv/jupyterhub/workshop-events.jsonl",

@@ -189,3 +189,40 @@ def test_bad_times_are_refused_by_the_parser(tmp_path, capsys):
             ]
         )
     assert "not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_show_merges_the_desks_changes_and_exports_them(tmp_path, capsys):
+    from dataclasses import replace
+
+    from jupyterhub_workshop.login.accounts import save_accounts
+    from jupyterhub_workshop.login.issuing import Batch, generate, issue
+
+    cli = main
+
+    generate(tmp_path, Batch("ws", 3))
+    book = load_accounts(tmp_path / "accounts.yaml")
+    late, _ = issue(Batch("ws", 1), book)
+    desk = [
+        replace(book["ws001"], password_hash=late[0].password_hash),
+        replace(book["ws002"], revoked=True),
+        late[0],
+    ]
+    save_accounts(tmp_path / "desk.yaml", desk)
+    args = [
+        "credentials",
+        "show",
+        "--accounts",
+        str(tmp_path / "accounts.yaml"),
+        "--hub",
+        str(tmp_path / "desk.yaml"),
+    ]
+    assert cli([*args, "--export", str(tmp_path / "merged.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "ws001: reissued at the desk" in out and "ws002: revoked at the desk" in out
+    assert "ws004: added at the desk" in out and "ws003" not in out
+    merged = load_accounts(tmp_path / "merged.yaml")
+    assert list(merged) == ["ws001", "ws002", "ws003", "ws004"] and merged["ws002"].revoked
+    # restore in the organizer's file, from the CLI
+    assert cli(["credentials", "revoke", "--accounts", str(tmp_path / "accounts.yaml"), "ws003"]) == 0
+    assert cli(["credentials", "restore", "--accounts", str(tmp_path / "accounts.yaml"), "ws003"]) == 0
+    assert not load_accounts(tmp_path / "accounts.yaml")["ws003"].revoked

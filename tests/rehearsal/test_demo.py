@@ -8,14 +8,17 @@ import signal
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+from yarl import URL
 
 from jupyterhub_workshop.login.printing import read_cards_csv
 from jupyterhub_workshop.rehearsal import demo
 
 from ..harness.browser import login, new_session
 from ..harness.hub import free_port, poll, stop_process_group, wait_for
+from ..service.test_desk_e2e import PASSWORD, confirm, do
 
 
 def test_prepare_creates_cards_once_and_keeps_them(tmp_path, capsys):
@@ -134,12 +137,15 @@ async def test_the_demo_as_an_organizer_uses_it(tmp_path):
             async with s.get(f"{url}/hub/spawn") as r:  # what the home page's button does
                 assert r.status == 200
 
-            async def lab_open():
-                # while starting, the hub answers with its spawn-pending page instead
-                async with s.get(f"{url}/user/{username}/lab") as r:
-                    return r.status == 200 and r.url.path == f"/user/{username}/lab"
+            def lab_open_for(session):
+                async def lab_open():
+                    # while starting, the hub answers with its spawn-pending page instead
+                    async with session.get(f"{url}/user/{username}/lab") as r:
+                        return r.status == 200 and r.url.path == f"/user/{username}/lab"
 
-            await poll(lab_open, 90, message="JupyterLab through the proxy")
+                return lab_open
+
+            await poll(lab_open_for(s), 90, message="JupyterLab through the proxy")
 
             # the workshop service runs too: a participant gets the opt-out page
             async with s.get(f"{url}/services/workshop/") as r:
@@ -147,6 +153,43 @@ async def test_the_demo_as_an_organizer_uses_it(tmp_path):
         home = state / "homes" / username
         assert (home / "README.md").read_text() == (state / "README.md").read_text()
         assert os.readlink(home / "shared") == str(state / "shared")
+
+        # the card desk: the instructor reissues the participant's card; the old password and the
+        # open session end, the new password signs in to the same home
+        instructor = next(c for c in read_cards_csv(state / "cards.csv") if c.role == "instructor")
+        service = SimpleNamespace(service_url=f"{url}/services/workshop/")
+        async with new_session() as staff, new_session() as participant:
+            assert (await login(staff, url, instructor.username, instructor.password)).ok
+            assert (await login(participant, url, username, password)).ok
+            fields = {"action": "reissue", "username": username}
+            status, _, token = await confirm(staff, service, **fields)
+            assert status == 200
+            status, _, page = await do(staff, service, token, **fields)
+            assert status == 200
+            [new_password] = PASSWORD.findall(page)
+
+            async def signed_out():
+                async with participant.get(f"{url}/hub/home", allow_redirects=False) as r:
+                    return r.status == 302
+
+            await poll(signed_out, 30, message="the participant's session to end")
+
+            async def server_stopped():
+                xsrf = staff.cookie_jar.filter_cookies(URL(f"{url}/hub/"))["_xsrf"].value
+                async with staff.get(f"{url}/hub/api/users/{username}", headers={"X-XSRFToken": xsrf}) as r:
+                    return r.status == 200 and (await r.json())["servers"] == {}
+
+            await poll(server_stopped, 30, message="the participant's server to stop")
+        assert (state / "accounts-desk.yaml").exists()
+        async with new_session() as s:
+            assert not (await login(s, url, username, password)).ok
+        async with new_session() as s:
+            assert (await login(s, url, username, new_password)).ok
+            async with s.get(f"{url}/hub/spawn") as r:
+                assert r.status == 200
+            await poll(lab_open_for(s), 90, message="JupyterLab again with the new password")
+            async with s.get(f"{url}/user/{username}/api/contents/README.md") as r:
+                assert r.status == 200  # the same home
 
         # a browser's idle keep-alive connection: the stopping proxy closes it first, so the
         # port is left with a connection in TIME_WAIT, as after any real use
@@ -175,9 +218,12 @@ async def test_the_demo_as_an_organizer_uses_it(tmp_path):
     try:
         printed = wait_until_open(proc, tmp_path / "demo2.log")
         quiet_start(printed)
-        assert (
-            "Creating demo accounts" not in printed and f"username {username}  password {password}" in printed
-        )
+        assert "Creating demo accounts" not in printed
+        # the sample login printed is a card that still works: not the one reissued at the desk
+        sample = re.search(r"participant:\s+username (\S+)\s+password (\S+)", printed).groups()
+        assert sample[0] != username
+        async with new_session() as s:
+            assert (await login(s, url, *sample)).ok
         commands = printed_commands(printed)
         assert set(commands) == {
             "credentials add",
@@ -205,7 +251,8 @@ async def test_the_demo_as_an_organizer_uses_it(tmp_path):
 
         out = run("loadtest")  # the revoked card is skipped, not failed
         assert (
-            f"Skipping 1 card that cannot sign in now by {state / 'accounts.yaml'} (revoked: {lost})" in out
+            f"Skipping 2 cards that cannot sign in now by {state / 'accounts.yaml'} "
+            f"(reissued at the card desk: {username}; revoked: {lost})" in out
         )
         assert f"succeeded {demo.LOADTEST_USERS}/{demo.LOADTEST_USERS}, failed 0" in out
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -18,6 +19,7 @@ from yarl import URL
 
 from jupyterhub_workshop.cli import main
 from jupyterhub_workshop.login.accounts import Account, AccountBook, revoke, save_accounts
+from jupyterhub_workshop.login.overlay import DESK_FILE_NAME
 from jupyterhub_workshop.login.printing import Card, cards_csv, read_cards_csv
 from jupyterhub_workshop.rehearsal.loadtest import run as loadtest
 from jupyterhub_workshop.rehearsal.loadtest.participant import (
@@ -270,6 +272,24 @@ def test_the_accounts_file_beside_the_cards_is_read_and_skipped_cards_reported(t
     assert "none.yaml" in capsys.readouterr().err
     assert main([*args, "--users", "3"]) == 2
     assert "only 2 cards that can sign in now (1 card skipped: revoked: ws001)" in capsys.readouterr().err
+
+
+def test_cards_the_card_desk_reissued_or_revoked_are_skipped_by_the_desk_file_beside_them(tmp_path):
+    # the demo's layout: the desk file beside the accounts file; the hub merges it over the file
+    accounts, by_name = issue_accounts("ws", participants=3, instructors=0)
+    save_accounts(tmp_path / "accounts.yaml", accounts)
+    reissued = replace(accounts[0], password_hash=accounts[1].password_hash)  # a new password
+    save_accounts(tmp_path / DESK_FILE_NAME, [reissued, replace(accounts[2], revoked=True)])
+    book, changed = loadtest.accounts_as_the_hub_sees_them(tmp_path / "accounts.yaml")
+    assert changed == {"ws001"} and book["ws003"].revoked
+    cards = list(by_name.values())
+    with pytest.raises(ValueError, match="reissued at the card desk: ws001; revoked: ws003"):
+        loadtest.pick_cards(cards, 2, book, reissued=changed)
+    picked, skipped = loadtest.pick_cards(cards, 1, book, reissued=changed)
+    assert [c.username for c in picked] == ["ws002"] and skipped == [("ws001", loadtest.REISSUED)]
+    # without a desk file: the accounts file alone, nothing reissued
+    (tmp_path / DESK_FILE_NAME).unlink()
+    assert loadtest.accounts_as_the_hub_sees_them(tmp_path / "accounts.yaml")[1] == frozenset()
 
 
 def test_stage_status_counts_every_stage_and_retries():

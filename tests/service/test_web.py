@@ -105,7 +105,7 @@ def render(template: str, **ns) -> str:
         ]
     )
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    service = SimpleNamespace(dry_run=False, users_per_node=0, cull_every=60, timezone="UTC")
+    service = SimpleNamespace(dry_run=False, users_per_node=0, cull_every=60, timezone="UTC", desk=None)
     namespace = dict(
         base_url="/hub/",
         prefix="/",

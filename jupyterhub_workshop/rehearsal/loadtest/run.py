@@ -30,6 +30,8 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from ...files import write_atomically
+from ...login.accounts import load_accounts
+from ...login.overlay import DESK_FILE_NAME, merge
 from ...progress import Progress
 from ...times import now_utc
 from ...wording import count
@@ -62,6 +64,10 @@ def normalize_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+#: why a card is skipped whose password the card desk changed (its printed one no longer works)
+REISSUED = "reissued at the card desk"
+
+
 def why_not_now(account, now: datetime) -> str | None:
     """Why a card cannot sign in at ``now`` by its account ("revoked", "expired at ...",
     "works from ..."), None if it can or its account is unknown (the hub's answer tells)."""
@@ -70,8 +76,29 @@ def why_not_now(account, now: datetime) -> str | None:
     return "revoked" if account.revoked else account.window_note(now)
 
 
+def accounts_as_the_hub_sees_them(accounts_path: Path) -> tuple[dict, frozenset]:
+    """The accounts file with the card desk's changes merged over it when the desk file lies
+    beside it (the demo's layout), and the cards the desk reissued: their printed passwords no
+    longer work, so they are skipped rather than failed."""
+    book = load_accounts(accounts_path)
+    desk_path = accounts_path.parent / DESK_FILE_NAME
+    if not desk_path.is_file():
+        return dict(book), frozenset()
+    desk = load_accounts(desk_path)
+    reissued = frozenset(
+        name
+        for name, account in desk.items()
+        if name in book and account.password_hash != book[name].password_hash
+    )
+    return dict(merge(book, desk)), reissued
+
+
 def pick_cards(
-    cards: list, users: int, accounts: Mapping | None = None, now: datetime | None = None
+    cards: list,
+    users: int,
+    accounts: Mapping | None = None,
+    now: datetime | None = None,
+    reissued: frozenset = frozenset(),
 ) -> tuple[list, list[tuple[str, str]]]:
     """The first ``users`` cards that can sign in at ``now``, participants before instructors
     (file order within each), and the cards passed over on the way, with why: revoked or
@@ -85,7 +112,7 @@ def pick_cards(
     for card in ordered:
         if len(picked) == users:
             break
-        why = why_not_now((accounts or {}).get(card.username), now)
+        why = REISSUED if card.username in reissued else why_not_now((accounts or {}).get(card.username), now)
         if why is None:
             picked.append(card)
         else:
@@ -445,7 +472,6 @@ def write_reports(args, report: dict) -> None:
 
 
 def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    from ...login.accounts import load_accounts
     from ...login.issuing import ACCOUNTS_NAME
     from ...login.printing import read_cards_csv
     from .participant import Options
@@ -459,8 +485,10 @@ def run(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
         accounts = args.accounts
         if accounts is None and (args.cards.parent / ACCOUNTS_NAME).is_file():
             accounts = args.cards.parent / ACCOUNTS_NAME  # written beside the cards by `credentials`
-        book = load_accounts(accounts) if accounts is not None else None
-        cards, skipped = pick_cards(read_cards_csv(args.cards), args.users, book)
+        book, reissued = (
+            accounts_as_the_hub_sees_them(accounts) if accounts is not None else (None, frozenset())
+        )
+        cards, skipped = pick_cards(read_cards_csv(args.cards), args.users, book, reissued=reissued)
         if args.iterations < 1:
             raise ValueError("--iterations must be at least 1")
         if args.ramp < 0:
