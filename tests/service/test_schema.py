@@ -169,7 +169,13 @@ def write_first_release_database(url: str) -> None:
 def test_head_is_the_newest_migration_script():
     scripts = ScriptDirectory(str(schema.MIGRATIONS))
     assert scripts.get_current_head() == schema.HEAD
-    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+        "0005",
+    ]
 
 
 def created_on(dialect: str):
