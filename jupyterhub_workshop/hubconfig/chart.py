@@ -30,6 +30,7 @@ from ..schedule import Schedule
 from ..spawn_limits import SpawnLimits, spawn_limits
 from .services import (
     announcements,
+    board_banner,
     closing_banner,
     install_server_events,
     night_warning,
@@ -40,6 +41,7 @@ from .services import (
 SERVICE_NAME = "workshop"
 SERVICE_CONFIG_NAME = "workshop-service.json"
 EVENTS_FILE_NAME = "workshop-events.jsonl"
+BOARD_FILE_NAME = "workshop-board.json"  # announcements and stop notices (jupyterhub_workshop.board)
 PREWARM_DEPLOYMENT = "workshop-prewarm"  # the chart's placeholder Deployment (wiring.prewarmDeployment)
 # where a pod finds the Kubernetes API (in-cluster configuration)
 KUBERNETES_ENV = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
@@ -123,6 +125,12 @@ def events_file_for(wiring: Mapping) -> Path:
         return Path(wiring["eventsFile"])
     sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
     return Path(sqlite_url.split(":///", 1)[-1]).parent / EVENTS_FILE_NAME
+
+
+def board_file_for(events_file: Path) -> Path:
+    """The board the service writes and the hub's pages read: beside the events file, on the
+    hub's persistent volume (/srv/jupyterhub), in the one container both run in (the hub's)."""
+    return Path(events_file).parent / BOARD_FILE_NAME
 
 
 def _section(settings: Mapping, *keys: str) -> Mapping:
@@ -339,6 +347,8 @@ def _configure_service(
         environment.update({key: environ[key] for key in KUBERNETES_ENV if environ.get(key)})
 
     traits = service_settings(settings, wiring, environ)
+    board_file = board_file_for(events_file)
+    traits["board_file"] = str(board_file)
     entry = workshop_service(
         traits,
         config_file,
@@ -372,7 +382,7 @@ def _configure_service(
     c.JupyterHub.load_roles = roles
 
     service_path = f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/"
-    parts = []
+    parts = [board_banner(board_file, traits.get("timezone", "UTC"))]
     if traits.get("night_start") or traits.get("night_end"):
         parts.append(
             night_warning(
@@ -391,10 +401,9 @@ def _configure_service(
                 service_path=service_path,
             )
         )
-    if parts:
-        template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
-        template_vars.setdefault("announcement", parts[0] if len(parts) == 1 else announcements(*parts))
-        c.JupyterHub.template_vars = template_vars
+    template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+    template_vars.setdefault("announcement", parts[0] if len(parts) == 1 else announcements(*parts))
+    c.JupyterHub.template_vars = template_vars
 
 
 # --- spawn limits for the crowd -----------------------------------------------------------------

@@ -67,8 +67,10 @@ class Culler:
         users_per_node: int = 0,
         events: EventSpoolReader | None = None,
         log: logging.Logger | None = None,
+        board_file: str | None = None,
     ):
         self.hub = hub
+        self.board_file = board_file  # where participants are told why their server stopped
         self.store = store
         self.metrics = metrics
         self.policy = policy
@@ -240,6 +242,10 @@ class Culler:
         confirmed: dict[tuple[str, str], datetime] = {}
         # the hub API client bounds how many stops are in flight
         await asyncio.gather(*(self._stop(d, now, confirmed) for d in decisions))
+        reasons = {(d.server.user, d.server.name): d.reason for d in decisions}
+        self.tell_stops(
+            [(user, server, reasons[user, server], at) for (user, server), at in confirmed.items()]
+        )
         if confirmed:
             # the hub writes its stop event before it answers: the events close these sessions
             # at the hub's own stop time; without events, the answer's time closes them
@@ -249,6 +255,32 @@ class Culler:
                 if change is not None:
                     self._changed([change])
         return decisions
+
+    def tell_stops(self, stops: list[tuple[str, str, str, datetime]], running: list[ServerInfo] = ()) -> None:
+        """Note on the board why these servers stopped (user, server, reason, when), and forget
+        the notices of users who have started a server since theirs (they have read it, or
+        no longer need it): one write, only when something changed."""
+        if not self.board_file or not (stops or running):
+            return
+        from ..board import Stop, load_board, save_board
+
+        try:
+            board = before = load_board(self.board_file)
+            for user, server, reason, at in stops:
+                board = board.stopped(user, Stop(reason, at, server))
+            started = {}
+            for s in running:
+                if s.started is not None:
+                    started[s.user] = max(started.get(s.user, s.started), s.started)
+            gone = [u for u, stop in board.stops.items() if u in started and started[u] > stop.at]
+            if gone:
+                board = type(board)(
+                    board.announcements, {u: s for u, s in board.stops.items() if u not in gone}
+                )
+            if board != before:
+                save_board(self.board_file, board)
+        except (OSError, ValueError) as e:
+            self.log.error("Could not note the stops on the board %s: %s", self.board_file, e)
 
     def sample(self, at: datetime) -> None:
         """Record active users and running servers now, with their peaks since the last sample."""
@@ -287,6 +319,7 @@ class Culler:
             now,
         )
         ready = [s for s in listed if s.ready]
+        self.tell_stops([], listed)
         decisions = await self.cull(ready, now)
         culled = set() if self.policy.dry_run else {(d.server.user, d.server.name) for d in decisions}
         self.servers = [s for s in ready if (s.user, s.name) not in culled]

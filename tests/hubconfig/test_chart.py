@@ -118,6 +118,8 @@ def test_the_chart_defaults(tmp_path):
         "db_url": "sqlite:////srv/jupyterhub/workshop-usage.sqlite",  # on the hub's volume
         # the hub's server events, written beside it by the handler the hub installs
         "events_file": "/srv/jupyterhub/workshop-events.jsonl",
+        # announcements and stop notices: on the hub's volume, the service writes, the hub reads
+        "board_file": "/srv/jupyterhub/workshop-board.json",
     }
     [spool] = c.EventLogger.handlers
     assert spool.baseFilename == "/srv/jupyterhub/workshop-events.jsonl"
@@ -127,7 +129,8 @@ def test_the_chart_defaults(tmp_path):
         "workshop"
     ]
     assert "access:services!service=workshop" in roles["user"]["scopes"]
-    assert "template_vars" not in c.JupyterHub  # no night window, no banner
+    # no night window, no closing: the banner is the board's alone (nothing posted yet: empty)
+    assert c.JupyterHub.template_vars["announcement"](None) == ""
 
 
 def test_storage_in_z2jh_shape_becomes_the_spawner_home_storage(tmp_path):
