@@ -15,6 +15,7 @@ participant sees the announcements, and a stop's reason is no more than the hub'
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -152,6 +153,8 @@ BY = {
     "OOMKilled": "because it ran out of memory (the notebook used more than the server's limit)",
     "Evicted": "by the cluster, which needed the room (the server was evicted)",
     "deleted": "outside the hub (its machine was replaced or the server was removed)",
+    "Error": "because it ended unexpectedly (it crashed)",
+    "Completed": "because it ended by itself",
 }
 DEFAULT_BY = "outside the hub"
 
@@ -169,11 +172,33 @@ def stop_sentence(stop: Stop, zone: str = "UTC", now: datetime | None = None) ->
 
 
 def stop_to_show(stop: Stop | None, last_started: datetime | None, active: bool) -> bool:
-    """Shown once: until the participant next starts a server (a start after the stop hides
-    it, so no write from the hub is needed), and never while a server runs."""
+    """Shown once: until the participant next starts a server (``last_started`` after the stop,
+    or a server ``active``, hides it; the service then removes the notice from the board as it
+    reads the hub's start event). Not "until dismissed": a participant who has not started
+    again still needs to know why their work is not running."""
     if stop is None or active:
         return False
     return last_started is None or last_started <= stop.at
+
+
+def pod_stop_reason(pod: dict | None) -> str:
+    """What the cluster says ended a user's pod the hub did not stop: ``deleted`` when the pod
+    is gone (deleted, or its node replaced); ``Evicted`` from the pod's status; else the
+    notebook container's termination reason (``OOMKilled``, ``Error``, ``Completed``), from its
+    state or, after an in-place restart, its last state; ``unknown`` when nothing says."""
+    if pod is None:
+        return "deleted"
+    status = pod.get("status") or {}
+    if status.get("reason") == "Evicted":
+        return "Evicted"
+    statuses = status.get("containerStatuses") or []
+    statuses = sorted(statuses, key=lambda c: c.get("name") != "notebook")  # the server's container first
+    for key in ("state", "lastState"):
+        for container in statuses:
+            reason = ((container.get(key) or {}).get("terminated") or {}).get("reason")
+            if reason:
+                return reason
+    return "unknown"
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -191,6 +216,24 @@ def save_board(path: str | os.PathLike, board: Board) -> None:
     """Write ``board`` atomically, readable by the hub (0644)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, board.dumps(), mode=0o644)
+
+
+def update_board(path: str | os.PathLike, change) -> Board:
+    """Load, ``change(board) -> board``, save, under an exclusive lock (``PATH.lock``): the
+    service and the hub's spawner both note stops, and neither loses the other's. Saved only
+    when something changed; returns the board as saved."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            before = load_board(path)
+            after = change(before)
+            if after != before:
+                save_board(path, after)
+            return after
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class BoardReader:

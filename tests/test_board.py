@@ -17,9 +17,11 @@ from jupyterhub_workshop.board import (
     expiry,
     linkify,
     load_board,
+    pod_stop_reason,
     save_board,
     stop_sentence,
     stop_to_show,
+    update_board,
 )
 
 NOW = datetime(2026, 7, 14, 15, 0, tzinfo=UTC)
@@ -113,7 +115,8 @@ def test_stop_sentences_in_plain_words_in_the_workshop_zone():
     assert "outside the hub (its machine was replaced" in stop_sentence(Stop("deleted", at), zone, same_day)
     assert "maximum running time" in stop_sentence(Stop("max-age", at), zone, same_day)
     assert stop_sentence(Stop("closed", at), zone, same_day).endswith("has closed. Your files are safe.")
-    assert "stopped at 22:00 outside the hub." in stop_sentence(Stop("Error", at), zone, same_day)
+    assert "ended unexpectedly (it crashed)" in stop_sentence(Stop("Error", at), zone, same_day)
+    assert "stopped at 22:00 outside the hub." in stop_sentence(Stop("unknown", at), zone, same_day)
     # next morning: the day is said
     assert "at 22:00 on Tuesday by" in stop_sentence(Stop("night", at), zone, at + timedelta(hours=12))
 
@@ -125,3 +128,38 @@ def test_a_stop_is_shown_until_the_next_start():
     assert not stop_to_show(stop, NOW + timedelta(minutes=1), False)  # started again since
     assert not stop_to_show(stop, None, True)  # a server runs: nothing to tell
     assert not stop_to_show(None, None, False)
+
+
+def terminated(reason: str, key: str = "state", name: str = "notebook") -> dict:
+    return {"name": name, key: {"terminated": {"reason": reason, "exitCode": 137}}}
+
+
+def test_what_the_cluster_says_ended_a_pod():
+    assert pod_stop_reason(None) == "deleted"  # gone: deleted, or its node replaced
+    evicted = {"status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on memory."}}
+    assert pod_stop_reason(evicted) == "Evicted"
+    assert pod_stop_reason({"status": {"containerStatuses": [terminated("OOMKilled")]}}) == "OOMKilled"
+    # restarted in place (restartPolicy OnFailure): the last state says why
+    restarted = {
+        "name": "notebook",
+        "state": {"running": {}},
+        **{"lastState": terminated("OOMKilled")["state"]},
+    }
+    assert pod_stop_reason({"status": {"containerStatuses": [restarted]}}) == "OOMKilled"
+    # the server's own container speaks first
+    both = [terminated("Completed", name="sidecar"), terminated("Error")]
+    assert pod_stop_reason({"status": {"containerStatuses": both}}) == "Error"
+    assert pod_stop_reason({"status": {"phase": "Failed"}}) == "unknown"
+
+
+def test_updates_under_the_lock_keep_each_other(tmp_path):
+    path = tmp_path / "board.json"
+    update_board(path, lambda b: b.post("from staff", NOW))
+    update_board(path, lambda b: b.stopped("ws001", Stop("OOMKilled", NOW)))
+    board = load_board(path)
+    assert [a.text for a in board.announcements] == ["from staff"] and board.stops[
+        "ws001"
+    ].reason == "OOMKilled"
+    mtime = path.stat().st_mtime_ns
+    update_board(path, lambda b: b)  # nothing changed: not written
+    assert path.stat().st_mtime_ns == mtime

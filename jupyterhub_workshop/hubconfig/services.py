@@ -249,8 +249,11 @@ def board_banner(board_file: str | os.PathLike, timezone: str = "UTC", clock=Non
         stop = board.stops.get(user.name) if user is not None and board.stops else None
         if stop is not None:
             spawners = list(getattr(user, "spawners", {}).values())
-            started = [s.orm_spawner.started for s in spawners if getattr(s, "orm_spawner", None)]
-            started = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in started if t]
+            # a server running or starting now: the notice is old news (the service removes it
+            # from the board when it reads the hub's start event)
+            seen = [s.orm_spawner.started for s in spawners if getattr(s, "orm_spawner", None) is not None]
+            seen = [t for t in seen if t]
+            started = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in seen]
             if stop_to_show(stop, max(started, default=None), any(s.active for s in spawners)):
                 from html import escape
 

@@ -36,7 +36,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 
 from .. import charts
-from ..board import MAX_TEXT, BoardReader, banner, expiry, load_board, save_board
+from ..board import MAX_TEXT, BoardReader, banner, expiry, update_board
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
 from ..schedule import Schedule
 from ..times import local_days, now_utc, parse_typed_time, typed_time
@@ -492,21 +492,25 @@ class AnnouncementsHandler(ServiceHandler):
         if not path:
             raise web.HTTPError(404, "Announcements need the board file: set WorkshopService.board_file.")
         now = now_utc()
-        board = load_board(path)  # handlers run one at a time on the loop: no lost update
         action = self.get_argument("action", "")
-        try:
+        text, expires, ident = (
+            self.get_argument("text", ""),
+            self.get_argument("expires", ""),
+            self.get_argument("id", ""),
+        )
+
+        def change(board):
             if action == "post":
-                when = expiry(self.get_argument("expires", ""), now)
-                board = board.post(self.get_argument("text", ""), now, when, by=user["name"])
-                done = "posted"
-            elif action == "remove":
-                board = board.remove(self.get_argument("id", ""))
-                done = "removed"
-            else:
-                raise ValueError("Unknown action: post or remove an announcement.")
+                return board.post(text, now, expiry(expires, now), by=user["name"])
+            if action == "remove":
+                return board.remove(ident)
+            raise ValueError("Unknown action: post or remove an announcement.")
+
+        try:
+            update_board(path, change)
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
-        save_board(path, board)
+        done = "posted" if action == "post" else "removed"
         self.service.log.info("Announcements: %s %s", user["name"], done)
         self.redirect(f"{self.settings['service_prefix']}?board={done}#announcements")
 
