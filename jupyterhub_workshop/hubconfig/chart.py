@@ -349,6 +349,8 @@ def _configure_service(
     traits = service_settings(settings, wiring, environ)
     board_file = board_file_for(events_file)
     traits["board_file"] = str(board_file)
+    # the spawner notes there a pod that ended outside the hub (OOMKilled, Evicted, deleted)
+    c.WorkshopKubeSpawner.board_file = str(board_file)
     entry = workshop_service(
         traits,
         config_file,
