@@ -181,6 +181,20 @@ def stop_to_show(stop: Stop | None, last_started: datetime | None, active: bool)
     return last_started is None or last_started <= stop.at
 
 
+def stop_history(
+    stops: list[tuple[datetime, str, str]], noted: Stop | None, within: timedelta = timedelta(minutes=2)
+) -> list[tuple[datetime, str]]:
+    """A participant's last stops (stopped, reason, server; newest first) as (when, words), e.g.
+    "stopped by the night-time shutdown". A stop the usage record calls ``unknown`` takes the
+    board's reason when the board noted one for the same moment (the cluster said why)."""
+    out = []
+    for at, reason, _server in stops:
+        if reason == "unknown" and noted is not None and abs(noted.at - at) <= within:
+            reason = noted.reason
+        out.append((at, f"stopped {BY.get(reason, DEFAULT_BY)}"))
+    return out
+
+
 def pod_stop_reason(pod: dict | None) -> str:
     """What the cluster says ended a user's pod the hub did not stop: ``deleted`` when the pod
     is gone (deleted, or its node replaced); ``Evicted`` from the pod's status; else the

@@ -163,3 +163,19 @@ def test_updates_under_the_lock_keep_each_other(tmp_path):
     mtime = path.stat().st_mtime_ns
     update_board(path, lambda b: b)  # nothing changed: not written
     assert path.stat().st_mtime_ns == mtime
+
+
+def test_the_history_takes_the_clusters_reason_for_an_unknown_stop():
+    from jupyterhub_workshop.board import stop_history
+
+    rows = [
+        (NOW, "unknown", ""),
+        (NOW - timedelta(hours=5), "night", ""),
+        (NOW - timedelta(hours=9), "unknown", ""),
+    ]
+    noted = Stop("OOMKilled", NOW + timedelta(seconds=20))
+    assert stop_history(rows, noted) == [
+        (NOW, "stopped because it ran out of memory (the notebook used more than the server's limit)"),
+        (NOW - timedelta(hours=5), "stopped by the night-time shutdown"),
+        (NOW - timedelta(hours=9), "stopped outside the hub"),
+    ]

@@ -36,7 +36,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 
 from .. import charts
-from ..board import MAX_TEXT, BoardReader, banner, expiry, update_board
+from ..board import MAX_TEXT, BoardReader, banner, expiry, stop_history, update_board
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
 from ..schedule import Schedule
 from ..times import local_days, now_utc, parse_typed_time, typed_time
@@ -440,7 +440,14 @@ class MainHandler(ServiceHandler):
             message=self.get_argument("done", ""),
             mine=mine,
             as_of=as_of,
+            stops=self.recent_stops(user["name"]),
         )
+
+    def recent_stops(self, name: str) -> list[tuple[datetime, str]]:
+        """The participant's last few servers stopped without them, and why."""
+        reader = self.settings["board"]
+        noted = reader.read().stops.get(name) if reader is not None else None
+        return stop_history(self.service.store.recent_stops(name, 5), noted)
 
     def sample_charts(self):
         """Active users and running servers over the whole record, at most CHART_POINTS each."""

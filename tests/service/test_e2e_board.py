@@ -115,6 +115,9 @@ def test_announcements_and_an_idle_stop_on_every_page_through_a_restart(tmp_path
                     "Your files are safe — start it again below."
                 )
                 assert banners(home)[0].startswith("Tea at")  # beside the announcements
+                # their page on the service lists it among their last stops
+                _, mine = await open_service(s, hub)
+                assert f"{at:%a}\u00a0{at:%H:%M} (America/Denver): stopped because it had been idle" in mine
                 # the server starts again (held pending): the spawn-pending page has the banner, not the notice
                 hold = hub.hold("ws001")
                 hub.hub.api("/users/ws001/server", method="POST", data=b"{}")
