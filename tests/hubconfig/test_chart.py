@@ -93,6 +93,8 @@ def test_the_chart_defaults(tmp_path):
     assert spawner.shared_data == {} and spawner.shared_writer_groups == ["instructors"]
     assert spawner.readme_config_map == "workshop-readme" and spawner.kernel_idle_timeout == 3600
     assert spawner.high_performance == {}
+    # a pod that ends outside the hub is noted on the service's board, on the hub's volume
+    assert spawner.board_file == "/srv/jupyterhub/workshop-board.json"
     # per-user resources and profiles are z2jh's (singleuser.cpu/memory/profileList): not touched
     assert "KubeSpawner" not in c
 
