@@ -261,7 +261,7 @@ class Culler:
         return decisions
 
     def tell_stops(
-        self, stops: list[tuple[str, str, str, datetime]], started: dict[str, datetime] = None
+        self, stops: list[tuple[str, str, str, datetime]], started: dict[str, datetime] | None = None
     ) -> None:
         """Note on the board why these servers stopped (user, server, reason, when), and forget
         the notices of users who have ``started`` a server since theirs (user: when): "shown
