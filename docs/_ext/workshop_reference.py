@@ -159,6 +159,7 @@ def service_endpoints() -> list[dict]:
         api_token="docs-build",
         api_url="http://127.0.0.1:8081/hub/api",
         accounts_file="",
+        board_file="",
         metrics_token="",
     )
     saved = os.environ.pop("JUPYTERHUB_SERVICE_PREFIX", None)

@@ -25,12 +25,14 @@ from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
+from ..board import BOARD_FILE_NAME
 from ..closing import DEFAULT_NOTICE_DAYS
 from ..login.overlay import DESK_FILE_NAME
 from ..schedule import Schedule
 from ..spawn_limits import SpawnLimits, spawn_limits
 from .services import (
     announcements,
+    board_banner,
     closing_banner,
     install_server_events,
     night_warning,
@@ -135,6 +137,12 @@ def events_file_for(wiring: Mapping) -> Path:
         return Path(wiring["eventsFile"])
     sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
     return Path(sqlite_url.split(":///", 1)[-1]).parent / EVENTS_FILE_NAME
+
+
+def board_file_for(events_file: Path) -> Path:
+    """The board the service writes and the hub's pages read: beside the events file, on the
+    hub's persistent volume (/srv/jupyterhub), in the one container both run in (the hub's)."""
+    return Path(events_file).parent / BOARD_FILE_NAME
 
 
 def _section(settings: Mapping, *keys: str) -> Mapping:
@@ -354,6 +362,10 @@ def _configure_service(
         environment.update({key: environ[key] for key in KUBERNETES_ENV if environ.get(key)})
 
     traits = service_settings(settings, wiring, environ)
+    board_file = board_file_for(events_file)
+    traits["board_file"] = str(board_file)
+    # the spawner notes there a pod that ended outside the hub (OOMKilled, Evicted, deleted)
+    c.WorkshopKubeSpawner.board_file = str(board_file)
     entry = workshop_service(
         traits,
         config_file,
@@ -387,7 +399,7 @@ def _configure_service(
     c.JupyterHub.load_roles = roles
 
     service_path = f"{base_url.rstrip('/')}/services/{SERVICE_NAME}/"
-    parts = []
+    parts = [board_banner(board_file, traits.get("timezone", "UTC"))]
     if traits.get("night_start") or traits.get("night_end"):
         parts.append(
             night_warning(
@@ -406,10 +418,9 @@ def _configure_service(
                 service_path=service_path,
             )
         )
-    if parts:
-        template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
-        template_vars.setdefault("announcement", parts[0] if len(parts) == 1 else announcements(*parts))
-        c.JupyterHub.template_vars = template_vars
+    template_vars = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+    template_vars.setdefault("announcement", parts[0] if len(parts) == 1 else announcements(*parts))
+    c.JupyterHub.template_vars = template_vars
 
 
 # --- spawn limits for the crowd -----------------------------------------------------------------

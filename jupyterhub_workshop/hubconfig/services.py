@@ -230,6 +230,41 @@ def closing_banner(
     return announcement
 
 
+def board_banner(board_file: str | os.PathLike, timezone: str = "UTC", clock=None):
+    """A ``c.JupyterHub.template_vars["announcement"]`` callable: the staff's announcements
+    (newest first) on every hub page, and to a participant whose server stopped without them,
+    why and when (until they next start a server). It reads the board file the service writes
+    (:mod:`jupyterhub_workshop.board`) only when the file changed: one ``stat`` per page."""
+    from datetime import datetime
+
+    from ..board import BoardReader, banner, stop_sentence, stop_to_show
+
+    reader = BoardReader(board_file)
+    now = clock or (lambda: datetime.now(UTC))
+
+    def announcement(user):
+        board = reader.read()
+        moment = now()
+        parts = [banner(board, moment)] if board.announcements else []
+        stop = board.stops.get(user.name) if user is not None and board.stops else None
+        if stop is not None:
+            spawners = list(getattr(user, "spawners", {}).values())
+            # a server running or starting now: the notice is old news (the service removes it
+            # from the board when it reads the hub's start event)
+            seen = [s.orm_spawner.started for s in spawners if getattr(s, "orm_spawner", None) is not None]
+            seen = [t for t in seen if t]
+            started = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in seen]
+            if stop_to_show(stop, max(started, default=None), any(s.active for s in spawners)):
+                from html import escape
+
+                parts.insert(
+                    0, f'<span class="workshop-stop">{escape(stop_sentence(stop, timezone, moment))}</span>'
+                )
+        return "<br>".join(part for part in parts if part)
+
+    return announcement
+
+
 def announcements(*parts):
     """One ``announcement`` callable from several (the night warning, the closing banner):
     what each says now, one after another."""

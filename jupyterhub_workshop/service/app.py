@@ -203,6 +203,16 @@ class WorkshopService(Application):
         """The closing as the rule (:mod:`jupyterhub_workshop.closing`) takes it, or None."""
         return Closing.parse(self.closing, self.closing_notice_days, self.timezone or "UTC")
 
+    board_file = Unicode(
+        "",
+        help="""
+        The board file: staff announcements (posted on the admin page) and why each
+        participant's server last stopped, written atomically by the service and read by the
+        hub's pages (hubconfig.services.board_banner) when it changes. On the hub's persistent
+        volume, so it survives restarts. Empty: no announcements, no stop notices.
+        """,
+    ).tag(config=True)
+
     events_file = Unicode(
         "",
         help="""
@@ -343,6 +353,7 @@ class WorkshopService(Application):
             users_per_node=self.users_per_node,
             events=events,
             log=self.log,
+            board_file=self.board_file or None,
         )
         self.prewarmer = self.build_prewarmer()
 

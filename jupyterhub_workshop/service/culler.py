@@ -67,8 +67,10 @@ class Culler:
         users_per_node: int = 0,
         events: EventSpoolReader | None = None,
         log: logging.Logger | None = None,
+        board_file: str | None = None,
     ):
         self.hub = hub
+        self.board_file = board_file  # where participants are told why their server stopped
         self.store = store
         self.metrics = metrics
         self.policy = policy
@@ -128,11 +130,15 @@ class Culler:
                 self.store.save_spool_position(SPOOL_NAME, path, self._position)
                 self.log.info("Reading the hub's server events from %s", path)
         count = 0
+        started: dict[str, datetime] = {}
         for batch in self.events.read(self._position):
             changes = self.store.apply_server_events(batch.events, (SPOOL_NAME, path, batch.position))
             self._position = batch.position
             self._changed(changes, from_events=True)
             count += len(batch.events)
+            started.update({e.user: e.at for e in batch.events if e.action == "start"})
+        if started:
+            self.tell_stops([], started)
         return count
 
     async def fill_profiles(self) -> None:
@@ -240,6 +246,10 @@ class Culler:
         confirmed: dict[tuple[str, str], datetime] = {}
         # the hub API client bounds how many stops are in flight
         await asyncio.gather(*(self._stop(d, now, confirmed) for d in decisions))
+        reasons = {(d.server.user, d.server.name): d.reason for d in decisions}
+        self.tell_stops(
+            [(user, server, reasons[user, server], at) for (user, server), at in confirmed.items()]
+        )
         if confirmed:
             # the hub writes its stop event before it answers: the events close these sessions
             # at the hub's own stop time; without events, the answer's time closes them
@@ -249,6 +259,32 @@ class Culler:
                 if change is not None:
                     self._changed([change])
         return decisions
+
+    def tell_stops(
+        self, stops: list[tuple[str, str, str, datetime]], started: dict[str, datetime] | None = None
+    ) -> None:
+        """Note on the board why these servers stopped (user, server, reason, when), and forget
+        the notices of users who have ``started`` a server since theirs (user: when): "shown
+        until they next start a server". One locked write, only when something changed."""
+        started = started or {}
+        if not self.board_file or not (stops or started):
+            return
+        from ..board import Stop, update_board
+
+        def change(board):
+            for user, server, reason, at in stops:
+                board = board.stopped(user, Stop(reason, at, server))
+            gone = {u for u, stop in board.stops.items() if u in started and started[u] > stop.at}
+            if gone:
+                board = type(board)(
+                    board.announcements, {u: s for u, s in board.stops.items() if u not in gone}
+                )
+            return board
+
+        try:
+            update_board(self.board_file, change)
+        except (OSError, ValueError) as e:
+            self.log.error("Could not note the stops on the board %s: %s", self.board_file, e)
 
     def sample(self, at: datetime) -> None:
         """Record active users and running servers now, with their peaks since the last sample."""
@@ -287,6 +323,12 @@ class Culler:
             now,
         )
         ready = [s for s in listed if s.ready]
+        # without events (or one missed): a server listed as started after the notice
+        latest: dict[str, datetime] = {}
+        for s in listed:
+            if s.started is not None:
+                latest[s.user] = max(latest.get(s.user, s.started), s.started)
+        self.tell_stops([], latest)
         decisions = await self.cull(ready, now)
         culled = set() if self.policy.dry_run else {(d.server.user, d.server.name) for d in decisions}
         self.servers = [s for s in ready if (s.user, s.name) not in culled]

@@ -624,6 +624,19 @@ class UsageStore:
         if updated.rowcount == 0:
             conn.execute(event_spool.insert().values(name=name, **values))
 
+    def recent_stops(self, user: str, limit: int = 5) -> list[tuple[datetime, str, str]]:
+        """``user``'s last ``limit`` servers that stopped without them (any reason but ``user``),
+        newest first: (stopped, reason, server name)."""
+        c = sessions.c
+        query = (
+            select(c.stopped, c.stop_reason, c.server_name)
+            .where(c.username == user, c.stopped.is_not(None), c.stop_reason != "user")
+            .order_by(c.stopped.desc())
+            .limit(limit)
+        )
+        with self._begin() as conn:
+            return [(row[0], row[1] or "unknown", row[2]) for row in conn.execute(query)]
+
     def open_sessions(self) -> list[SessionRow]:
         """Sessions not closed yet, oldest first (to reconcile with what the hub runs)."""
         with self._begin() as conn:

@@ -36,6 +36,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 
 from .. import charts
+from ..board import MAX_TEXT, BoardReader, banner, expiry, stop_history, update_board
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
 from ..schedule import Schedule
 from ..times import local_days, now_utc, parse_typed_time, typed_time
@@ -268,7 +269,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
             parsed_scopes=set(),
             version_hash="",
             no_spawner_check=True,
-            announcement=self.closing_announcement(user),
+            announcement=self.announcement(user),
             xsrf_token=xsrf,
             xsrf=xsrf,
             service_prefix=self.settings["service_prefix"],
@@ -280,13 +281,29 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         namespace.update(ns)
         return self.settings["jinja_env"].get_template(name).render(**namespace)
 
-    def closing_announcement(self, user: dict | None) -> str:
-        """The closing banner on the service's pages too (they use the hub's page template),
-        while it is announced."""
+    def announcement(self, user: dict | None) -> str:
+        """The staff's announcements and the closing banner on the service's pages too (they
+        use the hub's page template), as on the hub's."""
+        now = now_utc()
+        reader = self.settings["board"]
+        parts = [banner(reader.read(), now)] if reader is not None else []
         closing = self.service.policy.closing
-        if closing is None or not closing.announced(now_utc()):
-            return ""
-        return closing.banner(f"{self.settings['service_prefix']}download" if user else None)
+        if closing is not None and closing.announced(now):
+            parts.append(closing.banner(f"{self.settings['service_prefix']}download" if user else None))
+        return "<br>".join(part for part in parts if part)
+
+    def board_view(self) -> dict:
+        """The admin page's announcements block."""
+        reader = self.settings["board"]
+        if reader is None:
+            return {"enabled": False}
+        done = {"posted": "Posted: every hub page shows it now.", "removed": "Removed."}
+        return {
+            "enabled": True,
+            "showing": reader.read().showing(now_utc()),
+            "max_text": MAX_TEXT,
+            "done": done.get(self.get_argument("board", ""), ""),
+        }
 
     def render_page(self, name: str, **ns) -> None:
         self.finish(self.render_string_page(name, self.current_user, **ns))
@@ -362,6 +379,7 @@ class MainHandler(ServiceHandler):
             attendance=attendance_view,
             prewarm=prewarm_view(prewarmer, now, service.prewarm_every),
             closing=closing_view(service, now),
+            board=self.board_view(),
         )
 
     async def live_servers(self, now: datetime, opted_out: set[str]):
@@ -422,7 +440,14 @@ class MainHandler(ServiceHandler):
             message=self.get_argument("done", ""),
             mine=mine,
             as_of=as_of,
+            stops=self.recent_stops(user["name"]),
         )
+
+    def recent_stops(self, name: str) -> list[tuple[datetime, str]]:
+        """The participant's last few servers stopped without them, and why."""
+        reader = self.settings["board"]
+        noted = reader.read().stops.get(name) if reader is not None else None
+        return stop_history(self.service.store.recent_stops(name, 5), noted)
 
     def sample_charts(self):
         """Active users and running servers over the whole record, at most CHART_POINTS each."""
@@ -459,6 +484,42 @@ class OptOutHandler(ServiceHandler):
         night = service.culler.night_of(now)
         service.store.add_opt_out(self.current_user["name"], night, now)
         self.redirect(f"{self.settings['service_prefix']}?done=optout")
+
+
+class AnnouncementsHandler(ServiceHandler):
+    """Staff post (``action=post``: ``text``, ``expires`` in minutes) or remove (``action=remove``,
+    ``id``) an announcement (XSRF-checked form post); the board file is rewritten atomically and
+    the hub's pages show the change at their next view. A bad text or expiry: 400 saying why,
+    nothing changed."""
+
+    @web.authenticated
+    def post(self):
+        user = self.require_staff()
+        path = self.service.board_file
+        if not path:
+            raise web.HTTPError(404, "Announcements need the board file: set WorkshopService.board_file.")
+        now = now_utc()
+        action = self.get_argument("action", "")
+        text, expires, ident = (
+            self.get_argument("text", ""),
+            self.get_argument("expires", ""),
+            self.get_argument("id", ""),
+        )
+
+        def change(board):
+            if action == "post":
+                return board.post(text, now, expiry(expires, now), by=user["name"])
+            if action == "remove":
+                return board.remove(ident)
+            raise ValueError("Unknown action: post or remove an announcement.")
+
+        try:
+            update_board(path, change)
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        done = "posted" if action == "post" else "removed"
+        self.service.log.info("Announcements: %s %s", user["name"], done)
+        self.redirect(f"{self.settings['service_prefix']}?board={done}#announcements")
 
 
 class ExportHandler(ServiceHandler):
@@ -622,6 +683,7 @@ def make_app(service) -> web.Application:
         [
             (prefix, MainHandler),
             (prefix + "opt-out", OptOutHandler),
+            (prefix + "announcements", AnnouncementsHandler),
             (prefix + r"usage\.(csv|json)", ExportHandler),
             (prefix + r"attendance\.csv", AttendanceHandler),
             (prefix + r"report\.(html|csv)", ReportHandler),
@@ -634,6 +696,7 @@ def make_app(service) -> web.Application:
         workshop_service=service,
         service_prefix=prefix,
         accounts=AccountsCache(service.accounts_file) if service.accounts_file else None,
+        board=BoardReader(service.board_file) if service.board_file else None,
         jinja_env=jinja2.Environment(loader=loader, autoescape=True),
         cookie_secret=secrets.token_bytes(32),
         xsrf_cookies=True,

@@ -140,6 +140,50 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         Unicode(), ["instructors"], help="Hub groups offered the high-performance profile."
     ).tag(config=True)
 
+    board_file = Unicode(
+        "",
+        help="""
+        The workshop service's board file (``WorkshopService.board_file``; the chart sets both).
+        When the hub finds a user's pod ended without it — deleted, its node replaced, evicted,
+        out of memory — the spawner notes why there, and the user's next hub page says so.
+        Empty: not noted.
+        """,
+    ).tag(config=True)
+
+    async def poll(self):
+        """KubeSpawner's poll; when it finds a server the hub thinks is running ended, note
+        why on the board (what the pod said before KubeSpawner deletes it)."""
+        pod = None
+        if self.board_file:
+            await self._start_watching_pods()  # as KubeSpawner's poll does: the pods as listed
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+        status = await super().poll()
+        noted = getattr(self, "_stop_noted", False)
+        if (
+            status is not None
+            and self.board_file
+            and self.server is not None
+            and not self.pending
+            and not noted
+        ):
+            # once per run: the hub polls again while it stops the server, by then without a pod
+            self._stop_noted = True
+            self._note_stop(pod)
+        return status
+
+    def _note_stop(self, pod: dict | None) -> None:
+        from datetime import UTC, datetime
+
+        from ..board import Stop, pod_stop_reason, update_board
+
+        reason = pod_stop_reason(pod)
+        self.log.info("%s's server ended outside the hub: %s", self.user.name, reason)
+        try:
+            stop = Stop(reason, datetime.now(UTC), self.name or "")
+            update_board(self.board_file, lambda board: board.stopped(self.user.name, stop))
+        except (OSError, ValueError) as e:  # never break the hub's poll over a notice
+            self.log.warning("Could not note %s's stop on the board: %s", self.user.name, e)
+
     @default("cmd")
     def _default_cmd(self):
         # an explicit command (as z2jh sets) so `get_args()` reaches the server: KubeSpawner
@@ -276,6 +320,7 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
 
     async def _start(self):
         self._claim_message = ""
+        self._stop_noted = False  # a new run: its end is noted once
         start = asyncio.ensure_future(super()._start())
         try:
             await self._watch_home_claim(start)

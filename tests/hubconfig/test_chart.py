@@ -94,6 +94,8 @@ def test_the_chart_defaults(tmp_path):
     assert spawner.shared_data == {} and spawner.shared_writer_groups == ["instructors"]
     assert spawner.readme_config_map == "workshop-readme" and spawner.kernel_idle_timeout == 3600
     assert spawner.high_performance == {}
+    # a pod that ends outside the hub is noted on the service's board, on the hub's volume
+    assert spawner.board_file == "/srv/jupyterhub/workshop-board.json"
     # per-user resources and profiles are z2jh's (singleuser.cpu/memory/profileList): not touched
     assert "KubeSpawner" not in c
 
@@ -122,6 +124,8 @@ def test_the_chart_defaults(tmp_path):
         "db_url": "sqlite:////srv/jupyterhub/workshop-usage.sqlite",  # on the hub's volume
         # the hub's server events, written beside it by the handler the hub installs
         "events_file": "/srv/jupyterhub/workshop-events.jsonl",
+        # announcements and stop notices: on the hub's volume, the service writes, the hub reads
+        "board_file": "/srv/jupyterhub/workshop-board.json",
     }
     [spool] = c.EventLogger.handlers
     assert spool.baseFilename == "/srv/jupyterhub/workshop-events.jsonl"
@@ -131,7 +135,8 @@ def test_the_chart_defaults(tmp_path):
         "workshop"
     ]
     assert "access:services!service=workshop" in roles["user"]["scopes"]
-    assert "template_vars" not in c.JupyterHub  # no night window, no banner
+    # no night window, no closing: the banner is the board's alone (nothing posted yet: empty)
+    assert c.JupyterHub.template_vars["announcement"](None) == ""
 
 
 def test_storage_in_z2jh_shape_becomes_the_spawner_home_storage(tmp_path):

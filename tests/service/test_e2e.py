@@ -59,14 +59,24 @@ class ServiceHub:
         # the hub's server events reach the service through this spool file
         self.events_file = root / "workshop-events.jsonl"
         # WorkshopService traits: the hub configuration writes them to the service's config file
-        settings = {"db_url": f"sqlite:///{self.db}", "cull_every": 0.5, "api_retries": 6, **service_settings}
+        # announcements and stop notices: written by the service, read by the hub's pages
+        self.board_file = root / "workshop-board.json"
+        settings = {
+            "db_url": f"sqlite:///{self.db}",
+            "cull_every": 0.5,
+            "api_retries": 6,
+            "board_file": str(self.board_file),
+            **service_settings,
+        }
         self.service_config = root / "workshop-service.json"
         if via_proxy:
             self.proxy = proxy_class(f"http://127.0.0.1:{hub.hub_port}").start()
             settings["api_url"] = f"{self.proxy.url}/hub/api"
         hub.config_text += f"""
 import sys
-from jupyterhub_workshop.hubconfig.services import install_server_events, workshop_roles, workshop_service
+from jupyterhub_workshop.hubconfig.services import (
+    board_banner, install_server_events, workshop_roles, workshop_service,
+)
 c.JupyterHub.authenticator_class = "workshop"
 c.WorkshopAuthenticator.accounts_file = {str(cards_dir / "accounts.yaml")!r}
 c.WorkshopAuthenticator.instructors_are_admins = False
@@ -80,6 +90,7 @@ c.JupyterHub.services.append(workshop_service({settings!r}, {str(self.service_co
                                               events_file={str(self.events_file)!r}))
 c.JupyterHub.load_roles.extend(workshop_roles())
 install_server_events(c, {str(self.events_file)!r})
+c.JupyterHub.template_vars = {{"announcement": board_banner({str(self.board_file)!r}, {settings.get("timezone", "UTC")!r})}}
 {extra_config}
 """
         self.hub = hub
@@ -281,6 +292,24 @@ async def test_opt_out_needs_xsrf_and_keeps_the_server_through_the_night(night_h
         10,
         message="ws001's session to be closed as a night cull",
     )
+    # ws001's next hub page says why, in the workshop's zone (the board the service wrote)
+    [(culled,)] = hub.query("SELECT at FROM workshop_culls WHERE username = 'ws001'")
+    at = datetime.fromisoformat(culled.replace("Z", "+00:00")).astimezone(ZoneInfo("America/Denver"))
+    async with new_session() as s:
+        assert (await login(s, hub.url, "ws001", hub.cards["ws001"].password)).ok
+        async with s.get(f"{hub.url}/hub/home") as r:
+            home = await r.text()
+        assert (
+            f"Your server was stopped at {at:%H:%M} by the night-time shutdown. "
+            "Your files are safe — start it again below."
+        ) in home
+        # with no server, a participant sees it on each page until they start one
+        async with s.get(f"{hub.url}/hub/home") as r:
+            assert "by the night-time shutdown" in await r.text()
+    async with new_session() as s:
+        assert (await login(s, hub.url, "ws003", hub.cards["ws003"].password)).ok
+        async with s.get(f"{hub.url}/hub/home") as r:
+            assert "Your server was stopped" not in await r.text()  # only ws001's own page
 
 
 async def test_staff_see_the_admin_page_exports_and_metrics(night_hub):

@@ -645,3 +645,16 @@ def test_killed_writer_loses_nothing(tmp_path):
         assert set(reported) <= samples
         # at most the one row in flight at the kill may be there beyond what was reported
         assert len(users) - len(expected) <= 1
+
+
+def test_recent_stops_are_a_users_last_stops_without_them(store, db_url):
+    for n, reason in enumerate(["idle", "user", "night", "unknown", "max-age", "idle", "closed"]):
+        store.open_session("ws-001", "", None, T0 + timedelta(hours=n))
+        store.close_session("ws-001", "", T0 + timedelta(hours=n, minutes=30), reason)
+    store.open_session("ws-002", "", None, T0)
+    store.close_session("ws-002", "", T0 + timedelta(minutes=5), "idle")
+    store.open_session("ws-001", "", None, T0 + timedelta(hours=9))  # open: not a stop
+    stops = store.recent_stops("ws-001", 5)
+    assert [reason for _, reason, _ in stops] == ["closed", "idle", "max-age", "unknown", "night"]
+    assert stops[0][0] == T0 + timedelta(hours=6, minutes=30)
+    assert store.recent_stops("nobody") == []

@@ -1,7 +1,9 @@
 """WorkshopKubeSpawner end to end: real hub + real proxy + workshop cards + the emulated cluster."""
 
+import html
 import json
 import os
+import re
 import sys
 import urllib.request
 
@@ -35,6 +37,11 @@ c.WorkshopKubeSpawner.home_storage = {{"mode": "dynamic", "storage_class": "fast
 c.WorkshopKubeSpawner.home_claim_bind_timeout = 6
 c.WorkshopKubeSpawner.readme_config_map = "workshop-readme"
 c.WorkshopKubeSpawner.shared_data = {{"nfs_server": "nfs.example.org", "nfs_path": "/export/shared"}}
+# a pod that ends outside the hub is noted on the board, and the user's next page says why
+from jupyterhub_workshop.hubconfig.services import board_banner
+c.WorkshopKubeSpawner.board_file = "BOARD_FILE"
+c.JupyterHub.template_vars = {{"announcement": board_banner("BOARD_FILE", "America/Denver")}}
+c.Spawner.poll_interval = 1  # the hub notices a pod that ended within a second or two
 """
 
 
@@ -50,9 +57,10 @@ def workshop(cluster, tmp_path_factory):
     cards_dir = tmp_path_factory.mktemp("cards")
     generate(cards_dir, Batch("ws", 3, 1))
     cards = {c.username: c for c in read_cards_csv(cards_dir / "cards.csv")}
+    board = tmp_path_factory.mktemp("board") / "workshop-board.json"
     hub = HubProcess(
         tmp_path_factory.mktemp("hub"),
-        CONFIG.replace("ACCOUNTS_FILE", str(cards_dir / "accounts.yaml")),
+        CONFIG.replace("ACCOUNTS_FILE", str(cards_dir / "accounts.yaml")).replace("BOARD_FILE", str(board)),
         env=cluster.env,
     )
     hub.start()
@@ -169,3 +177,40 @@ def test_a_claim_that_never_binds_fails_the_spawn_naming_the_storage_class(clust
         lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the failed pod to be removed"
     )
     assert cluster.get("persistentvolumeclaims", f"claim-{name}") is not None  # never deleted
+
+
+async def test_a_pod_ended_by_the_cluster_is_explained_on_the_next_hub_page(cluster, workshop):
+    """Out of memory, evicted, deleted (its node replaced): the hub's poll finds the pod ended,
+    the spawner notes what the pod said, and the participant's next hub page says it, until
+    they start their server again."""
+    hub, cards = workshop
+    name = "ws003"
+
+    async def home(session) -> str:
+        async with session.get(f"{hub.url}/hub/home") as r:
+            page = await r.text()
+        found = re.search(r'<span class="workshop-stop">(.*?)</span>', page, re.S)
+        return html.unescape(found.group(1)) if found else ""
+
+    async with new_session() as s:
+        assert (await login(s, hub.url, name, cards[name].password)).ok
+        for end, said in (
+            ("OOMKilled", "because it ran out of memory (the notebook used more than the server's limit)"),
+            ("Evicted", "by the cluster, which needed the room (the server was evicted)"),
+            ("deleted", "outside the hub (its machine was replaced or the server was removed)"),
+        ):
+            await spawn_from_the_home_page(s, hub, name)
+            assert await home(s) == ""  # running: nothing to tell, the last notice gone with the start
+            if end == "deleted":
+                cluster.delete("pods", f"jupyter-{name}")
+            else:
+                cluster.end_pod(f"jupyter-{name}", end)
+            wait_for(lambda: not hub.api(f"/users/{name}")["servers"], 30, message=f"the hub to see {end}")
+            sentence = await home(s)
+            assert re.fullmatch(
+                rf"Your server was stopped at \d\d:\d\d {re.escape(said)}\. "
+                r"Your files are safe — start it again below\.",
+                sentence,
+            ), (end, sentence)
+            assert await home(s) == sentence  # until they start it again
+            wait_for(lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the pod to go")

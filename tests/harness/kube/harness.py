@@ -306,6 +306,10 @@ class KubeHarness:
             raise RuntimeError("started without a kubelet")
         return self.kubelet.record(name, self._ns(namespace))
 
+    def end_pod(self, name: str, reason: str, namespace: str | None = None) -> None:
+        """End a running pod as the cluster would: ``OOMKilled`` or ``Evicted``."""
+        self.run(self.kubelet.end_pod(name, self._ns(namespace), reason))
+
     def pod(self, name: str, namespace: str | None = None) -> dict:
         """The kubelet's view of a pod: state, ip, port, pid, argv, env, cwd, home, mounts, post_start…"""
         return self.call(lambda: self._rec(name, namespace).snapshot())

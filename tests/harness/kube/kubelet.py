@@ -84,6 +84,7 @@ class PodRecord:
     hook_proc: Any = field(default=None, repr=False)
     task: Any = field(default=None, repr=False)
     terminating: bool = False
+    end_reason: str | None = None  # end_pod: OOMKilled or Evicted, as the cluster would report it
 
     @property
     def log_path(self) -> Path:
@@ -880,11 +881,23 @@ class Kubelet:
             },
         )
 
+    async def end_pod(self, name: str, namespace: str, reason: str) -> None:
+        """End a running pod as the cluster would for ``reason``: ``OOMKilled`` (the container
+        killed, exit 137, its termination reason OOMKilled) or ``Evicted`` (the pod Failed with
+        status.reason Evicted). The pod object stays, as on a real node, until deleted."""
+        rec = self.pods[(namespace, name)]
+        rec.end_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(rec.proc.pid, signal.SIGKILL)
+
     async def _watch_for_exit(self, rec: PodRecord, container: dict) -> None:
         """A process that exits by itself (not deleted) ends the pod: no restarts here."""
         code = await rec.proc.wait()
         if rec.terminating:
             return
+        ended = rec.end_reason  # end_pod: what the cluster would say
+        if ended == "OOMKilled":
+            code = 137
         rec.exit_code = code
         rec.state = "exited"
         cname = _container_name(container)
@@ -900,6 +913,11 @@ class Kubelet:
             {
                 "status": {
                     "phase": "Succeeded" if code == 0 else "Failed",
+                    **(
+                        {"reason": "Evicted", "message": "The node was low on resource: memory."}
+                        if ended == "Evicted"
+                        else {}
+                    ),
                     "conditions": [
                         {"type": "Ready", "status": "False", "reason": "PodCompleted"},
                         {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
@@ -913,7 +931,9 @@ class Kubelet:
                             state={
                                 "terminated": {
                                     "exitCode": code,
-                                    "reason": "Completed" if code == 0 else "Error",
+                                    "reason": "OOMKilled"
+                                    if ended == "OOMKilled"
+                                    else ("Completed" if code == 0 else "Error"),
                                     "startedAt": rec.started_timestamp,
                                     "finishedAt": timestamp(),
                                 }
