@@ -272,7 +272,8 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
     ``WorkshopService`` traits (the service's configuration file), without the database URL
     when it comes from a Secret. The schedule goes with its pre-warm lead and hold (the service
     shows the stretches even when it scales nothing); the Deployment to scale only with
-    ``prewarm.enabled``, in the hub's namespace (``$POD_NAMESPACE`` of ``environ``)."""
+    ``prewarm.enabled``, in the hub's namespace (``$POD_NAMESPACE`` of ``environ``); the servers'
+    memory and CPU from the pod metrics of that namespace."""
     cull, night, service, prewarm, closing = (
         _section(settings, "cull"),
         _section(settings, "cull", "night"),
@@ -299,6 +300,10 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
         "accounts_file": wiring["accountsFile"],  # the attendance's cards, the authenticator's file
         "closing": typed_time_text(closing["at"]) if closing.get("at") else None,
         "closing_notice_days": closing.get("noticeDays") if closing.get("at") else None,
+        # each server's memory and CPU on the admin page: the server pods' metrics (the chart's
+        # Role workshop-pod-metrics; without metrics-server the page says so)
+        "server_resources": "kubernetes",
+        "server_resources_namespace": (environ or {}).get("POD_NAMESPACE") or None,
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
 
 from .resources import Resources, Usage, pod_memory_limit, pod_usage
 
@@ -130,13 +129,12 @@ def match_pods(pods: list[dict], metrics: list[dict]) -> dict:
 class PodMetrics:
     """Memory and CPU of the server pods in ``namespace`` from the metrics API."""
 
-    def __init__(
-        self, namespace: str, *, environ: Mapping[str, str] | None = None, timeout: float = KUBE_TIMEOUT
-    ):
+    def __init__(self, namespace: str, *, timeout: float = KUBE_TIMEOUT, **in_cluster):
         from .prewarm import DeploymentScale
 
         # the same configuration as pre-warm: the pod's own service account, else $KUBECONFIG
-        self._config = DeploymentScale("", namespace, environ=environ, timeout=timeout)
+        # (``in_cluster``: environ, token_file, ca_file, for tests)
+        self._config = DeploymentScale("", namespace, timeout=timeout, **in_cluster)
         self.namespace, self.timeout = namespace, timeout
 
     async def usage(self) -> Resources:

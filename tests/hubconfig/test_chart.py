@@ -118,6 +118,8 @@ def test_the_chart_defaults(tmp_path):
         "db_url": "sqlite:////srv/jupyterhub/workshop-usage.sqlite",  # on the hub's volume
         # the hub's server events, written beside it by the handler the hub installs
         "events_file": "/srv/jupyterhub/workshop-events.jsonl",
+        # each server's memory and CPU from the pod metrics (of the hub's namespace, $POD_NAMESPACE)
+        "server_resources": "kubernetes",
     }
     [spool] = c.EventLogger.handlers
     assert spool.baseFilename == "/srv/jupyterhub/workshop-events.jsonl"
