@@ -155,6 +155,21 @@ def test_sample_peaks_in_sql_match_their_definition(store, db_url):
         fallback.close()
 
 
+def test_sample_peaks_are_kept_until_a_sample_is_added_by_any_writer(store, db_url):
+    for minute, active in enumerate([1, 5, 2]):
+        store.record_sample(T0 + timedelta(minutes=minute), active, 0)
+    assert [v for _, v in store.sample_peaks(3)] == [(1, 0), (5, 0), (2, 0)]
+    other = UsageStore(db_url)  # another process's store on the same database
+    try:
+        # inside the span (a clock set back): the same first and last times, a new id
+        other.record_sample(T0 + timedelta(seconds=150), 9, 1)
+    finally:
+        other.close()
+    assert [v for _, v in store.sample_peaks(3)] == [(1, 0), (5, 0), (9, 1)]
+    store.record_sample(T0 + timedelta(minutes=3), 7, 0)
+    assert max(v for _, v in store.sample_peaks(3)) == (9, 1) and len(store.sample_peaks(3)) == 3
+
+
 def test_a_cull_is_counted_once_from_the_session_it_closes(store):
     for user in "abcde":
         store.open_session(user, "", None, T0)
