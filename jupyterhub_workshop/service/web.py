@@ -1,6 +1,7 @@
 """The workshop service's pages and exports (tornado, authenticated through the hub).
 
-- ``/``: admins and ``staff_groups`` see the admin page (with pre-warm: the schedule, the next
+- ``/``: admins and ``staff_groups`` see the admin page (each server's memory and CPU, by user
+  or with ``?sort=memory`` nearest its memory limit first; with pre-warm: the schedule, the next
   stretch, the placeholders and their last change; export links for today and the schedule's
   days); everyone else their opt-out page (their servers running, starting or stopping)
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)

@@ -12,7 +12,7 @@ import pytest
 
 from jupyterhub_workshop.service.resource_sources import PodMetrics
 from jupyterhub_workshop.service.resources import near_limit
-from tests.chart.helpers import NAMESPACE, ci_values, find, manifests, render
+from tests.chart.helpers import NAMESPACE, ci_values, deep_merge, find, manifests, render
 from tests.harness.hub import wait_for
 from tests.harness.kube import KubeHarness
 from tests.harness.kube.testing import pod_manifest
@@ -93,3 +93,8 @@ async def test_pod_metrics_with_the_charts_role_and_refused_without_it(tmp_path)
         finally:
             await source.close()
         assert len(kube.refused()) == 1
+
+
+def test_no_pod_metrics_role_when_rbac_is_managed_by_the_operator():
+    values = deep_merge(ci_values("minimal-values.yaml"), {"jupyterhub": {"rbac": {"create": False}}})
+    assert not [o for o in manifests(render(values)) if o["metadata"]["name"] == ROLE]
