@@ -9,9 +9,10 @@ Setup (not timed) fills a temporary SQLite usage store. Then, in this process:
   histogram counted by the database (``UsageStore.duration_histogram``, GROUP BY bucket),
   the culls so far (``UsageStore.culls_by_reason``, from the sessions a cull closed), the last
   pass's time, and the running servers' table with each server's memory and CPU (400 servers,
-  sorted by memory, those near their limit counted). Each load follows a new sample, as if a
-  pass had just run (the peaks are kept between passes: a reload before the next pass, the
-  ``reload`` line, does not reduce the record again);
+  sorted by memory, those near their limit counted). Each load follows a new sample and a
+  session that ended, as if a pass had just run (the peaks and the histogram are kept while
+  the record does not change: a reload before the next pass, the ``reload`` line, does not
+  reduce the record again);
 * baseline: every sample loaded as a list and drawn at full resolution, and every session
   duration loaded as a list for the histogram (what the page did before).
 
@@ -167,8 +168,11 @@ def main() -> None:
         )
         passes = iter(range(args.days * 1440, 10**9))
 
-        def a_pass():  # one more sample, as each pass records
-            store.record_sample(T0 + timedelta(minutes=next(passes)), 100, 120)
+        def a_pass():  # one more sample, as each pass records, and a session that ended
+            minute = next(passes)
+            store.record_sample(T0 + timedelta(minutes=minute), 100, 120)
+            store.open_session(f"late{minute}", "", None, T0 + timedelta(minutes=minute - 30))
+            store.close_session(f"late{minute}", "", T0 + timedelta(minutes=minute), "idle")
 
         new = measure("ours", lambda: ours(store), a_pass)
         measure("reload", lambda: ours(store))

@@ -299,6 +299,7 @@ class UsageStore:
         self.dialect = self.url.get_backend_name()
         self._lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         self._peaks_memo: tuple | None = None  # (key, peaks): see sample_peaks
+        self._durations_memo: tuple | None = None  # (key, histogram): see duration_histogram
         if self.dialect == "sqlite":
             if _is_sqlite_memory(self.url):
                 # one shared connection, or every checkout would see its own empty database
@@ -681,6 +682,22 @@ class UsageStore:
             bounds.append(math.inf)
         if math.inf in bounds[:-1]:
             raise ValueError("math.inf can only be the last bound")
+        # A finished session never changes (it is closed once, never reopened nor deleted), so
+        # the finished sessions are the same while their number is: all sessions less the open
+        # ones (each count a walk of an index, not a duration computed per session)
+        with self._begin() as conn:
+            key = (
+                tuple(bounds),
+                conn.execute(select(func.count()).select_from(sessions)).scalar(),
+                conn.execute(select(func.count()).where(sessions.c.stopped.is_(None))).scalar(),
+            )
+        if self._durations_memo is not None and self._durations_memo[0] == key:
+            return list(self._durations_memo[1])
+        histogram = self._duration_histogram(bounds)
+        self._durations_memo = (key, histogram)
+        return list(histogram)
+
+    def _duration_histogram(self, bounds: list[float]) -> list[tuple[float, int]]:
         counts = [0] * len(bounds)
         finite = bounds[:-1]
         duration = self._duration_expression()
