@@ -293,7 +293,8 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
     ``WorkshopService`` traits (the service's configuration file), without the database URL
     when it comes from a Secret. The schedule goes with its pre-warm lead and hold (the service
     shows the stretches even when it scales nothing); the Deployment to scale only with
-    ``prewarm.enabled``, in the hub's namespace (``$POD_NAMESPACE`` of ``environ``)."""
+    ``prewarm.enabled``, in the hub's namespace (``$POD_NAMESPACE`` of ``environ``); the servers'
+    memory and CPU from the pod metrics of that namespace."""
     cull, night, service, prewarm, closing = (
         _section(settings, "cull"),
         _section(settings, "cull", "night"),
@@ -322,6 +323,10 @@ def service_settings(settings: Mapping, wiring: Mapping, environ: Mapping[str, s
         "closing_notice_days": closing.get("noticeDays") if closing.get("at") else None,
         "desk_file": str(desk_file_for(wiring)),  # the card desk writes it, the authenticator merges it
         "card_desk_groups": service.get("cardDeskGroups"),
+        # each server's memory and CPU on the admin page: the server pods' metrics (the chart's
+        # Role workshop-pod-metrics; without metrics-server the page says so)
+        "server_resources": "kubernetes",
+        "server_resources_namespace": (environ or {}).get("POD_NAMESPACE") or None,
     }
     if not wiring.get("databaseFromSecret"):
         traits["db_url"] = wiring["sqliteUrl"]

@@ -29,6 +29,8 @@ from .hub_api import HubAPI, HubAPIError
 from .metrics import WorkshopMetrics
 from .policy import CullPolicy, NightWindow
 from .prewarm import DeploymentScale, Prewarmer, night_overlaps, overlap_message
+from .resource_sources import PodMetrics, ProcessTree
+from .resources import Resources, count_near_limit
 from .schema import SchemaError
 from .store import UsageStore
 
@@ -300,6 +302,55 @@ class WorkshopService(Application):
             raise TraitError(f"prewarm_every must be more than 0 seconds, not {proposal.value}")
         return proposal.value
 
+    server_resources = Unicode(
+        "",
+        help="""
+        Where the admin page reads each server's memory and CPU: ``kubernetes`` (the
+        ``metrics.k8s.io`` pod metrics of the server pods in server_resources_namespace, as
+        ``kubectl top`` reads them; needs metrics-server and the chart's Role), ``processes`` (the
+        local twin: the process tree of each server noted in server_pids_dir), or empty (none).
+        """,
+    ).tag(config=True)
+
+    @validate("server_resources")
+    def _known_server_resources(self, proposal):
+        if proposal.value not in ("", "kubernetes", "processes"):
+            raise TraitError(
+                f"server_resources must be 'kubernetes', 'processes' or empty, not {proposal.value!r}"
+            )
+        return proposal.value
+
+    server_resources_namespace = Unicode(
+        help="Namespace of the server pods (server_resources kubernetes). Default: as prewarm_namespace."
+    ).tag(config=True)
+
+    @default("server_resources_namespace")
+    def _default_server_resources_namespace(self):
+        return self._default_prewarm_namespace()
+
+    server_pids_dir = Unicode(
+        "",
+        help="""
+        Directory where the local spawner notes each server's process id
+        (``WorkshopLocalSpawner.pid_dir``; server_resources processes).
+        """,
+    ).tag(config=True)
+
+    near_limit_every = Float(
+        60,
+        help="""
+        Seconds between readings of the servers' memory for the
+        ``workshop_servers_near_memory_limit`` gauge (with server_resources; the admin page
+        reads them at each view as well). More than 0.
+        """,
+    ).tag(config=True)
+
+    @validate("near_limit_every")
+    def _positive_near_limit_every(self, proposal):
+        if proposal.value <= 0:
+            raise TraitError(f"near_limit_every must be more than 0 seconds, not {proposal.value}")
+        return proposal.value
+
     api_url = Unicode(help="Hub API URL (from JUPYTERHUB_API_URL).").tag(config=True)
 
     @default("api_url")
@@ -356,6 +407,39 @@ class WorkshopService(Application):
             board_file=self.board_file or None,
         )
         self.prewarmer = self.build_prewarmer()
+        self.resource_source = self.build_resource_source()
+
+    def build_resource_source(self):
+        """Where each server's memory and CPU come from (None: not shown)."""
+        if self.server_resources == "kubernetes":
+            return PodMetrics(self.server_resources_namespace)
+        if self.server_resources == "processes":
+            if not self.server_pids_dir:
+                raise TraitError(
+                    "server_resources processes needs server_pids_dir (WorkshopLocalSpawner.pid_dir)"
+                )
+            return ProcessTree(self.server_pids_dir)
+        return None
+
+    async def read_resources(self) -> Resources | None:
+        """The servers' memory and CPU now (None without a source); the near-limit gauge follows."""
+        if self.resource_source is None:
+            return None
+        found = await self.resource_source.usage()
+        if not found.error:
+            self.metrics.near_memory_limit.set(count_near_limit(found.usage.values()))
+        return found
+
+    async def run_resources(self) -> None:
+        """Read the servers' memory every ``near_limit_every`` seconds (it never raises)."""
+        while True:
+            try:
+                found = await self.read_resources()
+                if found and found.error:
+                    self.log.warning("Servers' memory and CPU: %s", found.error)
+            except Exception:
+                self.log.exception("Reading the servers' memory and CPU failed")
+            await asyncio.sleep(self.near_limit_every)
 
     def build_policy(self) -> CullPolicy:
         """The cull policy, once the settings that must agree with it do (:meth:`check_prewarm`);
@@ -475,6 +559,8 @@ class WorkshopService(Application):
             tasks.append(asyncio.create_task(self.follow_events()))
         if self.prewarmer is not None:
             tasks.append(asyncio.create_task(self.run_prewarm()))
+        if self.resource_source is not None:
+            tasks.append(asyncio.create_task(self.run_resources()))
         try:
             await stopping.wait()
         finally:
@@ -492,6 +578,8 @@ class WorkshopService(Application):
                 self.log.exception("Could not note the servers running as the service stops")
             if self.prewarmer is not None:
                 await self.prewarmer.close()
+            if self.resource_source is not None:
+                await self.resource_source.close()
             self.hub.close()
             self.store.close()
 

@@ -82,6 +82,13 @@ class WorkshopMetrics:
             "after it), else 0.",
             registry=self.registry,
         )
+        self.near_memory_limit = Gauge(
+            "workshop_servers_near_memory_limit",
+            "Servers using 90% or more of their memory limit, as last read (server_resources: "
+            "the metrics API's pod metrics on Kubernetes, the process tree on the local twin; every "
+            "near_limit_every seconds and at each admin page view). 0 without server_resources.",
+            registry=self.registry,
+        )
         self._node_seconds = 0.0
         # the admin page's duration chart (until it reads UsageStore.duration_histogram itself)
 

@@ -1,6 +1,7 @@
 """The workshop service's pages and exports (tornado, authenticated through the hub).
 
-- ``/``: admins and ``staff_groups`` see the admin page (with pre-warm: the schedule, the next
+- ``/``: admins and ``staff_groups`` see the admin page (each server's memory and CPU, by user
+  or with ``?sort=memory`` nearest its memory limit first; with pre-warm: the schedule, the next
   stretch, the placeholders and their last change; export links for today and the schedule's
   days); everyone else their opt-out page (their servers running, starting or stopping)
 - ``POST /opt-out``: "keep my server tonight" (XSRF-checked)
@@ -23,7 +24,7 @@ import asyncio
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
@@ -47,6 +48,16 @@ from .hub_api import PAGINATION, HubAPIError
 from .metrics import SESSION_BUCKETS
 from .policy import ServerInfo, cull_time, is_exempt, warning
 from .prewarm import admin_view as prewarm_view
+from .resources import (
+    NEAR_LIMIT,
+    Resources,
+    Usage,
+    count_near_limit,
+    cpu_text,
+    memory_order,
+    memory_text,
+    near_limit,
+)
 from .usage import sessions_csv, sessions_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -155,6 +166,16 @@ class ServerRow:
     state: str  # "running", "starting", "stopping"
     stop: tuple[datetime, str] | None  # when it will be stopped, and why
     kept_tonight: bool
+    usage: Usage | None = None  # memory and CPU, when the service reads them
+
+
+def with_usage(rows: list[ServerRow], resources: Resources | None, sort: str = "") -> list[ServerRow]:
+    """The rows with each server's memory and CPU; ``sort="memory"``: the most pressed first."""
+    if resources is not None:
+        rows = [replace(r, usage=resources.usage.get((r.user, r.name))) for r in rows]
+    if sort == "memory":
+        rows = sorted(rows, key=lambda r: memory_order(r.usage))  # stable: by user within a tie
+    return rows
 
 
 def server_row(info: ServerInfo, kept: bool, policy, now: datetime, pending: str | None = None) -> ServerRow:
@@ -343,13 +364,20 @@ class MainHandler(ServiceHandler):
         exempt = is_exempt(bool(user.get("admin")), user.get("groups") or (), service.policy)
         if not self.is_staff(user):
             return await self.opt_out_page(user, now, opted_out, exempt)
-        live, attendance_view = await asyncio.gather(
-            self.live_servers(now, opted_out), self.attendance_view(LIVE_TIMEOUT)
+        live, attendance_view, resources = await asyncio.gather(
+            self.live_servers(now, opted_out), self.attendance_view(LIVE_TIMEOUT), self.resources()
         )
         rows, listing, live_error = live
+        sort = "memory" if self.get_argument("sort", "") == "memory" else ""
+        rows = with_usage(rows, resources, sort)
         running = [r for r in rows if r.state == "running"]
-        active, running_samples = self.sample_charts()
-        durations = service.store.duration_histogram(SESSION_BUCKETS)  # counted by the database
+        # the record's two reductions, each a database query of a few tenths of a second on a
+        # year's record: side by side, off the event loop (other pages and /metrics go on)
+        loop = asyncio.get_running_loop()
+        (active, running_samples), durations = await asyncio.gather(
+            loop.run_in_executor(None, self.sample_charts),
+            loop.run_in_executor(None, service.store.duration_histogram, SESSION_BUCKETS),
+        )
         nh = service.culler.node_hours()
         prewarmer = getattr(service, "prewarmer", None)
         self.render_page(
@@ -380,7 +408,23 @@ class MainHandler(ServiceHandler):
             prewarm=prewarm_view(prewarmer, now, service.prewarm_every),
             closing=closing_view(service, now),
             board=self.board_view(),
+            resources=resources,
+            sort=sort,
+            near_limit=near_limit,
+            near_count=count_near_limit(r.usage for r in rows),
+            near_share=NEAR_LIMIT,
+            memory_text=memory_text,
+            cpu_text=cpu_text,
         )
+
+    async def resources(self) -> Resources | None:
+        """The servers' memory and CPU (None when the service reads none), bounded in time."""
+        try:
+            return await asyncio.wait_for(self.service.read_resources(), LIVE_TIMEOUT)
+        except TimeoutError:
+            return Resources(
+                {}, f"Memory and CPU did not come within {LIVE_TIMEOUT:g} s; reload to try again"
+            )
 
     async def live_servers(self, now: datetime, opted_out: set[str]):
         """(rows, listing, error): the servers now, from the hub; the last pass's if the hub

@@ -10,11 +10,14 @@ share one OS user, so read-only shared data cannot be enforced here: participant
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from urllib.parse import quote
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Float, Unicode
 
+from .. import files
 from . import home_setup
 from .common import WorkshopSpawnerMixin, in_any
 
@@ -30,6 +33,15 @@ class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
 
     home_setup_timeout = Float(
         10, help="Seconds the home setup may take before the server starts without it."
+    ).tag(config=True)
+
+    pid_dir = Unicode(
+        "",
+        help="""
+        Directory where each running server's process id is noted (a small JSON file per
+        server, removed when it stops), so the workshop service's admin page can show its memory
+        and CPU from the process tree (the service's ``server_pids_dir``). Empty: not noted.
+        """,
     ).tag(config=True)
 
     def home_setup_env(self) -> dict[str, str]:
@@ -66,6 +78,33 @@ class WorkshopLocalSpawner(WorkshopSpawnerMixin, SimpleLocalProcessSpawner):
         except Exception:
             self.log.exception("Home setup for %s failed; starting anyway", self.user.name)
 
+    def pid_file(self) -> str:
+        return os.path.join(self.pid_dir, quote(f"{self.user.name}/{self.name}", safe="") + ".json")
+
+    def note_pid(self) -> None:
+        """Note the server's process for the workshop service (atomically: a reader never sees
+        half a file). The limit is ``mem_limit`` in bytes (None: none)."""
+        if not self.pid_dir or not self.pid:
+            return
+        record = {"user": self.user.name, "server": self.name, "pid": self.pid, "mem_limit": self.mem_limit}
+        try:
+            os.makedirs(self.pid_dir, 0o700, exist_ok=True)
+            files.write_atomically(self.pid_file(), json.dumps(record))
+        except OSError as e:
+            self.log.warning("Could not note %s's server process in %s: %s", self.user.name, self.pid_dir, e)
+
     async def start(self):
         await self.run_home_setup()
-        return await super().start()
+        result = await super().start()
+        self.note_pid()
+        return result
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            if self.pid_dir:
+                try:
+                    os.unlink(self.pid_file())
+                except FileNotFoundError:
+                    pass

@@ -126,6 +126,8 @@ def test_the_chart_defaults(tmp_path):
         "events_file": "/srv/jupyterhub/workshop-events.jsonl",
         # announcements and stop notices: on the hub's volume, the service writes, the hub reads
         "board_file": "/srv/jupyterhub/workshop-board.json",
+        # each server's memory and CPU from the pod metrics (of the hub's namespace, $POD_NAMESPACE)
+        "server_resources": "kubernetes",
     }
     [spool] = c.EventLogger.handlers
     assert spool.baseFilename == "/srv/jupyterhub/workshop-events.jsonl"

@@ -150,6 +150,8 @@ async def test_the_demo_as_an_organizer_uses_it(tmp_path):
             # the workshop service runs too: a participant gets the opt-out page
             async with s.get(f"{url}/services/workshop/") as r:
                 assert r.status == 200 and "Keep my server tonight" in await r.text()
+        # the server's process is noted for the admin page's memory and CPU
+        assert json.loads((state / demo.SERVER_PIDS / f"{username}%2F.json").read_text())["user"] == username
         home = state / "homes" / username
         assert (home / "README.md").read_text() == (state / "README.md").read_text()
         assert os.readlink(home / "shared") == str(state / "shared")

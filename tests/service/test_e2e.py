@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -652,7 +653,20 @@ def live_hub(tmp_path_factory):
     """A hub whose service makes one pass at start and then none for an hour: what its pages
     show of the servers comes from the hub at the time of the view."""
     root = tmp_path_factory.mktemp("live")
-    hub = ServiceHub(root, {"cull_every": 3600, **accounts_file(root)}, via_proxy=True).start()
+    # the local twin's spawner notes each server's process; the service shows its memory and CPU
+    pids = root / "pids"
+    settings = {
+        "cull_every": 3600,
+        **accounts_file(root),
+        "server_resources": "processes",
+        "server_pids_dir": str(pids),
+    }
+    twin = f"""
+c.JupyterHub.spawner_class = "workshop-local"
+c.WorkshopLocalSpawner.pid_dir = {str(pids)!r}
+c.Spawner.mem_limit = "1G"
+"""
+    hub = ServiceHub(root, settings, via_proxy=True, extra_config=twin).start()
     wait_for(lambda: hub.samples() >= 1, 30, message="the service's first pass")
     yield hub
     hub.stop()
@@ -673,6 +687,16 @@ async def test_pages_show_the_servers_now_not_at_the_last_pass(live_hub):
         status, page = await open_service(staff, hub)
         assert re.search(r'id="running-count">1<', page) and '<td data-label="User">ws001</td>' in page
         assert "Servers live from the hub at" in page
+        # its memory (used / limit) and CPU, from its process tree, as psutil reads it
+        [noted] = (hub.root / "pids").iterdir()
+        root = psutil.Process(json.loads(noted.read_text())["pid"])
+        rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        shown = re.search(r'<td data-label="Memory">(\d+) MiB / 1.0 GiB \(\d+%\)</td>', page)
+        assert shown and int(shown.group(1)) * 2**20 == pytest.approx(rss, rel=0.10)
+        assert re.search(r'<td data-label="CPU \(cores\)">\d+\.\d\d</td>', page)
+        assert '<strong id="near-count">0</strong> servers at 90% of the memory limit' in page
+        status, metrics = await open_service(staff, hub, "metrics")
+        assert "workshop_servers_near_memory_limit 0.0" in metrics
         # what is not live says when it is from: the charts, from the one pass at start
         assert f"running servers as of {last_pass[11:19]} (UTC), the service's last pass" in page
 

@@ -155,6 +155,37 @@ def test_sample_peaks_in_sql_match_their_definition(store, db_url):
         fallback.close()
 
 
+def test_sample_peaks_are_kept_until_a_sample_is_added_by_any_writer(store, db_url):
+    for minute, active in enumerate([1, 5, 2]):
+        store.record_sample(T0 + timedelta(minutes=minute), active, 0)
+    assert [v for _, v in store.sample_peaks(3)] == [(1, 0), (5, 0), (2, 0)]
+    other = UsageStore(db_url)  # another process's store on the same database
+    try:
+        # inside the span (a clock set back): the same first and last times, a new id
+        other.record_sample(T0 + timedelta(seconds=150), 9, 1)
+    finally:
+        other.close()
+    assert [v for _, v in store.sample_peaks(3)] == [(1, 0), (5, 0), (9, 1)]
+    store.record_sample(T0 + timedelta(minutes=3), 7, 0)
+    assert max(v for _, v in store.sample_peaks(3)) == (9, 1) and len(store.sample_peaks(3)) == 3
+
+
+def test_the_duration_histogram_is_kept_until_a_session_ends(store, db_url):
+    bounds = [60, 3600]
+    store.open_session("a", "", None, T0)
+    store.close_session("a", "", T0 + timedelta(seconds=30), "idle")
+    assert store.duration_histogram(bounds) == [(60, 1), (3600, 0), (math.inf, 0)]
+    store.open_session("b", "", None, T0)  # open: not in the histogram
+    assert store.duration_histogram(bounds) == [(60, 1), (3600, 0), (math.inf, 0)]
+    other = UsageStore(db_url)  # another process's store on the same database
+    try:
+        other.close_session("b", "", T0 + timedelta(minutes=10), "night")
+    finally:
+        other.close()
+    assert store.duration_histogram(bounds) == [(60, 1), (3600, 1), (math.inf, 0)]
+    assert store.duration_histogram([60]) == [(60, 1), (math.inf, 1)]
+
+
 def test_a_cull_is_counted_once_from_the_session_it_closes(store):
     for user in "abcde":
         store.open_session(user, "", None, T0)
@@ -387,7 +418,9 @@ def test_duration_histogram_groups_in_the_database(store):
     statements = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     assert sum(count for _, count in store.duration_histogram([600, 1800])) == 50
-    [query] = [s for s in statements if "workshop_sessions" in s]
+    # two counts say whether the finished sessions changed; one query groups them
+    *counts, query = [s for s in statements if "workshop_sessions" in s]
+    assert len(counts) == 2 and all("count(" in c.lower() and "GROUP BY" not in c.upper() for c in counts)
     assert "GROUP BY" in query.upper() and "CASE" in query.upper()
 
 

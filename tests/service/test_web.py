@@ -14,7 +14,7 @@ from jupyterhub._data import DATA_FILES_PATH
 
 from jupyterhub_workshop import charts
 from jupyterhub_workshop.schedule import Schedule
-from jupyterhub_workshop.service import web
+from jupyterhub_workshop.service import resources, web
 from jupyterhub_workshop.service.policy import CullPolicy, NightWindow
 from jupyterhub_workshop.times import parse_typed_time
 
@@ -151,6 +151,13 @@ def render(template: str, **ns) -> str:
         attendance={"error": "Attendance needs the accounts file: set WorkshopService.accounts_file."},
         prewarm={"enabled": False},
         closing=None,
+        resources=None,
+        sort="",
+        near_limit=resources.near_limit,
+        near_count=0,
+        near_share=resources.NEAR_LIMIT,
+        memory_text=resources.memory_text,
+        cpu_text=resources.cpu_text,
     )
     namespace.update(ns)
     return env.get_template(template).render(**namespace)
@@ -313,3 +320,39 @@ def test_the_admin_page_shows_the_closing_and_the_downloads():
     page = render_admin(closing=None)
     assert "No closing time is set" in page and "closed <strong>" not in page
     assert 'href="/services/workshop/report.html"' in page  # the report, closing or not
+
+
+def usage_rows():
+    def row(user, usage):
+        return web.ServerRow(user, "", None, NOW, NOW, "running", None, False, usage)
+
+    return [
+        row("ana", resources.Usage(1 * 2**30, 2 * 2**30, 0.25)),
+        row("bo", resources.Usage(int(1.9 * 2**30), 2 * 2**30, 1.0)),
+        row("cy", None),
+    ]
+
+
+def test_the_servers_table_shows_memory_and_cpu_and_marks_the_near_limit():
+    page = render_admin(rows=usage_rows(), resources=resources.Resources({}), near_count=1, running=3)
+    assert "1.0 GiB / 2.0 GiB (50%)" in page and "0.25" in page
+    [near] = re.findall(r'<tr class="workshop-near-limit">.*?</tr>', page, re.S)
+    assert "bo" in near and "1.9 GiB / 2.0 GiB (95%)" in near and "near limit" in near
+    assert '<strong id="near-count">1</strong> server at 90% of the memory limit or more' in page
+    assert 'href="/services/workshop/?sort=memory#servers" id="sort-memory"' in page
+    assert 'data-label="Memory"' in page  # the phone's cards label it
+
+
+def test_the_page_says_why_there_are_no_numbers_and_omits_them_when_not_read():
+    page = render_admin(rows=usage_rows(), resources=resources.Resources({}, "metrics-server not available"))
+    assert "Memory and CPU: metrics-server not available." in page
+    assert "Memory" not in render_admin(rows=usage_rows())
+
+
+def test_sorting_by_memory_puts_the_most_pressed_first():
+    by_name = {(r.user, ""): r.usage for r in usage_rows()}
+    rows = [r.__class__(*[*r.__dict__.values()][:-1]) for r in usage_rows()]  # without usage
+    found = resources.Resources(by_name)
+    assert [r.user for r in web.with_usage(rows[::-1], found, "memory")] == ["bo", "ana", "cy"]
+    assert [r.user for r in web.with_usage(rows, found)] == ["ana", "bo", "cy"]
+    assert web.with_usage(rows, found)[1].usage == by_name["bo", ""]

@@ -63,3 +63,32 @@ async def test_a_failing_setup_never_stops_the_start(make, tmp_path, caplog):
 def test_kernel_culling_reaches_the_server_args(make):
     args = make("ws003", kernel_idle_timeout=1800).get_args()
     assert "--MappingKernelManager.cull_idle_timeout=1800" in args
+
+
+async def test_the_server_process_is_noted_for_the_service_and_forgotten_at_stop(make, tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    from jupyterhub_workshop.service.resource_sources import ProcessTree
+
+    pids = tmp_path / "pids"
+    spawner = make("ws/004", pid_dir=str(pids), mem_limit="1G")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    reaper = threading.Thread(target=proc.wait)  # reaped at once, as the hub's own children are
+    reaper.start()
+    try:
+        spawner.pid = proc.pid  # what start() leaves (the hub's own process start is test_demo's)
+        spawner.note_pid()
+        [noted] = os.listdir(pids)
+        assert noted == "ws%2F004%2F.json"
+        found = (await ProcessTree(str(pids)).usage()).usage
+        assert set(found) == {("ws/004", "")} and found["ws/004", ""].limit == 2**30
+        await spawner.stop(now=True)
+        reaper.join(timeout=10)
+        assert proc.returncode is not None
+        assert os.listdir(pids) == []
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        reaper.join()

@@ -58,3 +58,37 @@ def chart_memory(n: int) -> str:
     if n % GIB == 0:
         return f"{n // GIB}G"
     return f"{math.ceil(n / MIB)}M"
+
+
+# Kubernetes' own quantities (what the API returns: pod resources, metrics.k8s.io usage). Unlike
+# JupyterHub's settings above, a bare number is bytes and "M"/"G" are decimal, as Kubernetes reads them.
+_KUBE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*$")
+_KUBE_SUFFIXES = {
+    "": 1,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": KIB,
+    "Mi": MIB,
+    "Gi": GIB,
+    "Ti": TIB,
+    "Pi": 1024**5,
+    "Ei": 1024**6,
+}
+
+
+def kube_quantity(text: str | int | float) -> float:
+    """A Kubernetes quantity as a number: ``123456Ki`` → 126418944, ``12m`` → 0.012,
+    ``250000n`` → 0.00025, ``1e9`` → 1e9, ``2G`` → 2e9 (decimal, as Kubernetes reads it)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    m = _KUBE.match(str(text))
+    if not m or m.group(2) not in _KUBE_SUFFIXES:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (expected e.g. 123456Ki, 12m, 2Gi)")
+    return float(m.group(1)) * _KUBE_SUFFIXES[m.group(2)]

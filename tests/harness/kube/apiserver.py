@@ -39,6 +39,8 @@ log = logging.getLogger("kube-harness")
 
 Listener = Callable[[str, kmock.resource, dict], None]
 
+METRICS_GROUP = "metrics.k8s.io"
+
 # a watch wakes this often to notice a client that went away
 _WATCH_POLL_SECONDS = 5.0
 
@@ -119,6 +121,10 @@ class KubeAPIServer(kmock.KubernetesEmulator):
     tokens: dict | None = None
     # RBAC from the stored Role/RoleBinding/ClusterRole/ClusterRoleBinding objects (needs tokens)
     authorize: bool = False
+    # metrics-server: pod -> its containers' usage ([{"name", "usage": {"cpu", "memory"}}], None
+    # if it has no metrics yet); the kubelet's by KubeHarness(metrics_server=True). None: the
+    # cluster has no metrics-server, and metrics.k8s.io answers 404 as such a cluster does.
+    pod_metrics: Callable[[dict], list | None] | None = None
 
     request_count: int = attrs.field(default=0, init=False)
     recent_requests: collections.deque = attrs.field(
@@ -622,6 +628,8 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         query = raw.query
         dry_run = bool(query.get("dryRun"))
         method = raw.method
+        if res.group == METRICS_GROUP:
+            return self._serve_metrics(method, res, ns, name)
         if method == "GET":
             if legacy_watch or query.get("watch", "").lower() in ("true", "1"):
                 return await self._serve_watch(raw, res, ns, name, query)
@@ -662,6 +670,50 @@ class KubeAPIServer(kmock.KubernetesEmulator):
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         return aiohttp.web.json_response(self.get(res, name, ns))
+
+    def _serve_metrics(self, method, res, ns, name) -> aiohttp.web.Response:
+        """``metrics.k8s.io/v1beta1`` pod metrics as metrics-server serves them (read-only):
+        a ``PodMetrics`` per running pod with usage, ``PodMetricsList`` for a list."""
+        if self.pod_metrics is None or res.version != "v1beta1" or res.plural not in ("pods", "nodes"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {METRICS_GROUP}")
+        items = []
+        if res.plural == "pods":
+            for pod in self.list("pods", ns):
+                containers = self.pod_metrics(pod)
+                if containers is None:
+                    continue
+                meta = pod["metadata"]
+                items.append(
+                    {
+                        "metadata": {
+                            "name": meta["name"],
+                            "namespace": meta.get("namespace"),
+                            "labels": dict(meta.get("labels") or {}),
+                            "creationTimestamp": timestamp(),
+                        },
+                        "timestamp": timestamp(),
+                        "window": "10s",
+                        "containers": containers,
+                    }
+                )
+        kind = "PodMetrics" if res.plural == "pods" else "NodeMetrics"
+        if name is not None:
+            found = next((i for i in items if i["metadata"]["name"] == name), None)
+            if found is None:
+                raise ApiError(404, "NotFound", f'{res.plural} "{name}" not found')
+            return aiohttp.web.json_response(
+                {"kind": kind, "apiVersion": f"{METRICS_GROUP}/v1beta1", **found}
+            )
+        return aiohttp.web.json_response(
+            {
+                "kind": f"{kind}List",
+                "apiVersion": f"{METRICS_GROUP}/v1beta1",
+                "metadata": {},
+                "items": [{"kind": kind, "apiVersion": f"{METRICS_GROUP}/v1beta1", **i} for i in items],
+            }
+        )
 
     def _serve_patch(self, raw, res, ns, name, sub, body, dry_run) -> aiohttp.web.Response:
         patch_type = "json" if (raw.content_type or "") == "application/json-patch+json" else "merge"

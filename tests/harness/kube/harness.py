@@ -97,6 +97,7 @@ class KubeHarness:
         tls_hosts: tuple[str, ...] = (),
         authenticate: bool = False,
         authorize: bool = False,
+        metrics_server: bool = False,
         **kubelet_options,
     ):
         self.root = Path(root)
@@ -104,6 +105,7 @@ class KubeHarness:
         self.host, self._port = host, port
         self.tls, self._tls_hosts = tls, tuple(tls_hosts)
         self.authorize = authorize
+        self.metrics_server = metrics_server
         self.authenticate = authenticate or authorize
         self.pki: ServerPKI | None = None
         self.admin_token: str | None = None
@@ -178,6 +180,8 @@ class KubeHarness:
         if self._with_kubelet:
             self.kubelet = Kubelet(self.api, self.root, **self._kubelet_options)
             self.kubelet.attach()
+            if self.metrics_server:  # pod metrics of the kubelet's processes (metrics.k8s.io)
+                self.api.pod_metrics = self.kubelet.pod_metrics
 
     async def _astop(self) -> None:
         if self.kubelet is not None:
