@@ -307,8 +307,8 @@ async def test_opt_out_needs_xsrf_and_keeps_the_server_through_the_night(night_h
         # with no server, a participant sees it on each page until they start one
         async with s.get(f"{hub.url}/hub/home") as r:
             assert "by the night-time shutdown" in await r.text()
-    async with new_session() as s:
-        assert (await login(s, hub.url, "ws003", hub.cards["ws003"].password)).ok
+    async with new_session() as s:  # ws004: ws003 must stay a card that signed in and never came back
+        assert (await login(s, hub.url, "ws004", hub.cards["ws004"].password)).ok
         async with s.get(f"{hub.url}/hub/home") as r:
             assert "Your server was stopped" not in await r.text()  # only ws001's own page
 
