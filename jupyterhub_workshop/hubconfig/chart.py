@@ -361,10 +361,10 @@ def _configure_service(
                 "jupyterhub.hub.extraEnv.WORKSHOP_DB_URL names?"
             )
         environment["WORKSHOP_DB_URL"] = url
-    if _section(settings, "prewarm").get("enabled"):
-        # the service scales the placeholders with the pod's in-cluster configuration, which
-        # needs the API server's address from the environment (like WORKSHOP_DB_URL, not inherited)
-        environment.update({key: environ[key] for key in KUBERNETES_ENV if environ.get(key)})
+    # the service reads the servers' pod metrics (server_resources, always) and scales the
+    # pre-warm placeholders with the pod's in-cluster configuration, which needs the API
+    # server's address from the environment (like WORKSHOP_DB_URL, not inherited)
+    environment.update({key: environ[key] for key in KUBERNETES_ENV if environ.get(key)})
 
     traits = service_settings(settings, wiring, environ)
     board_file = board_file_for(events_file)

@@ -5,8 +5,8 @@
 Secrets (``kubectl create secret``) first; ``upgrade`` renders again and applies the difference,
 keeping the values z2jh generated at install (its templates find them with ``lookup`` on a real
 upgrade). :class:`Installation` is one release on a fresh cluster: the API server over TLS
-with RBAC (the chart's Role is what the hub may do), the kubelet stand-in running user pods from
-the single-user environment, and the proxy and hub pods run from their rendered Deployments
+with RBAC (the chart's Roles are what the hub may do) and metrics-server's pod metrics, the
+kubelet stand-in running user pods from the single-user environment, and the proxy and hub pods run from their rendered Deployments
 (``pods.PodProcess``), reachable through their Services (``network``).
 
 Everything here runs inside the rehearsal's namespaces (see ``tests/deploy/__init__.py``).
@@ -165,6 +165,7 @@ class Installation:
                 port=API_PORT,
                 tls=True,
                 authorize=True,
+                metrics_server=True,  # metrics.k8s.io: the user pods' memory and CPU
                 pvc_bind_delay=0.2,
                 post_start_timeout=60,
                 python=str(SINGLEUSER_ENV / "bin" / "python"),

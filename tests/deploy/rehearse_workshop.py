@@ -240,6 +240,61 @@ async def test_instructors_get_the_admin_page_participants_the_opt_out_page(work
     assert "Running servers" not in mine
 
 
+# --- each server's memory and CPU: the chart's Role for pod metrics ---------------------------
+
+METRICS_ROLE = "workshop-pod-metrics"
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def memory_cells(admin: str) -> dict[str, str]:
+    """The servers table's Memory cell by user (empty when the page shows no memory)."""
+    rows = re.findall(r'<td data-label="User">([^<]+)</td>.*?<td data-label="Memory">(.*?)</td>', admin, re.S)
+    return {user: cell.strip() for user, cell in rows}
+
+
+async def admin_memory(workshop: Installation, instructor: Participant) -> tuple[dict[str, str], str]:
+    status, admin = await get(instructor, f"{workshop.hub_url}/services/workshop/")
+    assert status == 200, admin[-2000:]
+    return memory_cells(admin), admin
+
+
+@in_module_loop
+async def test_the_admin_page_shows_each_servers_memory_by_the_charts_pod_metrics_role(workshop, people):
+    instructor = people["instructor"]
+    names = [browser.username for browser in people.values()]
+    # the chart's Role is the hub's only grant of pod metrics (z2jh's Role `hub` has none), and
+    # the emulated API server enforces RBAC: what the page shows, the chart's Role allowed
+    granting = [
+        (obj["kind"], obj["metadata"]["name"])
+        for obj in workshop.release.objects
+        if obj["kind"] in ("Role", "ClusterRole")
+        and any({"metrics.k8s.io", "*"} & set(rule.get("apiGroups") or []) for rule in obj.get("rules") or [])
+    ]
+    assert granting == [("Role", METRICS_ROLE)]
+    stored = workshop.cluster.get(f"{RBAC}/roles", METRICS_ROLE)
+    assert stored["rules"] == [
+        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]}
+    ]
+    [subject] = workshop.cluster.get(f"{RBAC}/rolebindings", METRICS_ROLE)["subjects"]
+    assert (subject["kind"], subject["name"]) == ("ServiceAccount", "hub")
+
+    async def memory_shown():
+        cells, admin = await admin_memory(workshop, instructor)
+        shown = all(re.match(r"\d+(\.\d+)? (KiB|MiB|GiB)", cells.get(name, "")) for name in names)
+        return (cells, admin) if shown else None
+
+    _, admin = await poll(memory_shown, 60, interval=0.5, message="the servers' memory on the admin page")
+    assert 'id="resources-error"' not in admin and "refused" not in admin and "not available" not in admin
+    assert 'id="memory-head"' in admin and 'id="near-count"' in admin
+    # the service read the pods' metrics as the hub's service account, through the emulated API
+    namespace = workshop.cluster.namespace
+    assert any(
+        path.startswith(f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods")
+        for _, path in workshop.cluster.requests()
+    )
+    assert workshop.cluster.refused() == []
+
+
 # --- the card desk ------------------------------------------------------------------------------
 
 DESK = {}  # what the desk handed out, for the check after the upgrade
@@ -379,3 +434,31 @@ async def test_usage_records_the_night_stop(workshop, people):
     # participants may not read the records
     assert (await get(participant, f"{workshop.hub_url}/services/workshop/usage.csv"))[0] == 403
     assert http_status(f"{workshop.hub_url}/hub/health") == 200
+
+
+@in_module_loop
+async def test_without_the_charts_role_binding_pod_metrics_are_refused(workshop, people):
+    # last, as the refusals stay in the API server's record: the instructor's server still runs
+    instructor = people["instructor"]
+    binding = workshop.release.find("RoleBinding", METRICS_ROLE)
+    workshop.cluster.delete(f"{RBAC}/rolebindings", METRICS_ROLE)
+
+    async def refused_shown():
+        _, admin = await admin_memory(workshop, instructor)
+        return admin if "Reading pod metrics was refused (403)" in admin else None
+
+    admin = await poll(refused_shown, 30, interval=0.5, message="the refusal on the admin page")
+    assert memory_cells(admin).get(instructor.username) == ""
+    namespace = workshop.cluster.namespace
+    refused = workshop.cluster.refused()
+    assert refused and {(r["code"], r["path"].split("?")[0]) for r in refused} == {
+        (403, f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods")
+    }
+
+    workshop.cluster.create(f"{RBAC}/rolebindings", binding)  # helm upgrade puts it back
+
+    async def memory_again():
+        cells, _ = await admin_memory(workshop, instructor)
+        return re.match(r"\d+(\.\d+)? (KiB|MiB|GiB)", cells.get(instructor.username, ""))
+
+    await poll(memory_again, 30, interval=0.5, message="the memory back with the chart's RoleBinding")

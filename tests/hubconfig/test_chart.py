@@ -428,7 +428,11 @@ def test_a_schedule_alone_is_shown_and_nothing_is_scaled(tmp_path):
     # the service shows the pre-warm stretches it would keep
     assert (settings["prewarm_lead"], settings["prewarm_hold"]) == (20, 30)
     assert "prewarm_deployment" not in settings and "prewarm_namespace" not in settings
-    assert service_entry(c)["environment"] == {}  # no Kubernetes API for the service to reach
+    # nothing scaled, but the service reads the servers' pod metrics: the API server's address
+    assert service_entry(c)["environment"] == {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+    }
 
 
 def test_prewarm_hands_the_service_the_deployment_in_the_hubs_namespace(tmp_path):
