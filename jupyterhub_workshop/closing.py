@@ -90,6 +90,18 @@ class Closing:
         return text
 
 
+def closing_trait_value(text: str) -> str:
+    """``text`` if it is a closing time :meth:`Closing.parse` takes (or empty), else the
+    TraitError the authenticator's and the service's ``closing`` traits raise."""
+    from traitlets import TraitError
+
+    try:
+        Closing.parse(text)
+    except ValueError as e:
+        raise TraitError(str(e)) from None
+    return text
+
+
 def may_sign_in(closing: Closing | None, staff: bool, now: datetime) -> bool:
     """Whether someone may sign in at ``now``: anyone before the closing, staff after it."""
     return closing is None or staff or not closing.closed(now)

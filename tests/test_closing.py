@@ -85,3 +85,17 @@ def test_the_cull_policy_stops_servers_as_closed_strongest_first():
     fresh = server("q", CLOSES - timedelta(minutes=10))
     assert cull_time(fresh, False, policy, CLOSES - timedelta(minutes=5)) == (CLOSES, CLOSED)
     assert cull_time(servers[2], False, policy, now)[1] == "idle"  # staff after: the usual rules
+
+
+def test_a_closing_without_its_offset_is_refused_and_the_last_good_one_kept():
+    from traitlets import TraitError
+
+    from jupyterhub_workshop.closing import closing_trait_value
+    from jupyterhub_workshop.service.app import WorkshopService
+
+    assert closing_trait_value("") == ""  # the hub does not close
+    service = WorkshopService()  # the authenticator's trait is checked by the same function
+    service.closing = "2026-07-17T18:00:00-06:00"
+    with pytest.raises(TraitError):
+        service.closing = "2026-07-17T18:00"  # a naive time: in which zone?
+    assert service.closing == "2026-07-17T18:00:00-06:00"

@@ -26,9 +26,9 @@ from jupyterhub.auth import Authenticator
 from jupyterhub.handlers.login import LoginHandler
 from tornado import web
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Integer, Unicode, default, validate
 
-from ..closing import DEFAULT_MESSAGE, Closing, may_sign_in
+from ..closing import DEFAULT_MESSAGE, Closing, closing_trait_value, may_sign_in
 from ..times import now_utc
 from ..wording import count
 from . import overlay
@@ -204,11 +204,7 @@ class WorkshopAuthenticator(Authenticator):
 
     @validate("closing")
     def _parsed_closing(self, proposal):
-        try:
-            Closing.parse(proposal.value)
-        except ValueError as e:
-            raise TraitError(str(e)) from None
-        return proposal.value
+        return closing_trait_value(proposal.value)
 
     closing_message = Unicode(
         DEFAULT_MESSAGE,

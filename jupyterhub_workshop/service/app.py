@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
-from ..closing import Closing
+from ..closing import Closing, closing_trait_value
 from ..schedule import DEFAULT_HOLD, DEFAULT_LEAD, Schedule
 from ..times import now_utc
 from .culler import Culler
@@ -195,11 +195,7 @@ class WorkshopService(Application):
 
     @validate("closing")
     def _parsed_closing(self, proposal):
-        try:
-            Closing.parse(proposal.value)
-        except ValueError as e:
-            raise TraitError(str(e)) from None
-        return proposal.value
+        return closing_trait_value(proposal.value)
 
     def closing_time(self) -> Closing | None:
         """The closing as the rule (:mod:`jupyterhub_workshop.closing`) takes it, or None."""
