@@ -5,6 +5,8 @@ pods mount them, and deleting them. Configuration as kubectl finds it ($KUBECONF
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,37 @@ USERNAME_ANNOTATION = "hub.jupyter.org/username"
 class Claim:
     name: str
     user: str  # "" when the claim does not say
+
+
+class ClusterError(RuntimeError):
+    """The Kubernetes API refused or failed a request; the message says what, and why, in a line."""
+
+
+def refusal(what: str, status: int | None, reason: str, body: str | bytes | None) -> ClusterError:
+    """The error for a request the API answered with ``status``: the API's own message, and for a
+    403 where the permission comes from (the usual cause)."""
+    message = ""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        message = json.loads(body).get("message", "")
+    text = f"the Kubernetes API refused to {what} ({status} {reason})"
+    if message:
+        text += f": {message}"
+    if status == 403:
+        text += (
+            " — the chart's archive Job has this from its Role workshop-archive; from your machine, "
+            "your kubectl user needs it"
+        )
+    return ClusterError(text)
+
+
+@contextlib.asynccontextmanager
+async def _asking(what: str):
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as e:
+        raise refusal(what, e.status, e.reason, e.body) from None
 
 
 async def _client():
@@ -35,7 +68,7 @@ async def _client():
 async def _home_claims(namespace: str) -> list[Claim]:
     from kubernetes_asyncio import client
 
-    async with await _client() as api:
+    async with await _client() as api, _asking(f"list persistentvolumeclaims in namespace {namespace}"):
         found = await client.CoreV1Api(api).list_namespaced_persistent_volume_claim(
             namespace, label_selector=HOME_CLAIM_SELECTOR
         )
@@ -51,7 +84,7 @@ async def _home_claims(namespace: str) -> list[Claim]:
 async def _claims_in_use(namespace: str) -> dict[str, list[str]]:
     from kubernetes_asyncio import client
 
-    async with await _client() as api:
+    async with await _client() as api, _asking(f"list pods in namespace {namespace}"):
         pods = await client.CoreV1Api(api).list_namespaced_pod(namespace)
     users: dict[str, list[str]] = {}
     for pod in pods.items:
@@ -66,7 +99,10 @@ async def _claims_in_use(namespace: str) -> dict[str, list[str]]:
 async def _delete_claim(namespace: str, name: str) -> None:
     from kubernetes_asyncio import client
 
-    async with await _client() as api:
+    async with (
+        await _client() as api,
+        _asking(f"delete persistentvolumeclaim {name} in namespace {namespace}"),
+    ):
         await client.CoreV1Api(api).delete_namespaced_persistent_volume_claim(name, namespace)
 
 

@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     try:
         return args.homes_run(args)
-    except ImportError as e:
+    except (ImportError, cluster.ClusterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:

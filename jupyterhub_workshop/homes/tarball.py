@@ -146,9 +146,28 @@ def read(stream: BinaryIO, name: str, on_bytes: Callable[[int], None] | None = N
     return Scan(tuple(sorted(entries, key=lambda e: e.path))), source.digest.hexdigest(), source.count
 
 
+# restored as archived, but never setuid or setgid: a restore (often by root) must not make
+# a participant's file run with another's rights; the sticky bit and group/other write stay
+# (Jupyter's runtime folder is 1700, shared project folders group-writable)
+RESTORED_MODE_BITS = 0o1777
+
+
+def _restore_filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """tarfile's ``tar`` filter (no absolute paths, nothing outside ``into``, no devices' modes),
+    then the archived permission bits put back but for setuid and setgid; a directory keeps
+    owner write and search until everything in it is made (``restore`` sets its mode last)."""
+    safe = tarfile.tar_filter(member, path)
+    if member.mode is None or member.issym():
+        return safe
+    mode = member.mode & RESTORED_MODE_BITS
+    return safe.replace(mode=mode | 0o700 if member.isdir() else mode, deep=False)
+
+
 def restore(stream: BinaryIO, name: str, into: str | os.PathLike) -> int:
     """Unpack the archive of ``name`` from ``stream`` into the directory ``into`` (the home's
-    contents, without the ``name/`` folder); links restored as links. Returns the entries made.
+    contents, without the ``name/`` folder); links restored as links; files and folders with
+    their permission bits (never setuid or setgid) and modification times. Returns the
+    entries made.
 
     ``into`` must be empty or absent: a restore never overwrites anything.
     """
@@ -158,6 +177,7 @@ def restore(stream: BinaryIO, name: str, into: str | os.PathLike) -> int:
         raise ValueError(f"{into} is not empty: restore into a new directory")
     made = 0
     links: set[str] = set()
+    directories: list[tuple[Path, int, float]] = []
     with tarfile.open(fileobj=stream, mode="r|gz", **ENCODING) as tar:
         for member in tar:
             rel = _relative(member, name)
@@ -172,6 +192,12 @@ def restore(stream: BinaryIO, name: str, into: str | os.PathLike) -> int:
             if member.issym():
                 links.add(rel)
             member.name = rel
-            tar.extract(member, into, set_attrs=True, filter="tar")
+            tar.extract(member, into, set_attrs=True, filter=_restore_filter)
+            if member.isdir():
+                directories.append((into / rel, member.mode & RESTORED_MODE_BITS, member.mtime))
             made += 1
+    # as tarfile's extractall: folders' modes and times once their contents are in (deepest first)
+    for path, mode, mtime in sorted(directories, key=lambda d: len(d[0].parts), reverse=True):
+        os.chmod(path, mode)
+        os.utime(path, (mtime, mtime))
     return made

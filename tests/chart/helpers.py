@@ -94,9 +94,17 @@ def deep_merge(base: Mapping, override: Mapping) -> dict:
     return merged
 
 
-def render(values: dict | None = None) -> dict[str, str]:
-    """Template path → rendered text (Helm validates both charts' values.schema.json first)."""
-    return chart().render(values or {}, name=RELEASE, namespace=NAMESPACE)
+def render(values: dict | None = None, revision: int = 1) -> dict[str, str]:
+    """Template path → rendered text (Helm validates both charts' values.schema.json first);
+    ``revision`` above 1 renders an upgrade to that revision."""
+    return chart().render(
+        values or {},
+        name=RELEASE,
+        namespace=NAMESPACE,
+        revision=revision,
+        is_install=revision == 1,
+        is_upgrade=revision > 1,
+    )
 
 
 def manifests(rendered: dict[str, str]) -> list[dict]:

@@ -16,8 +16,10 @@ Layout:
 * ``rehearse_workshop.py``, ``rehearse_values.py`` — the scenarios (not collected outside:
   their names do not start with ``test_``), run only inside those namespaces.
 * ``install.py`` (release, installation), ``pods.py`` (a Deployment's pod at its real paths),
+  ``jobs.py`` (the chart's Jobs, run as the Job controller and a node's kubelet would),
   ``network.py`` (/etc/hosts and Service ports), ``nsinit.py`` (a namespace's first process).
-* ``test_images.py`` — the images' install steps and the rehearsal's environments agree.
+* ``test_images.py`` — the images' install steps and the rehearsal's environments agree;
+  ``test_pods.py``, ``test_nsinit.py`` — the pods' parts, without namespaces.
 
 Why a private network namespace: the chart's fixed ports (hub 8081, proxy 8000/8001, the
 service's 10101, the API server's 443, Service port 80) and the pods' 127.0.A.B addresses

@@ -40,7 +40,7 @@ GENERATED_HUB_KEYS_EXCEPT = {"values.yaml", "hub.db.password"}
 HUB_IMAGE = Image(
     env={"PATH": f"{HUB_ENV / 'bin'}:{SYSTEM_PATH}", "LANG": "C.UTF-8", "HOME": "/home/jovyan"},
     workdir="/srv/jupyterhub",
-    directories=("/home/jovyan",),
+    directories=("/home/jovyan", "/srv/jupyterhub"),
     host_paths=(str(HUB_ENV),),
 )
 
@@ -80,6 +80,7 @@ class Release:
         self.values = copy.deepcopy(dict(values))
         self.organizer_secrets = organizer_secrets
         self.objects: list[dict] = []
+        self.revision = 0  # Helm's: 1 at install, one more at each upgrade
 
     def find(self, kind: str, name: str) -> dict:
         return find(self.objects, kind, name)
@@ -103,16 +104,24 @@ class Release:
             self.cluster.create(
                 "secrets", {"metadata": {"name": name}, "type": "Opaque", "stringData": dict(data)}
             )
-        self.objects = manifests(render(self.values))
+        self.revision = 1
+        self.objects = manifests(render(self.values, self.revision))
         for obj in self.objects:
             self._store(obj)
         return self
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        """The garbage collector: pods owned by a deleted object (a Job's) are deleted with it."""
+        for pod in self.cluster.list("pods"):
+            if any(ref.get("uid") == owner_uid for ref in pod["metadata"].get("ownerReferences") or []):
+                self.cluster.delete("pods", pod["metadata"]["name"])
 
     def upgrade(self, values: Mapping) -> Release:
         """``helm upgrade`` with new values: changed objects replaced, vanished ones deleted."""
         old = {(o["kind"], o["metadata"]["name"]): o for o in self.objects}
         self.values = copy.deepcopy(dict(values))
-        new = manifests(render(self.values))
+        self.revision += 1
+        new = manifests(render(self.values, self.revision))
         hub_secret = old.get(("Secret", "hub"))
         for obj in new:
             if hub_secret is not None and (obj["kind"], obj["metadata"]["name"]) == ("Secret", "hub"):
@@ -125,7 +134,11 @@ class Release:
         kept = {(o["kind"], o["metadata"]["name"]) for o in new}
         for (kind, name), obj in old.items():
             if (kind, name) not in kept:
-                self.cluster.delete(resource_of(obj), name, obj["metadata"].get("namespace"))
+                namespace = obj["metadata"].get("namespace")
+                stored = self.cluster.get(resource_of(obj), name, namespace)
+                self.cluster.delete(resource_of(obj), name, namespace)
+                if stored is not None:
+                    self._collect_garbage(stored["metadata"]["uid"])
         self.objects = new
         return self
 

@@ -23,7 +23,10 @@ A mount target that does not exist (``/usr/local/etc/jupyterhub/...`` on a machi
 one) is created without touching the host: the deepest existing directory above it gets an
 overlay whose upper layer is a tmpfs in ``scratch``, and the target is made in there (mounts
 beneath that directory are hidden in this namespace, so give /etc/hosts and the like as mounts
-of their own; all overlays are made before the first mount). A tmpfs with ``keep`` is made in
+of their own; all overlays are made before the first mount). A target right under ``/``
+(``/homes``) is made in a root of our own (a tmpfs with the host's top-level entries bound in
+it, chrooted into), since an overlay on ``/`` cannot hide what is made in it from the host. A
+tmpfs with ``keep`` is made in
 ``scratch`` first, the kept paths bound into it, then moved onto its target: a checkout under
 /tmp keeps its environments in a container's private /tmp. Everything
 mounted here belongs to this mount namespace and vanishes with it; when the command exits, this
@@ -80,6 +83,8 @@ class Mounter:
         self.scratch = scratch
         self.layers = 0
         self.overlaid: list[str] = []
+        self.own_root = False  # chrooted into a root of our own (see new_root)
+        self.host_entries: set[str] = set()  # its top-level entries that are the host's
 
     def _scratch(self) -> str:
         """A new directory in this namespace's scratch tmpfs (mounted over ``scratch`` once)."""
@@ -98,12 +103,46 @@ class Mounter:
         _mount("overlay", base, "overlay", 0, f"lowerdir={base},upperdir={upper},workdir={work}")
         self.overlaid.append(base)
 
+    def new_root(self) -> None:
+        """Chroot into a root of our own: a tmpfs holding the host's top-level entries (directories
+        bound with their mounts, symlinks copied), so that mount points can be made at the top
+        (a Job's /homes, /archive). An overlay mounted on / would not do: this process's root
+        stays the old one beneath it, and what it makes there lands on the host."""
+        root = os.path.join(self._scratch(), "root")
+        os.makedirs(root)
+        _mount("tmpfs", root, "tmpfs", 0, "mode=0755")
+        for name in sorted(os.listdir("/")):
+            source, target = "/" + name, os.path.join(root, name)
+            self.host_entries.add(source)
+            if os.path.islink(source):
+                os.symlink(os.readlink(source), target)
+            elif os.path.isdir(source):
+                os.mkdir(target)
+                _mount(source, target, None, MS_BIND | MS_REC)
+            elif os.path.isfile(source):
+                with open(target, "a"):
+                    pass
+                _mount(source, target, None, MS_BIND)
+        os.chroot(root)
+        os.chdir("/")
+        self.own_root = True
+
+    def _writable(self, base: str) -> bool:
+        """Mount points may be made in ``base`` here: in our own root outside the host's entries
+        (``/homes``, made here), or in an overlay already made."""
+        if self.own_root and (base == "/" or "/" + base.split("/")[1] not in self.host_entries):
+            return True
+        return any(base == o or base.startswith(o.rstrip("/") + "/") for o in self.overlaid)
+
     def prepare(self, targets: list[str]) -> None:
         """Overlay, before any mount, every existing directory under which a mount point must
-        be made: an overlay mounted later would hide the mounts already made beneath it."""
+        be made: an overlay mounted later would hide the mounts already made beneath it. A
+        mount point at the top of the tree needs a root of our own first."""
         bases = sorted({existing_base(t) for t in targets if not os.path.lexists(t)}, key=len)
+        if "/" in bases:
+            self.new_root()
         for base in bases:
-            if not any(base == o or base.startswith(o.rstrip("/") + "/") for o in self.overlaid):
+            if not self._writable(base):
                 self._overlay(base)
 
     def ensure(self, target: str, directory: bool) -> None:
@@ -112,7 +151,7 @@ class Mounter:
         if os.path.lexists(target):
             return
         base = existing_base(os.path.dirname(target))
-        if not any(base == o or base.startswith(o.rstrip("/") + "/") for o in self.overlaid):
+        if not self._writable(base):
             self._overlay(base)
         if directory:
             os.makedirs(target, exist_ok=True)

@@ -6,8 +6,9 @@ first container sees: every Secret, ConfigMap, PersistentVolumeClaim and emptyDi
 token, namespace and CA at ``/var/run/secrets/kubernetes.io/serviceaccount``, the cluster's
 ``/etc/hosts``, and a private ``/tmp`` (the image's programs kept in it when they live under
 ``/tmp``); the environment Kubernetes gives it (the image's, the
-service links of every Service in the namespace and of the API server, the container's ``env``
-with ``value``/``secretKeyRef``/``configMapKeyRef``/``fieldRef`` and ``$(VAR)`` expansion); and
+service links of every Service in the namespace and of the API server, the container's
+``envFrom`` Secrets and ConfigMaps, its ``env`` with ``value``/``secretKeyRef``/``configMapKeyRef``/
+``fieldRef`` and ``$(VAR)`` expansion); and
 its command (``command``/``args`` with ``$(VAR)`` expansion, the image's working directory).
 
 Then run it as root in private mount and pid namespaces (``nsinit.py``): files appear at their
@@ -15,7 +16,7 @@ real paths for that process tree only, nothing is created on the host's file sys
 the container's process exits everything it started dies with the namespace.
 
 Not emulated: ``runAsUser``/``fsGroup`` (processes run as root), probes, resources and
-restarts, ``envFrom``, ``projected``/``hostPath``/``downwardAPI`` volumes, Secret and
+restarts, ``projected``/``hostPath``/``downwardAPI`` volumes, Secret and
 ConfigMap updates reaching a running pod.
 """
 
@@ -109,7 +110,8 @@ def decoded(obj: Mapping) -> dict[str, bytes]:
 
 @dataclass
 class PodProcess:
-    """One replica of a rendered workload (a Deployment), run from the emulated cluster's objects.
+    """One replica of a rendered workload (a Deployment, or a Job's pod), run from the emulated
+    cluster's objects.
 
     ``PodProcess(cluster, deployment, name="hub-0", image=Image(...), root=dir, hosts_file=f,
     service_host="127.0.0.1").start()``; ``stop()``; ``log_text()``. ``spec`` is what was run
@@ -193,6 +195,19 @@ class PodProcess:
             **api_server_links(self.service_host, self.cluster.port),
         }
         own: dict[str, str] = {}
+        for source in self.container.get("envFrom") or []:  # every key; ``env`` entries win
+            for plural, key in (("secrets", "secretRef"), ("configmaps", "configMapRef")):
+                if key not in source:
+                    continue
+                obj = self._object(plural, source[key]["name"])
+                if obj is None:
+                    if source[key].get("optional"):
+                        continue
+                    raise PodError(
+                        f"CreateContainerConfigError: {plural[:-1]} {source[key]['name']!r} not found"
+                    )
+                prefix = source.get("prefix", "")
+                own.update({prefix + k: v.decode() for k, v in decoded(obj).items()})
         for entry in self.container.get("env") or []:
             if "value" in entry or "valueFrom" not in entry:
                 own[entry["name"]] = expand_vars(str(entry.get("value") or ""), {**links, **own})
@@ -288,16 +303,24 @@ class PodProcess:
             self.container.get("volumeMounts") or [], key=lambda m: m["mountPath"].rstrip("/").count("/")
         )
         for mount in volume_mounts:
+            target = mount["mountPath"].rstrip("/") or "/"
+            if "emptyDir" in volumes[mount["name"]] and not mount.get("subPath"):
+                # a fresh tmpfs, keeping the image's programs visible when it covers them (a
+                # Job's /work over a checkout under /work)
+                under = [p for p in self.image.host_paths if os.path.normpath(p).startswith(target + "/")]
+                mounts.append({"target": target, "tmpfs": True, **({"keep": under} if under else {})})
+                continue
             source = self._volume_dir(mount["name"], volumes[mount["name"]])
             if mount.get("subPath"):
                 source = source / mount["subPath"]
                 if not source.exists():  # the kubelet creates a missing subPath as a directory
                     source.mkdir(parents=True)
+            claim = volumes[mount["name"]].get("persistentVolumeClaim") or {}
             mounts.append(
                 {
-                    "target": mount["mountPath"].rstrip("/") or "/",
+                    "target": target,
                     "source": str(source),
-                    "readOnly": bool(mount.get("readOnly")),
+                    "readOnly": bool(mount.get("readOnly") or claim.get("readOnly")),
                 }
             )
         account = self._service_account_dir()

@@ -5,7 +5,11 @@ The tests run in file order on one installation: an instructor and a participant
 cards and each gets a server through the workshop spawner, run code in a kernel, find the
 workshop service; then the organizer sets a night window around now (``helm upgrade`` and a
 hub restart, as the README says), the service stops the participant's server and not the
-instructor's, and the usage records say so.
+instructor's, and the usage records say so. Last, the end of the workshop as the README's
+"Afterwards" has it: the closing stops every server, the chart's archive Job (run as a Job's
+pod, with its own service account and Role) archives every home to the organizer's claim and
+to S3 with the organizer's Secret, the organizer verifies and restores from their machine,
+and only then deletes the homes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -20,14 +25,17 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from jupyterhub_workshop.cli import main
 from jupyterhub_workshop.rehearsal.loadtest.participant import Options, Participant
 from jupyterhub_workshop.rehearsal.loadtest.report import UserResult
 from tests.chart.helpers import HUB_ETC, ci_values, deep_merge, secret_data
 from tests.harness.browser import login, new_session
 from tests.harness.hub import http_status, poll, wait_for
+from tests.homes.helpers import assert_same_tree, fill_home
 
 from .inside import hosts_file, make_cards, run_dir
-from .install import HUB_ENV, SINGLEUSER_ENV, Installation
+from .install import HUB_ENV, HUB_IMAGE, SINGLEUSER_ENV, Installation
+from .jobs import JOB_NODE, JobRun, run_job
 
 # one event loop for the module: the browsers' sessions (cookies) live across the tests
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -462,3 +470,249 @@ async def test_without_the_charts_role_binding_pod_metrics_are_refused(workshop,
         return re.match(r"\d+(\.\d+)? (KiB|MiB|GiB)", cells.get(instructor.username, ""))
 
     await poll(memory_again, 30, interval=0.5, message="the memory back with the chart's RoleBinding")
+
+
+# --- the end of the workshop: close, archive with the chart's Job, verify, delete ------------
+
+CLOSED = "The workshop has ended. For your files, write to organizers@example.org."
+ARCHIVE_CLAIM = "workshop-archive"  # the organizer's claim for the archives
+ARCHIVE_SECRET = "workshop-archive-s3"  # the organizer's Secret: S3 credentials
+ARCHIVE_URL = "s3://workshop-archive/hackweek/homes"
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "rehearsal-archive", "AWS_SECRET_ACCESS_KEY": "rehearsal-archive-secret-0f3c"}
+JOB_ACCOUNT = "system:serviceaccount:hackweek:workshop-archive"
+
+
+@in_module_loop
+async def test_the_closing_stops_every_server_and_only_staff_sign_in(workshop, people, cards):
+    instructor = people["instructor"]
+    _, card_of = cards
+    # now: every server running started before it (staff may start theirs again afterwards)
+    closing = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "message": CLOSED}
+    workshop.release.upgrade(deep_merge(workshop.release.values, {"workshop": {"closing": closing}}))
+    workshop.restart_hub()
+    wait_for(
+        lambda: user_pod(workshop, instructor.username) is None,
+        60,
+        message="the closing to stop the last server",
+    )
+    async with new_session() as session:
+        refused = await login(session, workshop.hub_url, "rehearsal001", card_of["rehearsal001"].password)
+    assert refused.status == 403 and CLOSED in refused.text, (refused.status, refused.text[-2000:])
+    assert await can_sign_in(workshop, instructor.username, card_of[instructor.username].password)
+    status, text = await get(instructor, f"{workshop.hub_url}/services/workshop/usage.csv")
+    assert status == 200, text
+    reasons = {row["user"]: row["stop_reason"] for row in csv.DictReader(io.StringIO(text))}
+    assert reasons == {instructor.username: "closed", "rehearsal001": "night"}
+
+
+def home_claims(workshop: Installation) -> dict[str, str]:
+    """Claim name by user: the claims KubeSpawner made (what Helm's ``lookup`` finds on a cluster)."""
+    return {
+        claim["metadata"]["annotations"]["hub.jupyter.org/username"]: claim["metadata"]["name"]
+        for claim in workshop.cluster.list(
+            "persistentvolumeclaims", label_selector="component=singleuser-storage"
+        )
+    }
+
+
+def upgrade_archive(workshop: Installation, **archive) -> str:
+    """``helm upgrade --reuse-values`` with ``workshop.archive`` as given; the new Job's name."""
+    values = deep_merge(workshop.release.values, {})
+    values["workshop"]["archive"] = {"enabled": True, **archive}
+    workshop.release.upgrade(values)
+    name = f"workshop-archive-{workshop.release.revision}"
+    assert workshop.release.find("Job", name)["metadata"]["name"] == name
+    return name
+
+
+def job_pods(workshop: Installation, name: str) -> list[dict]:
+    return workshop.cluster.list("pods", label_selector=f"job-name={name}")
+
+
+def refused_to_the_job(workshop: Installation) -> list[dict]:
+    return [r for r in workshop.cluster.refused() if r["user"] == JOB_ACCOUNT]
+
+
+@pytest.fixture(scope="module")
+def organizer(workshop, tmp_path_factory):
+    """The organizer's machine: kubectl's configuration for the cluster (an admin's), and a
+    place for what they restore."""
+    return {"KUBECONFIG": str(workshop.cluster.kubeconfig)}, tmp_path_factory.mktemp("organizer")
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """S3-compatible storage the pods reach (moto's server, on this namespace's loopback), with
+    the organizer's bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            **{
+                "aws_access_key_id": S3_KEYS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+            },
+        )
+        client.create_bucket(Bucket="workshop-archive")
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_rendered_without_lookup_the_archive_job_fails_naming_every_home_claim(workshop):
+    claims = home_claims(workshop)
+    assert sorted(claims) == ["rehearsal001", "rehearsalinstructor01"]
+    for seed, claim in enumerate(sorted(claims.values())):  # what people leave in their homes
+        fill_home(workshop.cluster.pvc_path(claim), seed=seed, big=64 * 1024)
+    workshop.cluster.create(
+        "persistentvolumeclaims",
+        {
+            "metadata": {"name": ARCHIVE_CLAIM},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}},
+        },
+    )
+    # Helm's `lookup` finds the home claims on a cluster; rendered without it (as here, or by
+    # `helm template` and Argo CD) the Job mounts no home: it must not say it is done
+    name = upgrade_archive(workshop, pvcName=ARCHIVE_CLAIM)
+    run = run_job(workshop, name, HUB_IMAGE)
+    assert not run.complete and run.status["conditions"][0]["reason"] == "BackoffLimitExceeded", run.logs()
+    backoff_limit = workshop.release.find("Job", name)["spec"]["backoffLimit"]
+    assert [a.exit_code for a in run.attempts] == [1] * (backoff_limit + 1), run.logs()
+    for attempt in run.attempts:
+        assert "2 home claims of namespace hackweek not found under /homes, NOT archived" in attempt.log
+        assert all(claim in attempt.log for claim in claims.values()), attempt.log
+    # each attempt a pod of its own, on the Job's node, Failed and kept (restartPolicy Never)
+    pods = job_pods(workshop, name)
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(a.pod for a in run.attempts)
+    assert {(p["spec"]["nodeName"], p["status"]["phase"]) for p in pods} == {(JOB_NODE, "Failed")}
+    manifest = workshop.cluster.pvc_path(ARCHIVE_CLAIM) / "manifest.json"
+    assert not manifest.exists() or json.loads(manifest.read_text())["homes"] == []
+
+
+def check_archive_run(workshop: Installation, run: JobRun, destination: str) -> dict:
+    """The Job's one pod archived every home and said so; what it ran."""
+    claims = home_claims(workshop)
+    assert run.complete and len(run.attempts) == 1, run.logs()
+    [attempt] = run.attempts
+    assert "2 homes archived and verified" in attempt.log and "0 failed" in attempt.log, attempt.log
+    expected_args = ["homes", "archive", "--homes", "/homes", "--to", destination, "--namespace", "hackweek"]
+    for claim in sorted(claims.values()):
+        expected_args += ["--only", claim]
+    assert attempt.spec["argv"] == ["jupyterhub-workshop", *expected_args]
+    mounts = {m["target"]: m for m in attempt.spec["mounts"]}
+    for claim in claims.values():  # every home read-only, where the Job looks for it
+        assert mounts[f"/homes/{claim}"]["source"] == str(workshop.cluster.pvc_path(claim))
+        assert mounts[f"/homes/{claim}"]["readOnly"] is True
+    # its own service account, whose Role let it list the claims and nothing was refused
+    assert workshop.cluster.requests_by_user().get(JOB_ACCOUNT, 0) > 0
+    assert refused_to_the_job(workshop) == []
+    assert [p["status"]["phase"] for p in job_pods(workshop, run.name)] == ["Succeeded"]
+    return attempt.spec
+
+
+def restored_equal(workshop: Installation, organizer, archive: str, monkeypatch) -> None:
+    """From the organizer's machine: every home claim covered (each archive read back), and each
+    home restored byte for byte."""
+    env, place = organizer
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["homes", "verify", "--namespace", "hackweek", "--archive", archive, "--read"]) == 0
+    for claim in home_claims(workshop).values():
+        into = place / f"{len(list(place.iterdir()))}-{claim}"
+        assert main(["homes", "restore", "--archive", archive, claim, "--into", str(into)]) == 0
+        assert_same_tree(into, workshop.cluster.pvc_path(claim))
+
+
+def test_the_archive_job_archives_every_home_into_the_organizers_claim(
+    workshop, organizer, monkeypatch, capsys
+):
+    claims = home_claims(workshop)
+    failed = f"workshop-archive-{workshop.release.revision}"
+    name = upgrade_archive(workshop, pvcName=ARCHIVE_CLAIM, claims=sorted(claims.values()))
+    # the upgrade removed the previous revision's Job, and with it its pods
+    assert workshop.cluster.get("batch/v1/jobs", failed) is None
+    wait_for(lambda: job_pods(workshop, failed) == [], 30, message=f"{failed}'s pods to go")
+    run = run_job(workshop, name, HUB_IMAGE)
+    spec = check_archive_run(workshop, run, "/archive")
+    archive = workshop.cluster.pvc_path(ARCHIVE_CLAIM)
+    assert {m["target"]: m.get("source") for m in spec["mounts"]}["/archive"] == str(archive)
+    manifest = json.loads((archive / "manifest.json").read_text())
+    assert {record["user"]: record["home"] for record in manifest["homes"]} == claims
+    restored_equal(workshop, organizer, str(archive), monkeypatch)
+    assert "2 of 2 homes covered" in capsys.readouterr().out
+
+
+def test_the_archive_job_archives_to_s3_with_the_organizers_secret(
+    workshop, organizer, s3, monkeypatch, capsys
+):
+    workshop.cluster.create(
+        "secrets", {"metadata": {"name": ARCHIVE_SECRET}, "type": "Opaque", "stringData": S3_KEYS}
+    )
+    name = upgrade_archive(
+        workshop,
+        url=ARCHIVE_URL,
+        existingSecret=ARCHIVE_SECRET,
+        endpointUrl=s3,
+        claims=sorted(home_claims(workshop).values()),
+    )
+    run = run_job(workshop, name, HUB_IMAGE)
+    spec = check_archive_run(workshop, run, ARCHIVE_URL)
+    # the credentials reach the Job from the Secret, as its environment, never on its command line
+    assert {key: spec["env"].get(key) for key in S3_KEYS} == S3_KEYS
+    assert spec["env"]["AWS_ENDPOINT_URL_S3"] == s3
+    assert not any(value in " ".join(spec["argv"]) for value in S3_KEYS.values())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3)
+    for key, value in S3_KEYS.items():
+        monkeypatch.setenv(key, value)
+    restored_equal(workshop, organizer, ARCHIVE_URL, monkeypatch)
+    assert "2 of 2 homes covered" in capsys.readouterr().out
+
+
+def test_without_its_role_binding_the_archive_job_is_refused_and_fails(workshop, s3):
+    name = upgrade_archive(
+        workshop,
+        url=ARCHIVE_URL,
+        existingSecret=ARCHIVE_SECRET,
+        endpointUrl=s3,
+        claims=sorted(home_claims(workshop).values()),
+    )
+    binding = workshop.release.find("RoleBinding", "workshop-archive")
+    workshop.cluster.delete(f"{RBAC}/rolebindings", "workshop-archive")
+    try:
+        run = run_job(workshop, name, HUB_IMAGE)
+    finally:
+        workshop.cluster.create(f"{RBAC}/rolebindings", binding)
+    assert not run.complete, run.logs()
+    for attempt in run.attempts:
+        assert attempt.exit_code == 1
+        assert attempt.log.strip().endswith(
+            "Role workshop-archive; from your machine, your kubectl user needs it"
+        ), attempt.log
+        assert "refused to list persistentvolumeclaims in namespace hackweek (403 Forbidden)" in attempt.log
+    refused = refused_to_the_job(workshop)
+    assert {(r["code"], r["method"], r["path"].split("?")[0]) for r in refused} == {
+        (403, "GET", "/api/v1/namespaces/hackweek/persistentvolumeclaims")
+    }
+
+
+def test_then_and_only_then_the_homes_are_deleted(workshop, organizer, s3, monkeypatch, capsys):
+    env, _ = organizer
+    for key, value in {**env, **S3_KEYS, "AWS_ENDPOINT_URL_S3": s3}.items():
+        monkeypatch.setenv(key, value)
+    claims = sorted(home_claims(workshop).values())
+    delete = ["homes", "delete", "--namespace", "hackweek", "--archive", ARCHIVE_URL]
+    assert main(delete) == 0
+    assert f"would delete 2 homes in namespace hackweek: {', '.join(claims)}" in capsys.readouterr().out
+    assert len(home_claims(workshop)) == 2
+    assert main([*delete, "--yes"]) == 0
+    assert home_claims(workshop) == {}
+    # the organizer's archive claim is theirs to keep
+    assert workshop.cluster.get("persistentvolumeclaims", ARCHIVE_CLAIM) is not None

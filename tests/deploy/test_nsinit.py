@@ -79,3 +79,42 @@ def test_keep_outside_the_tmpfs_is_refused(tmp_path):
     )
     assert result.returncode != 0
     assert "keep '/usr/bin' is not under '/tmp'" in result.stderr
+
+
+def test_mount_points_at_the_top_are_made_in_a_root_of_its_own_never_on_the_host(tmp_path):
+    # a Job's /homes/<claim> and /archive: nothing at / may be made on the host
+    top = f"/nsinit-test-{os.getpid()}"
+    source = tmp_path / "claim"
+    source.mkdir()
+    (source / "notes.txt").write_text("mine\n")
+    other = tmp_path / "claim-b"
+    other.mkdir()
+    (other / "notes.txt").write_text("theirs\n")
+    (tmp_path / "scratch").mkdir()
+    script = (
+        'test "$(cat /homes-x/claim-a/notes.txt)" = mine || { echo "claim not mounted"; exit 1; }\n'
+        'test "$(cat /homes-x/claim-b/notes.txt)" = theirs || { echo "second claim not mounted"; exit 1; }\n'
+        'touch /homes-x/claim-a/new 2>/dev/null && { echo "read-only claim writable"; exit 1; }\n'
+        'touch "$TOP/made" || { echo "destination not writable"; exit 1; }\n'
+        'test -x /usr/bin/env && test -e /proc/self/status || { echo "the host tree is missing"; exit 1; }\n'
+        "echo ok\n"
+    ).replace("/homes-x", f"{top}-homes")
+    destination = tmp_path / "destination"
+    destination.mkdir()
+    result = run_in_namespace(
+        {
+            "scratch": str(tmp_path / "scratch"),
+            "mounts": [
+                {"target": f"{top}-homes/claim-a", "source": str(source), "readOnly": True},
+                {"target": f"{top}-homes/claim-b", "source": str(other), "readOnly": True},
+                {"target": top, "source": str(destination)},
+            ],
+            "cwd": "/",
+            "argv": ["sh", "-c", script],
+            "env": {"PATH": "/usr/bin:/bin", "TOP": top},
+        },
+        tmp_path,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stdout + result.stderr
+    assert (destination / "made").exists() and not (source / "new").exists()
+    assert not os.path.lexists(top) and not os.path.lexists(f"{top}-homes")

@@ -118,3 +118,16 @@ def test_kubelet_pvc_gating_mounts_and_failed_post_start(kube):
     assert ip not in kube.call(lambda: kube.kubelet.ips.in_use)
     assert kube.get("persistentvolumeclaims", "claim-ana") is not None
     assert (home / "hook-ran").exists()
+
+
+@pytest.mark.e2e
+def test_a_pod_bound_to_another_node_is_left_to_that_nodes_kubelet(kube):
+    elsewhere = pod_manifest("job-pod")
+    elsewhere["spec"]["nodeName"] = "another-node"
+    kube.create("pods", elsewhere)
+    kube.create("pods", pod_manifest("jupyter-ben"))  # events reach the kubelet in order
+    kube.wait_pod_phase("jupyter-ben", "Running", timeout=20)
+    assert kube.call(lambda: ("default", "job-pod") in kube.kubelet.pods) is False
+    stored = kube.get("pods", "job-pod")
+    assert stored["spec"]["nodeName"] == "another-node" and stored["status"].get("phase") == "Pending"
+    assert kube.events("job-pod") == []

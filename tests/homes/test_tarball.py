@@ -68,3 +68,42 @@ def test_restore_refuses_writing_through_a_link_of_the_archive(tmp_path):
     with pytest.raises(ValueError, match="under a symbolic link"):
         tarball.restore(io.BytesIO(out.getvalue()), "claim-x", tmp_path / "r")
     assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_restore_keeps_the_sticky_bit_and_shared_write_never_setuid_and_read_only_folders_fill(tmp_path):
+    import os
+    import stat
+
+    home = tmp_path / "home"
+    runtime = home / ".local" / "share" / "jupyter" / "runtime"  # as Jupyter makes it: 1700
+    runtime.mkdir(parents=True)
+    (runtime / "jupyter_cookie_secret").write_text("s\n")
+    runtime.chmod(0o1700)
+    shared = home / "group project"
+    shared.mkdir()
+    (shared / "notes.md").write_text("ours\n")
+    (shared / "notes.md").chmod(0o664)
+    shared.chmod(0o2775)  # setgid folder: restored 0775
+    tool = home / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o4755)  # setuid: restored 0755
+    frozen = home / "frozen"
+    frozen.mkdir()
+    (frozen / "kept.txt").write_text("kept\n")
+    frozen.chmod(0o555)
+    os.utime(frozen, (1_600_000_000, 1_600_000_000))
+    data, _, _ = archive_bytes(home)
+    frozen.chmod(0o755)  # so that pytest can clean up
+
+    into = tmp_path / "restored"
+    tarball.restore(io.BytesIO(data), "claim-x", into)
+
+    def mode(path):
+        return stat.S_IMODE(path.lstat().st_mode)
+
+    assert mode(into / ".local/share/jupyter/runtime") == 0o1700
+    assert mode(into / "group project") == 0o775 and mode(into / "group project/notes.md") == 0o664
+    assert mode(into / "tool") == 0o755
+    assert mode(into / "frozen") == 0o555 and (into / "frozen" / "kept.txt").read_text() == "kept\n"
+    assert (into / "frozen").stat().st_mtime == 1_600_000_000
+    (into / "frozen").chmod(0o755)

@@ -309,6 +309,9 @@ class Kubelet:
     def _on_pod_change(self, event_type: str, obj: dict) -> None:
         meta = obj["metadata"]
         key = (meta.get("namespace"), meta["name"])
+        node = (obj.get("spec") or {}).get("nodeName")
+        if node and node != self.node_name:
+            return  # bound to another node: its kubelet runs it (as the deployment rehearsal's Jobs)
         rec = self.pods.get(key)
         if event_type == "ADDED" and (rec is None or rec.uid != meta["uid"]):
             rec = PodRecord(namespace=key[0], name=key[1], uid=meta["uid"], root=self.root / "pods" / key[1])
