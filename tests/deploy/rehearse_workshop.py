@@ -499,9 +499,15 @@ async def test_the_closing_stops_every_server_and_only_staff_sign_in(workshop, p
         refused = await login(session, workshop.hub_url, "rehearsal001", card_of["rehearsal001"].password)
     assert refused.status == 403 and CLOSED in refused.text, (refused.status, refused.text[-2000:])
     assert await can_sign_in(workshop, instructor.username, card_of[instructor.username].password)
-    status, text = await get(instructor, f"{workshop.hub_url}/services/workshop/usage.csv")
-    assert status == 200, text
-    reasons = {row["user"]: row["stop_reason"] for row in csv.DictReader(io.StringIO(text))}
+
+    async def stop_reasons():
+        status, text = await get(instructor, f"{workshop.hub_url}/services/workshop/usage.csv")
+        assert status == 200, text
+        reasons = {row["user"]: row["stop_reason"] for row in csv.DictReader(io.StringIO(text))}
+        return reasons if reasons[instructor.username] else None
+
+    # the service records the cull once the hub has stopped the server (the pod goes first)
+    reasons = await poll(stop_reasons, 30, interval=0.5, message="the closing's stop in the usage records")
     assert reasons == {instructor.username: "closed", "rehearsal001": "night"}
 
 
