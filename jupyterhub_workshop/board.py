@@ -6,7 +6,13 @@ its modification time or size changes (one ``stat`` per page otherwise), and wha
 is decided here by plain functions with the time passed in.
 
     {"announcements": [{"id": "…", "text": "…", "posted": "2026-…Z", "expires": null, "by": "…"}],
-     "stops": {"ws001": {"reason": "night", "at": "2026-…Z", "server": ""}}}
+     "stops": {"ws001": {"reason": "night", "at": "2026-…Z", "server": ""}},
+     "restarts": {"ws002": {"reason": "OOMKilled", "at": "2026-…Z", "server": "", "pod": "<uid>",
+                            "count": 1, "until": "2026-…Z"}}}
+
+``restarts`` (a server the cluster restarted in place, noted by the hub's spawner) came after
+the first release: earlier versions read a board with it (they ignore what they do not know)
+and drop it when they rewrite the file — at worst a restart notice is not shown.
 
 The file is the record (it lives on the hub's persistent volume, so it survives restarts of
 both); it is readable by everyone in the hub's pod (0644): nothing in it is secret — every
@@ -70,9 +76,25 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Restart:
+    """A participant's server the cluster restarted in place (its container ended, the pod
+    stayed): why (the container's last termination reason) and when it ended; the pod (its
+    uid) and its ``restartCount`` then, which say whether a later look is news; ``until``: when
+    the notice stops showing."""
+
+    reason: str
+    at: datetime
+    server: str = ""
+    pod: str = ""
+    count: int = 1
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Board:
     announcements: tuple[Announcement, ...] = ()
     stops: dict[str, Stop] = field(default_factory=dict)
+    restarts: dict[str, Restart] = field(default_factory=dict)
 
     def showing(self, now: datetime) -> list[Announcement]:
         """The announcements not expired at ``now``, newest first."""
@@ -97,6 +119,12 @@ class Board:
     def stopped(self, user: str, stop: Stop) -> Board:
         return replace(self, stops={**self.stops, user: stop})
 
+    def restarted(self, user: str, restart: Restart, now: datetime) -> Board:
+        """With ``user``'s latest restart noted (replacing theirs), and the notices past their
+        ``until`` dropped: the file keeps at most one per participant, and only live ones."""
+        kept = {u: r for u, r in self.restarts.items() if r.until is None or r.until > now}
+        return replace(self, restarts={**kept, user: restart})
+
     def dumps(self) -> str:
         doc = {
             "announcements": [
@@ -105,6 +133,11 @@ class Board:
             ],
             "stops": {user: {**asdict(s), "at": _text(s.at)} for user, s in sorted(self.stops.items())},
         }
+        if self.restarts:  # only when there are any: a board without them reads as before
+            doc["restarts"] = {
+                user: {**asdict(r), "at": _text(r.at), "until": _text(r.until)}
+                for user, r in sorted(self.restarts.items())
+            }
         return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
     @classmethod
@@ -124,7 +157,18 @@ class Board:
             str(user): Stop(str(s["reason"]), _time(s["at"]), str(s.get("server", "")))
             for user, s in (doc.get("stops") or {}).items()
         }
-        return cls(announcements, stops)
+        restarts = {
+            str(user): Restart(
+                str(r["reason"]),
+                _time(r["at"]),
+                str(r.get("server", "")),
+                str(r.get("pod", "")),
+                int(r.get("count", 1)),
+                _time(r.get("until")),
+            )
+            for user, r in (doc.get("restarts") or {}).items()
+        }
+        return cls(announcements, stops, restarts)
 
 
 def linkify(text: str) -> str:
@@ -161,13 +205,18 @@ BY = {
 DEFAULT_BY = "outside the hub"
 
 
+def _when(at: datetime, zone: str, now: datetime | None) -> str:
+    """A notice's time in the workshop's zone, with the day when not today."""
+    local = at.astimezone(ZoneInfo(zone or "UTC"))
+    if now is not None and now.astimezone(local.tzinfo).date() != local.date():
+        return f"{local:%H:%M} on {local:%A}"
+    return f"{local:%H:%M}"
+
+
 def stop_sentence(stop: Stop, zone: str = "UTC", now: datetime | None = None) -> str:
     """The plain-words sentence a participant reads after their server stopped without them,
     its time in the workshop's zone (with the day when not today)."""
-    local = stop.at.astimezone(ZoneInfo(zone or "UTC"))
-    when = f"{local:%H:%M}"
-    if now is not None and now.astimezone(local.tzinfo).date() != local.date():
-        when = f"{local:%H:%M} on {local:%A}"
+    when = _when(stop.at, zone, now)
     by = BY.get(stop.reason, DEFAULT_BY)
     again = " — start it again below." if stop.reason != "closed" else "."
     return f"Your server was stopped at {when} {by}. Your files are safe{again}"
@@ -215,6 +264,77 @@ def pod_stop_reason(pod: dict | None) -> str:
             if reason:
                 return reason
     return "unknown"
+
+
+# --- restart notices ---------------------------------------------------------------------------
+
+#: what happened to a server restarted in place, by its container's last termination reason
+RESTARTED = {
+    "OOMKilled": "ran out of memory",
+    "Error": "crashed",
+    "Completed": "ended by itself",
+}
+DEFAULT_RESTARTED = "ended unexpectedly"
+
+
+def pod_restart(pod: dict | None, server: str = "") -> Restart | None:
+    """The last in-place restart of a pod's notebook container, as the pod says it: its
+    ``restartCount``, ``lastState.terminated`` (reason, ``finishedAt``) and the pod's uid; None
+    when it has not restarted (or the pod does not say when its container ended)."""
+    if pod is None:
+        return None
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    notebook = next((c for c in statuses if c.get("name") == "notebook"), None)
+    if notebook is None or not notebook.get("restartCount"):
+        return None
+    ended = (notebook.get("lastState") or {}).get("terminated") or {}
+    at = _time(ended.get("finishedAt"))
+    if at is None:
+        return None
+    uid = str((pod.get("metadata") or {}).get("uid") or "")
+    return Restart(str(ended.get("reason") or "unknown"), at, server, uid, int(notebook["restartCount"]))
+
+
+def restart_is_news(
+    restart: Restart | None, seen: tuple[str, int] | None, now: datetime, recent: timedelta
+) -> bool:
+    """Whether ``restart`` (what the pod says now) is one to note, given ``seen``: the (pod uid,
+    restart count) last looked at — by this spawner, or noted on the board before a hub restart.
+    Counts go up within a pod and start again at 0 in a new one, so a count above the seen one
+    in the same pod is news. Of a pod nothing is known of (the board lost it, or it restarted
+    only while the hub was down), only a restart within ``recent`` is: one the notice would
+    still show; an old one would not be news to anybody."""
+    if restart is None:
+        return False
+    if seen is not None and seen[0] == restart.pod:
+        return restart.count > seen[1]
+    return now - restart.at <= recent
+
+
+def restart_sentence(restart: Restart, zone: str = "UTC", now: datetime | None = None) -> str:
+    """The plain-words sentence a participant reads while their restarted server runs: what
+    happened and when, what it cost them (the kernels, not the files), what to do."""
+    what = RESTARTED.get(restart.reason, DEFAULT_RESTARTED)
+    sentence = (
+        f"Your server {what} at {_when(restart.at, zone, now)} and was restarted: the notebooks' "
+        "kernels were stopped, your files are safe."
+    )
+    if restart.count > 1:
+        sentence += f" It has restarted {restart.count} times since you started it."
+    if restart.reason == "OOMKilled":
+        return sentence + " Save your work and close notebooks you do not need."
+    return sentence + " Save your work and run your notebooks again."
+
+
+def restart_to_show(restart: Restart | None, started: datetime | None, active: bool, now: datetime) -> bool:
+    """Shown while the restarted server runs: the user has a server ``active``, ``started``
+    before the restart (a server started since is another run: old news), and ``now`` is before
+    the notice's ``until``."""
+    if restart is None or not active:
+        return False
+    if started is not None and started > restart.at:
+        return False
+    return restart.until is None or now < restart.until
 
 
 # --- the file ---------------------------------------------------------------------------------

@@ -12,12 +12,17 @@ from jupyterhub_workshop.board import (
     MAX_ANNOUNCEMENTS,
     Board,
     BoardReader,
+    Restart,
     Stop,
     banner,
     expiry,
     linkify,
     load_board,
+    pod_restart,
     pod_stop_reason,
+    restart_is_news,
+    restart_sentence,
+    restart_to_show,
     save_board,
     stop_sentence,
     stop_to_show,
@@ -179,3 +184,132 @@ def test_the_history_takes_the_clusters_reason_for_an_unknown_stop():
         (NOW - timedelta(hours=5), "stopped by the night-time shutdown"),
         (NOW - timedelta(hours=9), "stopped outside the hub"),
     ]
+
+
+# --- restarts in place ----------------------------------------------------------------------
+
+
+def restarted_pod(
+    count: int, reason: str = "OOMKilled", uid: str = "uid-1", finished: str = "2026-07-14T14:02:05Z"
+):
+    """A pod as the API answers after ``count`` in-place restarts of its notebook container."""
+    notebook = {
+        "name": "notebook",
+        "restartCount": count,
+        "state": {"running": {"startedAt": "2026-07-14T14:02:06Z"}},
+        "lastState": {"terminated": {"reason": reason, "exitCode": 137, "finishedAt": finished}}
+        if count
+        else {},
+    }
+    sidecar = {"name": "sidecar", "restartCount": 7, "lastState": {"terminated": {"reason": "Error"}}}
+    return {
+        "metadata": {"uid": uid},
+        "status": {"phase": "Running", "containerStatuses": [sidecar, notebook]},
+    }
+
+
+def test_what_the_pod_says_of_its_last_restart():
+    assert pod_restart(None) is None
+    assert (
+        pod_restart(restarted_pod(0)) is None
+    )  # never restarted (the sidecar's restarts are not the server's)
+    assert pod_restart(restarted_pod(2), "gpu") == Restart(
+        "OOMKilled", datetime(2026, 7, 14, 14, 2, 5, tzinfo=UTC), "gpu", "uid-1", 2
+    )
+    assert pod_restart(restarted_pod(1, reason="Error")).reason == "Error"
+    assert pod_restart({"status": {"phase": "Pending"}}) is None
+    no_time = restarted_pod(1)
+    del no_time["status"]["containerStatuses"][1]["lastState"]["terminated"]["finishedAt"]
+    assert pod_restart(no_time) is None  # nothing says when: nothing to tell
+
+
+def test_a_restart_is_news_once_and_an_old_one_after_a_hub_restart_is_not():
+    recent = timedelta(minutes=60)
+    first = pod_restart(restarted_pod(1))
+    at = first.at
+    assert restart_is_news(first, None, at + timedelta(seconds=2), recent)  # a new pod's first restart
+    assert restart_is_news(first, ("uid-1", 0), at + timedelta(seconds=2), recent)
+    assert not restart_is_news(first, ("uid-1", 1), at + timedelta(seconds=2), recent)  # seen
+    assert restart_is_news(pod_restart(restarted_pod(3)), ("uid-1", 1), at, recent)  # two more since
+    assert not restart_is_news(None, None, at, recent)
+    # a pod nothing is known of (the hub restarted, the board has another pod's notice or none):
+    # a restart during the hub's downtime is news, one from hours ago is not
+    assert restart_is_news(first, ("uid-0", 4), at + timedelta(minutes=5), recent)
+    assert not restart_is_news(first, None, at + timedelta(hours=3), recent)
+    # the board said the hub had seen this restart before it restarted: not announced again
+    assert not restart_is_news(first, ("uid-1", 1), at + timedelta(minutes=5), recent)
+
+
+def test_the_restart_sentence_says_what_happened_and_what_to_do():
+    at = datetime(2026, 7, 14, 20, 2, tzinfo=UTC)  # 14:02 in Denver
+    oom = Restart("OOMKilled", at, count=1)
+    assert restart_sentence(oom, "America/Denver", at) == (
+        "Your server ran out of memory at 14:02 and was restarted: the notebooks' kernels were "
+        "stopped, your files are safe. Save your work and close notebooks you do not need."
+    )
+    assert restart_sentence(Restart("OOMKilled", at, count=3), "America/Denver", at) == (
+        "Your server ran out of memory at 14:02 and was restarted: the notebooks' kernels were "
+        "stopped, your files are safe. It has restarted 3 times since you started it. Save your "
+        "work and close notebooks you do not need."
+    )
+    assert restart_sentence(Restart("Error", at), "America/Denver", at).startswith(
+        "Your server crashed at 14:02 and was restarted"
+    )
+    assert restart_sentence(Restart("Error", at), "America/Denver", at).endswith("run your notebooks again.")
+    assert "ended unexpectedly at 14:02 on Tuesday" in restart_sentence(
+        Restart("ContainerCannotRun", at), "America/Denver", at + timedelta(days=1)
+    )
+
+
+def test_a_restart_is_shown_while_that_run_of_the_server_runs_and_for_a_while():
+    notice = Restart("OOMKilled", NOW, until=NOW + timedelta(minutes=60))
+    started = NOW - timedelta(hours=2)
+    assert restart_to_show(notice, started, True, NOW + timedelta(minutes=1))
+    assert restart_to_show(notice, None, True, NOW + timedelta(minutes=59))
+    assert not restart_to_show(notice, started, True, NOW + timedelta(minutes=60))  # its time is up
+    assert not restart_to_show(notice, started, False, NOW + timedelta(minutes=1))  # stopped since
+    assert not restart_to_show(
+        notice, NOW + timedelta(minutes=5), True, NOW + timedelta(minutes=6)
+    )  # new run
+    assert not restart_to_show(None, started, True, NOW)
+    assert restart_to_show(Restart("Error", NOW), started, True, NOW + timedelta(days=2))  # no end given
+
+
+def test_restart_notices_round_trip_keep_one_per_user_and_drop_expired_ones(tmp_path):
+    hour = timedelta(hours=1)
+    board = Board().stopped("ws001", Stop("idle", NOW))
+    board = board.restarted("ws002", Restart("OOMKilled", NOW, "", "uid-2", 1, NOW + hour), NOW)
+    board = board.restarted("ws003", Restart("Error", NOW, "", "uid-3", 1, NOW + hour), NOW)
+    board = board.restarted(
+        "ws002", Restart("OOMKilled", NOW + hour / 2, "", "uid-2", 2, NOW + 2 * hour), NOW
+    )
+    assert board.restarts["ws002"].count == 2 and set(board.restarts) == {"ws002", "ws003"}
+    assert Board.loads(board.dumps()) == board
+    later = board.restarted("ws004", Restart("OOMKilled", NOW + hour, until=NOW + 2 * hour), NOW + hour)
+    assert set(later.restarts) == {"ws002", "ws004"}  # ws003's notice had ended
+    # the service's rewrite of the stops keeps the restarts (one locked update each)
+    path = tmp_path / "board.json"
+    save_board(path, board)
+    update_board(path, lambda b: b.stopped("ws005", Stop("night", NOW)))
+    assert load_board(path).restarts == board.restarts
+
+
+def test_a_board_with_restarts_reads_as_before_in_the_previous_version():
+    import json
+
+    board = Board().stopped("ws001", Stop("idle", NOW))
+    assert "restarts" not in json.loads(board.dumps())  # nothing new in a board without them
+    doc = json.loads(board.restarted("ws002", Restart("OOMKilled", NOW), NOW).dumps())
+    # the previous version's reader: what it reads is there, as it was
+    assert set(doc) == {"announcements", "stops", "restarts"}
+    assert doc["stops"] == {"ws001": {"reason": "idle", "at": "2026-07-14T15:00:00Z", "server": ""}}
+    assert doc["restarts"]["ws002"] == {
+        "reason": "OOMKilled",
+        "at": "2026-07-14T15:00:00Z",
+        "server": "",
+        "pod": "",
+        "count": 1,
+        "until": None,
+    }
+    # and a board written by the previous version reads without restarts
+    assert Board.loads(json.dumps({"announcements": [], "stops": {}})).restarts == {}

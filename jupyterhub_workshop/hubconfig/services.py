@@ -233,33 +233,45 @@ def closing_banner(
 def board_banner(board_file: str | os.PathLike, timezone: str = "UTC", clock=None):
     """A ``c.JupyterHub.template_vars["announcement"]`` callable: the staff's announcements
     (newest first) on every hub page, and to a participant whose server stopped without them,
-    why and when (until they next start a server). It reads the board file the service writes
-    (:mod:`jupyterhub_workshop.board`) only when the file changed: one ``stat`` per page."""
+    why and when (until they next start a server); to one whose server the cluster restarted in
+    place, that it did and why, while that server runs (until the notice's end,
+    ``WorkshopKubeSpawner.restart_notice_minutes``). It reads the board file the service and
+    the spawner write (:mod:`jupyterhub_workshop.board`) only when the file changed: one
+    ``stat`` per page."""
     from datetime import datetime
+    from html import escape
 
-    from ..board import BoardReader, banner, stop_sentence, stop_to_show
+    from ..board import BoardReader, banner, restart_sentence, restart_to_show, stop_sentence, stop_to_show
 
     reader = BoardReader(board_file)
     now = clock or (lambda: datetime.now(UTC))
+
+    def started_at(spawner) -> datetime | None:
+        orm = getattr(spawner, "orm_spawner", None)
+        started = orm.started if orm is not None else None
+        return started.replace(tzinfo=UTC) if started is not None and started.tzinfo is None else started
 
     def announcement(user):
         board = reader.read()
         moment = now()
         parts = [banner(board, moment)] if board.announcements else []
         stop = board.stops.get(user.name) if user is not None and board.stops else None
+        restart = board.restarts.get(user.name) if user is not None and board.restarts else None
+        spawners = getattr(user, "spawners", {}) if user is not None else {}
         if stop is not None:
-            spawners = list(getattr(user, "spawners", {}).values())
             # a server running or starting now: the notice is old news (the service removes it
             # from the board when it reads the hub's start event)
-            seen = [s.orm_spawner.started for s in spawners if getattr(s, "orm_spawner", None) is not None]
-            seen = [t for t in seen if t]
-            started = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in seen]
-            if stop_to_show(stop, max(started, default=None), any(s.active for s in spawners)):
-                from html import escape
-
+            started = [t for t in (started_at(s) for s in spawners.values()) if t]
+            if stop_to_show(stop, max(started, default=None), any(s.active for s in spawners.values())):
                 parts.insert(
                     0, f'<span class="workshop-stop">{escape(stop_sentence(stop, timezone, moment))}</span>'
                 )
+        if restart is not None:
+            # about the server that restarted, only while it runs the run that restarted
+            server = spawners.get(restart.server)
+            if server is not None and restart_to_show(restart, started_at(server), server.active, moment):
+                sentence = escape(restart_sentence(restart, timezone, moment))
+                parts.insert(0, f'<span class="workshop-restart">{sentence}</span>')
         return "<br>".join(part for part in parts if part)
 
     return announcement

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from ..times import now_utc, parse_machine_time
@@ -275,10 +276,8 @@ class Culler:
             for user, server, reason, at in stops:
                 board = board.stopped(user, Stop(reason, at, server))
             gone = {u for u, stop in board.stops.items() if u in started and started[u] > stop.at}
-            if gone:
-                board = type(board)(
-                    board.announcements, {u: s for u, s in board.stops.items() if u not in gone}
-                )
+            if gone:  # replace(): the board's other parts (restart notices) stay as they are
+                board = replace(board, stops={u: s for u, s in board.stops.items() if u not in gone})
             return board
 
         try:

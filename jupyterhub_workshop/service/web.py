@@ -37,7 +37,17 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 
 from .. import charts
-from ..board import MAX_TEXT, BoardReader, banner, expiry, stop_history, update_board
+from ..board import (
+    DEFAULT_RESTARTED,
+    MAX_TEXT,
+    RESTARTED,
+    BoardReader,
+    Restart,
+    banner,
+    expiry,
+    stop_history,
+    update_board,
+)
 from ..login.accounts import AccountBook, AccountsFileError, load_accounts
 from ..schedule import Schedule
 from ..times import local_days, now_utc, parse_typed_time, typed_time
@@ -167,6 +177,29 @@ class ServerRow:
     stop: tuple[datetime, str] | None  # when it will be stopped, and why
     kept_tonight: bool
     usage: Usage | None = None  # memory and CPU, when the service reads them
+    restart: Restart | None = None  # the cluster restarted it in place during this run (the board)
+
+    @property
+    def restart_text(self) -> str:
+        """The restart as the admin page says it, e.g. "restarted: ran out of memory (×2)"."""
+        if self.restart is None:
+            return ""
+        times = f" (×{self.restart.count})" if self.restart.count > 1 else ""
+        return f"restarted: {RESTARTED.get(self.restart.reason, DEFAULT_RESTARTED)}{times}"
+
+
+def with_restarts(rows: list[ServerRow], restarts: dict[str, Restart]) -> list[ServerRow]:
+    """The rows with the in-place restart the hub noted of each server's current run (a notice
+    of an earlier run of that server, or of another server of the user, is not this row's).
+    Staff see it as long as the server runs; the participant, for restart_notice_minutes."""
+
+    def of(row: ServerRow) -> Restart | None:
+        restart = restarts.get(row.user)
+        if restart is None or restart.server != row.name:
+            return None
+        return restart if row.started is None or restart.at >= row.started else None
+
+    return [replace(row, restart=of(row)) for row in rows] if restarts else rows
 
 
 def with_usage(rows: list[ServerRow], resources: Resources | None, sort: str = "") -> list[ServerRow]:
@@ -370,6 +403,8 @@ class MainHandler(ServiceHandler):
         rows, listing, live_error = live
         sort = "memory" if self.get_argument("sort", "") == "memory" else ""
         rows = with_usage(rows, resources, sort)
+        if self.settings["board"] is not None:
+            rows = with_restarts(rows, self.settings["board"].read().restarts)
         running = [r for r in rows if r.state == "running"]
         # the record's two reductions, each a database query of a few tenths of a second on a
         # year's record: side by side, off the event loop (other pages and /metrics go on)

@@ -146,7 +146,24 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
         The workshop service's board file (``WorkshopService.board_file``; the chart sets both).
         When the hub finds a user's pod ended without it — deleted, its node replaced, evicted,
         out of memory — the spawner notes why there, and the user's next hub page says so.
-        Empty: not noted.
+        Likewise when the cluster restarted the server's container in place (see
+        ``restart_notice_minutes``). Empty: not noted.
+        """,
+    ).tag(config=True)
+
+    restart_notice_minutes = Float(
+        60,
+        help="""
+        Minutes a participant's hub pages say that their server was restarted in place, after
+        the restart. KubeSpawner's pods restart their container when it ends (``restartPolicy:
+        OnFailure``): out of memory, the whole server (every kernel) is killed and started
+        again in the same pod, so the hub sees it running and JupyterLab reconnects with every
+        kernel gone. With ``board_file`` set, the hub's poll notices the container's restart
+        count went up and notes why (e.g. ``OOMKilled``) on the board; the participant's hub
+        pages then say it in plain words, while that server runs and for at most this long
+        (a later notice replaces it; a new start ends it). Staff see restarts on the admin page.
+        A restart the hub finds older than this (it happened while the hub was down, and the
+        board did not record it) is not announced.
         """,
     ).tag(config=True)
 
@@ -169,7 +186,49 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
             # once per run: the hub polls again while it stops the server, by then without a pod
             self._stop_noted = True
             self._note_stop(pod)
+        elif status is None and self.board_file and self.server is not None and not self.pending:
+            self._note_restart(pod)
         return status
+
+    # (pod uid, restart count) last looked at; None: not since this hub process or this start
+    _restart_seen: tuple[str, int] | None = None
+
+    def _note_restart(self, pod: dict | None) -> None:
+        """Note on the board a restart of the running server's container the hub has not seen
+        (most polls: the count is the one last seen, and nothing is read or written)."""
+        from dataclasses import replace
+        from datetime import UTC, datetime, timedelta
+
+        from ..board import load_board, pod_restart, restart_is_news, update_board
+
+        try:
+            restart = pod_restart(pod, self.name or "")
+            if restart is None or self._restart_seen == (restart.pod, restart.count):
+                return
+            seen = self._restart_seen
+            if seen is None or seen[0] != restart.pod:
+                # first look at this pod since the hub (re)started: what the board noted of it
+                # is what was seen, so an old restart is not announced again
+                noted = load_board(self.board_file).restarts.get(self.user.name)
+                seen = (
+                    (noted.pod, noted.count) if noted is not None and noted.server == restart.server else None
+                )
+            now = datetime.now(UTC)
+            recent = timedelta(minutes=self.restart_notice_minutes)
+            if restart_is_news(restart, seen, now, recent):
+                self.log.warning(
+                    "%s's server was restarted in place by the cluster: %s at %s (restart %d of pod %s)",
+                    self._log_name,
+                    restart.reason,
+                    restart.at.isoformat(),
+                    restart.count,
+                    self.pod_name,
+                )
+                notice = replace(restart, until=restart.at + recent)
+                update_board(self.board_file, lambda board: board.restarted(self.user.name, notice, now))
+            self._restart_seen = (restart.pod, restart.count)
+        except Exception as e:  # never break the hub's poll over a notice; the next poll tries again
+            self.log.warning("Could not note %s's server restart on the board: %s", self.user.name, e)
 
     def _note_stop(self, pod: dict | None) -> None:
         from datetime import UTC, datetime
@@ -321,6 +380,7 @@ class WorkshopKubeSpawner(WorkshopSpawnerMixin, KubeSpawner):
     async def _start(self):
         self._claim_message = ""
         self._stop_noted = False  # a new run: its end is noted once
+        self._restart_seen = None  # a new pod: its restarts counted from the board, then here
         start = asyncio.ensure_future(super()._start())
         try:
             await self._watch_home_claim(start)

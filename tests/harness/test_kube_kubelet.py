@@ -131,3 +131,106 @@ def test_a_pod_bound_to_another_node_is_left_to_that_nodes_kubelet(kube):
     stored = kube.get("pods", "job-pod")
     assert stored["spec"]["nodeName"] == "another-node" and stored["status"].get("phase") == "Pending"
     assert kube.events("job-pod") == []
+
+
+@pytest.fixture
+def restarting(tmp_path):
+    # a small CrashLoopBackOff base: a test that restarts a container three times waits 0.2 + 0.4 s
+    with KubeHarness(tmp_path / "kube", mocksu=True, pvc_bind_delay=None, restart_backoff=0.2) as kube:
+        yield kube
+
+
+def notebook_status(kube, name):
+    return kube.get("pods", name)["status"]["containerStatuses"][0]
+
+
+def restarted(kube, name, count):
+    """The pod's notebook container running again after its ``count``-th restart."""
+    status = notebook_status(kube, name)
+    return (
+        status
+        if status["restartCount"] == count and status["ready"] and "running" in status["state"]
+        else None
+    )
+
+
+@pytest.mark.e2e
+def test_an_oom_killed_container_restarts_in_the_same_pod_saying_why(restarting):
+    kube = restarting
+    kube.create("pods", pod_manifest("jupyter-cleo"))  # restartPolicy OnFailure, as KubeSpawner's
+    pod = kube.wait_pod_phase("jupyter-cleo", "Running", timeout=20)
+    ip, uid, pid = pod["status"]["podIP"], pod["metadata"]["uid"], kube.pod_pid("jupyter-cleo")
+    assert notebook_status(kube, "jupyter-cleo")["restartCount"] == 0
+    wait_for(lambda: http_status(f"http://{ip}:8888/x") == 200, 20, message="mocksu to answer")
+
+    kube.oom_kill("jupyter-cleo")
+    status = wait_for(lambda: restarted(kube, "jupyter-cleo", 1), 20, message="the first restart")
+    terminated = status["lastState"]["terminated"]
+    assert terminated["reason"] == "OOMKilled" and terminated["exitCode"] == 137
+    assert terminated["finishedAt"] >= terminated["startedAt"]
+    pod = kube.get("pods", "jupyter-cleo")
+    assert pod["status"]["phase"] == "Running"
+    assert (pod["status"]["podIP"], pod["metadata"]["uid"]) == (ip, uid)  # the same pod
+    assert process_gone(pid) and kube.pod_pid("jupyter-cleo") != pid
+    wait_for(lambda: http_status(f"http://{ip}:8888/x") == 200, 20, message="mocksu to answer again")
+    assert kube.pod("jupyter-cleo")["restart_count"] == 1
+
+    # killed by something else (not the cgroup): Error, 128 + SIGKILL; the second restart backs off
+    import os
+    import signal
+
+    os.killpg(kube.pod_pid("jupyter-cleo"), signal.SIGKILL)
+    status = wait_for(lambda: restarted(kube, "jupyter-cleo", 2), 20, message="the second restart")
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    assert status["lastState"]["terminated"]["exitCode"] == 137
+    assert any(e["reason"] == "BackOff" for e in kube.events("jupyter-cleo"))
+    assert kube.get("pods", "jupyter-cleo")["status"]["podIP"] == ip
+
+    # deletion still ends it for good: no restart of a deleted pod's container
+    pid = kube.pod_pid("jupyter-cleo")
+    kube.delete("pods", "jupyter-cleo", grace_period_seconds=1)
+    wait_for(lambda: kube.get("pods", "jupyter-cleo") is None, 15, message="pod removal")
+    assert process_gone(pid) and kube.pod("jupyter-cleo")["state"] == "terminated"
+
+
+@pytest.mark.e2e
+def test_restart_policy_never_and_a_clean_exit_end_the_pod(restarting):
+    kube = restarting
+    never = pod_manifest("jupyter-dora")
+    never["spec"]["restartPolicy"] = "Never"
+    kube.create("pods", never)
+    kube.wait_pod_phase("jupyter-dora", "Running", timeout=20)
+    kube.oom_kill("jupyter-dora")
+    pod = kube.wait_pod_phase("jupyter-dora", "Failed", timeout=20)
+    status = pod["status"]["containerStatuses"][0]
+    assert status["state"]["terminated"]["reason"] == "OOMKilled" and status["restartCount"] == 0
+    assert not kube.pod_alive("jupyter-dora")
+
+    # OnFailure: a process that exits 0 by itself is done (Succeeded), not restarted
+    done = pod_manifest("jupyter-eli")
+    done["metadata"]["annotations"] = {"kube-harness/mocksu": "false"}
+    done["spec"]["containers"][0]["command"] = ["sh", "-c", "exit 0"]
+    kube.create("pods", done)
+    pod = kube.wait_pod_phase("jupyter-eli", "Succeeded", timeout=20)
+    status = pod["status"]["containerStatuses"][0]
+    assert status["state"]["terminated"]["reason"] == "Completed" and status["restartCount"] == 0
+
+    # … and one that fails by itself is restarted, counting up, with CrashLoopBackOff between
+    crash = pod_manifest("jupyter-fay")
+    crash["metadata"]["annotations"] = {"kube-harness/mocksu": "false"}
+    crash["spec"]["containers"][0]["command"] = ["sh", "-c", "exit 3"]
+    kube.create("pods", crash)
+    wait_for(
+        lambda: notebook_status(kube, "jupyter-fay")["restartCount"] >= 2,
+        20,
+        message="two restarts of a crashing container",
+    )
+    status = notebook_status(kube, "jupyter-fay")
+    assert status["lastState"]["terminated"] == {
+        **status["lastState"]["terminated"],
+        "reason": "Error",
+        "exitCode": 3,
+    }
+    assert kube.get("pods", "jupyter-fay")["status"]["phase"] == "Running"
+    kube.delete("pods", "jupyter-fay", grace_period_seconds=0)
+    wait_for(lambda: kube.get("pods", "jupyter-fay") is None, 15, message="pod removal")

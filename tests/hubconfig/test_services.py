@@ -152,3 +152,40 @@ def test_the_service_and_the_hub_handler_name_the_same_events_file(tmp_path, mon
     assert setting == handler.baseFilename == str(tmp_path / "spool" / "events.jsonl")
     assert c.EventLogger.handlers == [handler]
     assert not (tmp_path / "spool").exists()  # nothing is written until the hub's first event
+
+
+def test_the_board_banner_tells_a_participant_their_running_server_was_restarted(tmp_path):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from jupyterhub_workshop.board import Board, Restart, Stop, save_board
+    from jupyterhub_workshop.hubconfig.services import board_banner
+
+    at = datetime(2026, 7, 14, 20, 2, tzinfo=UTC)  # 14:02 in Denver
+    path = tmp_path / "board.json"
+    board = Board().restarted("ws001", Restart("OOMKilled", at, "", "uid", 1, at + timedelta(hours=1)), at)
+    save_board(path, board.post("Lunch at noon", at).stopped("ws002", Stop("idle", at)))
+    clock = [at + timedelta(minutes=3)]
+    banner = board_banner(path, "America/Denver", clock=lambda: clock[0])
+
+    def user(name, started, active=True):
+        # what the banner reads of the hub's User: its spawners' ORM start time (naive UTC) and state
+        orm = SimpleNamespace(started=started.replace(tzinfo=None))
+        return SimpleNamespace(name=name, spawners={"": SimpleNamespace(orm_spawner=orm, active=active)})
+
+    morning = at - timedelta(hours=5)
+    shown = banner(user("ws001", morning))
+    assert shown.startswith(
+        '<span class="workshop-restart">Your server ran out of memory at 14:02 and was restarted: '
+        "the notebooks&#x27; kernels were stopped, your files are safe."
+    )
+    assert shown.endswith('<span class="workshop-announcement">Lunch at noon</span>')
+    # never for someone else, nor after a new start, nor once stopped, nor after its time
+    assert "workshop-restart" not in banner(user("ws003", morning))
+    assert "workshop-restart" not in banner(user("ws001", at + timedelta(minutes=1)))
+    assert "workshop-restart" not in banner(user("ws001", morning, active=False))
+    clock[0] = at + timedelta(minutes=61)
+    assert "workshop-restart" not in banner(user("ws001", morning))
+    assert "workshop-restart" not in banner(None) and "Lunch at noon" in banner(None)
+    # the stop notice of another participant is unchanged
+    assert "workshop-stop" in banner(user("ws002", morning - timedelta(hours=1), active=False))

@@ -3,6 +3,7 @@ its template says about a listing cut at its bound. (tests/service/test_e2e.py r
 against a real hub.)"""
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import parse_qs
@@ -351,8 +352,30 @@ def test_the_page_says_why_there_are_no_numbers_and_omits_them_when_not_read():
 
 def test_sorting_by_memory_puts_the_most_pressed_first():
     by_name = {(r.user, ""): r.usage for r in usage_rows()}
-    rows = [r.__class__(*[*r.__dict__.values()][:-1]) for r in usage_rows()]  # without usage
+    rows = [replace(r, usage=None) for r in usage_rows()]
     found = resources.Resources(by_name)
     assert [r.user for r in web.with_usage(rows[::-1], found, "memory")] == ["bo", "ana", "cy"]
     assert [r.user for r in web.with_usage(rows, found)] == ["ana", "bo", "cy"]
     assert web.with_usage(rows, found)[1].usage == by_name["bo", ""]
+
+
+def test_the_servers_table_shows_a_restart_in_place_of_the_current_run():
+    from jupyterhub_workshop.board import Restart
+
+    rows = web.server_rows(
+        [user("amy", {"": server()}), user("bo", {"": server()}), user("cy", {"": server()})],
+        set(),
+        POLICY,
+        NOW,
+    )
+    restarts = {
+        "amy": Restart("OOMKilled", NOW - timedelta(minutes=10), "", "uid-a", 2),
+        "bo": Restart("Error", NOW - timedelta(hours=3), "", "uid-b", 1),  # an earlier run's
+        "cy": Restart("OOMKilled", NOW - timedelta(minutes=5), "gpu", "uid-c", 1),  # another server's
+    }
+    rows = web.with_restarts(rows, restarts)
+    assert [r.restart_text for r in rows] == ["restarted: ran out of memory (×2)", "", ""]
+    page = render_admin(rows=rows)
+    [badge] = re.findall(r'<span class="badge[^"]*workshop-restarted"[^>]*>(.*?)</span>', page)
+    assert re.fullmatch(r"restarted: ran out of memory \(×2\) Tue\s19:50", badge)  # the page in UTC here
+    assert web.with_restarts(rows, {}) == rows

@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from jupyterhub_workshop.board import load_board
 from jupyterhub_workshop.login.issuing import Batch, generate
 from jupyterhub_workshop.login.printing import read_cards_csv
 
@@ -42,6 +43,8 @@ from jupyterhub_workshop.hubconfig.services import board_banner
 c.WorkshopKubeSpawner.board_file = "BOARD_FILE"
 c.JupyterHub.template_vars = {{"announcement": board_banner("BOARD_FILE", "America/Denver")}}
 c.Spawner.poll_interval = 1  # the hub notices a pod that ended within a second or two
+# servers outlive a hub restart, as with z2jh (whose hub sets this too)
+c.JupyterHub.cleanup_servers = False
 """
 
 
@@ -55,7 +58,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def workshop(cluster, tmp_path_factory):
     cards_dir = tmp_path_factory.mktemp("cards")
-    generate(cards_dir, Batch("ws", 3, 1))
+    generate(cards_dir, Batch("ws", 4, 1))
     cards = {c.username: c for c in read_cards_csv(cards_dir / "cards.csv")}
     board = tmp_path_factory.mktemp("board") / "workshop-board.json"
     hub = HubProcess(
@@ -63,6 +66,7 @@ def workshop(cluster, tmp_path_factory):
         CONFIG.replace("ACCOUNTS_FILE", str(cards_dir / "accounts.yaml")).replace("BOARD_FILE", str(board)),
         env=cluster.env,
     )
+    hub.board_file = board
     hub.start()
     yield hub, cards
     hub.stop()
@@ -214,3 +218,80 @@ async def test_a_pod_ended_by_the_cluster_is_explained_on_the_next_hub_page(clus
             ), (end, sentence)
             assert await home(s) == sentence  # until they start it again
             wait_for(lambda: cluster.get("pods", f"jupyter-{name}") is None, 30, message="the pod to go")
+
+
+async def test_a_server_restarted_in_place_is_explained_while_it_runs_and_once(cluster, workshop):
+    """Out of memory, the kubelet restarts the server's container in the same pod
+    (KubeSpawner's ``restartPolicy: OnFailure``): the hub still sees it running, so the spawner's
+    poll notes the restart, and the participant's next hub page says what happened while the
+    server keeps running. A hub restart does not announce it again. Last in the module: it
+    restarts the module's hub."""
+    hub, cards = workshop
+    name = "ws004"
+    pod_name = f"jupyter-{name}"
+    said = (
+        r"Your server ran out of memory at \d\d:\d\d and was restarted: the notebooks' kernels were "
+        r"stopped, your files are safe\.{} Save your work and close notebooks you do not need\."
+    )
+
+    async def notice(session, kind="restart") -> str:
+        async with session.get(f"{hub.url}/hub/home") as r:
+            page = await r.text()
+        found = re.search(rf'<span class="workshop-{kind}">(.*?)</span>', page, re.S)
+        return html.unescape(found.group(1)) if found else ""
+
+    def restarted(count):
+        status = cluster.get("pods", pod_name)["status"]["containerStatuses"][0]
+        return status["restartCount"] == count and status["ready"]
+
+    def announced() -> int:
+        return hub.log_text().count("restarted in place by the cluster: OOMKilled")
+
+    async with new_session() as s:
+        assert (await login(s, hub.url, name, cards[name].password)).ok
+        await spawn_from_the_home_page(s, hub, name)
+        try:
+            assert await notice(s) == ""
+            pod = cluster.get("pods", pod_name)
+            where = (pod["status"]["podIP"], pod["metadata"]["uid"])
+
+            cluster.oom_kill(pod_name)
+            wait_for(lambda: restarted(1), 30, message="the kubelet to restart the server in place")
+            sentence = await poll(lambda: notice(s), 30, message="the hub page to explain the restart")
+            assert re.fullmatch(said.format(""), sentence), sentence
+            assert await notice(s, "stop") == ""  # not a stop: the server runs
+            # the server keeps running, in the same pod, and answers again
+            assert hub.api(f"/users/{name}")["servers"][""]["ready"] is True
+            await open_lab(s, hub, name)
+            pod = cluster.get("pods", pod_name)
+            assert (pod["status"]["podIP"], pod["metadata"]["uid"]) == where
+            noted = load_board(hub.board_file).restarts[name]
+            assert (noted.reason, noted.count, noted.pod) == ("OOMKilled", 1, where[1])
+            assert announced() == 1
+
+            # the hub restarts (a helm upgrade): its first poll of the server, as it comes up,
+            # finds the same restart, which the board says it has seen: not announced again
+            hub.stop()
+            hub.start()
+            assert hub.api(f"/users/{name}")["servers"][""]["ready"] is True
+            assert load_board(hub.board_file).restarts[name] == noted and announced() == 1
+            assert re.fullmatch(said.format(""), await notice(s))  # the same notice, still true
+
+            # a second restart after the hub's is news: noted and said, with the count
+            cluster.oom_kill(pod_name)
+            wait_for(lambda: restarted(2), 30, message="the second restart in place")
+            sentence = await poll(_second(notice, s), 30, message="the second restart explained")
+            assert re.fullmatch(said.format(" It has restarted 2 times since you started it\\."), sentence)
+            assert announced() == 2
+            await open_lab(s, hub, name)
+        finally:
+            stop_server(hub, cluster, name)
+        assert await notice(s) == ""  # stopped: the restart notice is about a run that ended
+
+
+def _second(notice, session):
+    async def says_twice():
+        sentence = await notice(session)
+        return sentence if "2 times" in sentence else ""
+
+    return says_twice

@@ -69,8 +69,13 @@ is imported and KubeSpawner caches its config, clients and reflectors at class l
 direct client access use :meth:`KubeHarness.api_client`, which configures a client from the
 kubeconfig without touching global state.
 
-Limits: one node; no restarts (``restartPolicy`` is ignored: an exited container leaves the pod
-``Succeeded``/``Failed``); no readiness probes (ready once postStart succeeded); only ``exec``
+Restarts follow ``restartPolicy`` (default ``Always``): an ended container restarts in the same
+pod (same uid and IP, ``restartCount`` up, ``lastState.terminated`` with ``Error``, ``Completed``
+or, after :meth:`KubeHarness.oom_kill`, ``OOMKilled``), the first at once, later ones after a
+CrashLoopBackOff delay (``restart_backoff``); with ``Never`` it leaves the pod
+``Succeeded``/``Failed``, as :meth:`KubeHarness.end_pod` does whatever the policy.
+
+Limits: one node; a failed postStart hook fails the pod (no restart); no readiness probes (ready once postStart succeeded); only ``exec``
 postStart hooks; ``valueFrom``/``envFrom`` are not resolved; strategic-merge patches are applied
 as JSON merge patches (lists replace); a watch does not send ``DELETED`` when an object stops
 matching its label selector; PVC data stays on disk when the PVC is deleted.

@@ -311,8 +311,15 @@ class KubeHarness:
         return self.kubelet.record(name, self._ns(namespace))
 
     def end_pod(self, name: str, reason: str, namespace: str | None = None) -> None:
-        """End a running pod as the cluster would: ``OOMKilled`` or ``Evicted``."""
+        """End a running pod as the cluster would: ``OOMKilled`` or ``Evicted`` (whatever its
+        ``restartPolicy``: see :meth:`oom_kill` for a container restarted in place)."""
         self.run(self.kubelet.end_pod(name, self._ns(namespace), reason))
+
+    def oom_kill(self, name: str, namespace: str | None = None) -> None:
+        """Kill the pod's container as its cgroup's OOM killer would; the kubelet restarts it in
+        the same pod (``restartPolicy`` ``OnFailure``/``Always``, ``lastState.terminated.reason``
+        ``OOMKilled``) or, with ``Never``, ends the pod."""
+        self.run(self.kubelet.oom_kill(name, self._ns(namespace)))
 
     def pod(self, name: str, namespace: str | None = None) -> dict:
         """The kubelet's view of a pod: state, ip, port, pid, argv, env, cwd, home, mounts, post_start…"""

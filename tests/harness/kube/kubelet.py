@@ -32,6 +32,10 @@ MOCKSU_ANNOTATION = "kube-harness/mocksu"
 # the kubelet reports a pod's postStart result here (exit code, timeout, output tail)
 POST_START_ANNOTATION = "kube-harness/post-start"
 
+# the kubelet's CrashLoopBackOff: the first restart at once, then 10 s, 20 s, 40 s … up to 5 min
+# (Kubelet.restart_backoff scales the base: tests that restart often want it small)
+MAX_RESTART_BACKOFF = 300.0
+
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -44,6 +48,21 @@ def expand_vars(text: str, env: dict) -> str:
         return env.get(m.group(1), m.group(0))
 
     return _VAR_REF.sub(sub, text)
+
+
+def restarts(policy: str | None, exit_code: int) -> bool:
+    """Whether the kubelet restarts a container that ended with ``exit_code`` under the pod's
+    ``restartPolicy`` (Kubernetes' default, when unset, is ``Always``)."""
+    policy = policy or "Always"
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def restart_delay(restart_count: int, base: float = 10.0) -> float:
+    """Seconds before the ``restart_count``-th restart (1: the first): none for the first, then
+    ``base`` doubling each time, at most MAX_RESTART_BACKOFF (the kubelet's CrashLoopBackOff)."""
+    if restart_count <= 1:
+        return 0.0
+    return min(base * 2 ** (restart_count - 2), MAX_RESTART_BACKOFF)
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -62,9 +81,7 @@ class PodRecord:
     name: str
     uid: str
     root: Path  # root/pods/<pod>
-    state: str = (
-        "pending"  # pending | waiting-for-volumes | starting | running | failed | exited | terminated
-    )
+    state: str = "pending"  # pending | waiting-for-volumes | starting | running | restarting | failed | exited | terminated
     ip: str | None = None
     port: int | None = None
     argv: list[str] = field(default_factory=list)
@@ -85,6 +102,10 @@ class PodRecord:
     task: Any = field(default=None, repr=False)
     terminating: bool = False
     end_reason: str | None = None  # end_pod: OOMKilled or Evicted, as the cluster would report it
+    kill_reason: str | None = None  # oom_kill: why the process died (the cgroup's OOM kill)
+    restart_policy: str = "Always"  # the pod's spec.restartPolicy (Kubernetes' default)
+    restart_count: int = 0
+    last_state: dict = field(default_factory=dict)  # the container's lastState after a restart
 
     @property
     def log_path(self) -> Path:
@@ -143,6 +164,8 @@ class PodRecord:
             "alive": self.alive(),
             "log_path": self.log_path,
             "ignored_env": list(self.ignored_env),
+            "restart_count": self.restart_count,
+            "last_state": copy.deepcopy(self.last_state),
         }
 
 
@@ -207,6 +230,12 @@ class Kubelet:
       KubeSpawner puts ``Spawner.cmd + args`` into ``args``.
     * ``post_start_timeout``: seconds a ``postStart`` exec hook may run (a timeout is a failure).
     * ``termination_grace_cap``: upper bound on the SIGTERM→SIGKILL wait at pod deletion.
+    * ``restart_backoff``: the CrashLoopBackOff base in seconds (see :func:`restart_delay`).
+
+    A container whose process ends is restarted in the same pod (same uid and IP) as the pod's
+    ``restartPolicy`` says (``Always``, the default; ``OnFailure`` for a non-zero exit), its
+    ``restartCount`` incremented and ``lastState.terminated`` saying why (``Error``,
+    ``Completed``, or ``OOMKilled`` after :meth:`oom_kill`); with ``Never`` the pod ends.
     """
 
     def __init__(
@@ -226,6 +255,7 @@ class Kubelet:
         base_env: dict[str, str] | None = None,
         emit_events: bool = True,
         node_name: str = "kube-harness",
+        restart_backoff: float = 10.0,
     ):
         self.api = api
         self.root = Path(root)
@@ -242,6 +272,7 @@ class Kubelet:
         self.image_cmd = list(image_cmd or [python, "-m", "jupyterhub.singleuser"])
         self.emit_events = emit_events
         self.node_name = node_name
+        self.restart_backoff = restart_backoff
         self.base_env = self._default_base_env(python) if base_env is None else base_env
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.ips = IPPool()
@@ -419,17 +450,19 @@ class Kubelet:
         )
 
     @staticmethod
-    def _container_status(container: dict, *, ready: bool, state: dict, started: bool) -> dict:
+    def _container_status(
+        container: dict, *, ready: bool, state: dict, started: bool, rec: PodRecord | None = None
+    ) -> dict:
         return {
             "name": _container_name(container),
             "ready": ready,
             "started": started,
-            "restartCount": 0,
+            "restartCount": rec.restart_count if rec is not None else 0,
             "image": container.get("image", "kube-harness/local"),
             "imageID": "",
             "containerID": f"harness://{uuid.uuid4().hex[:12]}",
             "state": state,
-            "lastState": {},
+            "lastState": copy.deepcopy(rec.last_state) if rec is not None else {},
         }
 
     def _mark_failed(self, rec: PodRecord, container: dict, terminated: dict, **status) -> None:
@@ -442,7 +475,7 @@ class Kubelet:
                     **status,
                     "containerStatuses": [
                         self._container_status(
-                            container, ready=False, started=False, state={"terminated": terminated}
+                            container, ready=False, started=False, state={"terminated": terminated}, rec=rec
                         )
                     ],
                 }
@@ -469,6 +502,7 @@ class Kubelet:
     async def _run_pod_steps(self, rec: PodRecord, pod: dict) -> None:
         spec = pod.get("spec") or {}
         container = (spec.get("containers") or [{}])[0]
+        rec.restart_policy = spec.get("restartPolicy") or "Always"
 
         await self._wait_for_volumes(rec, spec)
         if self._live_pod(rec) is None:
@@ -862,23 +896,29 @@ class Kubelet:
         """Ready as soon as the process runs and postStart succeeded (no readiness probes)."""
         rec.state = "running"
         rec.running_at = time.monotonic()
+        self._patch_running(rec, container, {"running": {"startedAt": rec.started_timestamp}})
+
+    def _patch_running(self, rec: PodRecord, container: dict, state: dict) -> None:
+        """The pod ``Running``, its container in ``state``: ready when running, else (waiting
+        to restart) not ready."""
         now = timestamp()
+        ready = "running" in state
         self._patch_pod(
             rec,
             {
                 "status": {
                     "phase": "Running",
                     "conditions": [
-                        {"type": t, "status": "True", "lastTransitionTime": now, "lastProbeTime": None}
+                        {
+                            "type": t,
+                            "status": "True" if ready or t in ("Initialized", "PodScheduled") else "False",
+                            "lastTransitionTime": now,
+                            "lastProbeTime": None,
+                        }
                         for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
                     ],
                     "containerStatuses": [
-                        self._container_status(
-                            container,
-                            ready=True,
-                            started=True,
-                            state={"running": {"startedAt": rec.started_timestamp}},
-                        )
+                        self._container_status(container, ready=ready, started=ready, state=state, rec=rec)
                     ],
                 }
             },
@@ -887,18 +927,46 @@ class Kubelet:
     async def end_pod(self, name: str, namespace: str, reason: str) -> None:
         """End a running pod as the cluster would for ``reason``: ``OOMKilled`` (the container
         killed, exit 137, its termination reason OOMKilled) or ``Evicted`` (the pod Failed with
-        status.reason Evicted). The pod object stays, as on a real node, until deleted."""
+        status.reason Evicted). The pod ends whatever its ``restartPolicy`` (an eviction does;
+        for an out-of-memory kill this is a pod that cannot restart, e.g. ``Never``: see
+        :meth:`oom_kill` for what the kubelet does with KubeSpawner's ``OnFailure``). The pod
+        object stays, as on a real node, until deleted."""
         rec = self.pods[(namespace, name)]
         rec.end_reason = reason
         with contextlib.suppress(ProcessLookupError):
             os.killpg(rec.proc.pid, signal.SIGKILL)
 
+    async def oom_kill(self, name: str, namespace: str) -> None:
+        """What the kernel does when the container's cgroup reaches its memory limit (cgroup v2:
+        the whole container): SIGKILL its processes; the kubelet then reads ``OOMKilled`` from
+        the cgroup and restarts the container in place or ends the pod, as ``restartPolicy``
+        says."""
+        rec = self.pods[(namespace, name)]
+        if not rec.alive():
+            raise RuntimeError(f"pod {namespace}/{name} has no running container to kill")
+        rec.kill_reason = "OOMKilled"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(rec.proc.pid, signal.SIGKILL)
+
     async def _watch_for_exit(self, rec: PodRecord, container: dict) -> None:
-        """A process that exits by itself (not deleted) ends the pod: no restarts here."""
-        code = await rec.proc.wait()
-        if rec.terminating:
-            return
-        ended = rec.end_reason  # end_pod: what the cluster would say
+        """A process that ends by itself (not deleted) is restarted in the same pod when its
+        ``restartPolicy`` says so; otherwise it ends the pod."""
+        while True:
+            code = await rec.proc.wait()
+            if rec.terminating:
+                return
+            if code < 0:  # killed by a signal: the container runtime reports 128 + its number
+                code = 128 - code
+            killed, rec.kill_reason = rec.kill_reason, None
+            if killed == "OOMKilled":
+                code = 137
+            if rec.end_reason is None and restarts(rec.restart_policy, code):
+                reason = killed or ("Completed" if code == 0 else "Error")
+                if not await self._restart(rec, container, code, reason):
+                    return
+                continue
+            break
+        ended = rec.end_reason or killed  # end_pod or oom_kill: what the cluster would say
         if ended == "OOMKilled":
             code = 137
         rec.exit_code = code
@@ -941,11 +1009,47 @@ class Kubelet:
                                     "finishedAt": timestamp(),
                                 }
                             },
+                            rec=rec,
                         )
                     ],
                 }
             },
         )
+
+    async def _restart(self, rec: PodRecord, container: dict, code: int, reason: str) -> bool:
+        """Restart the ended container in its pod (same uid and IP): ``restartCount`` up,
+        ``lastState.terminated`` saying why, after the CrashLoopBackOff delay. The pod stays
+        ``Running`` and its container ``waiting`` meanwhile, never ``terminated``: KubeSpawner's
+        poll takes a terminated notebook container for a stopped server. ``False`` when the pod
+        should go no further (deleted meanwhile, or the new process failed)."""
+        cname = _container_name(container)
+        rec.state = "restarting"
+        rec.restart_count += 1
+        rec.last_state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": reason,
+                "startedAt": rec.started_timestamp,
+                "finishedAt": timestamp(),
+            }
+        }
+        delay = restart_delay(rec.restart_count, self.restart_backoff)
+        waiting = {"reason": "CrashLoopBackOff" if delay else "ContainerCreating"}
+        if delay:
+            waiting["message"] = f"back-off {delay:g}s restarting failed container={cname} pod={rec.name}"
+            self._event(rec, "BackOff", "Back-off restarting failed container", "Warning", container=cname)
+        self._patch_running(rec, container, {"waiting": waiting})
+        if delay:
+            await asyncio.sleep(delay)  # the kubelet's back-off, not a test's synchronisation
+        if rec.terminating or self._live_pod(rec) is None:
+            return False
+        if not await self._start_process(rec, container):
+            return False
+        if not await self._post_start(rec, container):
+            return False
+        if rec.proc.returncode is None:
+            self._mark_running(rec, container)
+        return True
 
     # ---- stopping pods -------------------------------------------------------------------
 
