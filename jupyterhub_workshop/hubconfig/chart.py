@@ -28,6 +28,7 @@ from pathlib import Path
 from ..board import BOARD_FILE_NAME
 from ..closing import DEFAULT_NOTICE_DAYS
 from ..login.overlay import DESK_FILE_NAME
+from ..login.seen import SEEN_FILE_NAME
 from ..schedule import Schedule
 from ..spawn_limits import SpawnLimits, spawn_limits
 from .services import (
@@ -125,8 +126,13 @@ def desk_file_for(wiring: Mapping) -> Path:
     in the accounts Secret, which the organizer's next upgrade replaces."""
     if wiring.get("deskFile"):
         return Path(wiring["deskFile"])
+    return hub_volume(wiring) / DESK_FILE_NAME
+
+
+def hub_volume(wiring: Mapping) -> Path:
+    """The hub's own volume (``/srv/jupyterhub``): where the SQLite file the chart names is."""
     sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
-    return Path(sqlite_url.split(":///", 1)[-1]).parent / DESK_FILE_NAME
+    return Path(sqlite_url.split(":///", 1)[-1]).parent
 
 
 def events_file_for(wiring: Mapping) -> Path:
@@ -135,8 +141,7 @@ def events_file_for(wiring: Mapping) -> Path:
     hub's volume, in the hub container the managed service runs in too)."""
     if wiring.get("eventsFile"):
         return Path(wiring["eventsFile"])
-    sqlite_url = str(wiring.get("sqliteUrl") or "sqlite:////srv/jupyterhub/workshop-usage.sqlite")
-    return Path(sqlite_url.split(":///", 1)[-1]).parent / EVENTS_FILE_NAME
+    return hub_volume(wiring) / EVENTS_FILE_NAME
 
 
 def board_file_for(events_file: Path) -> Path:
@@ -170,6 +175,10 @@ def _configure_login(c, settings: Mapping, wiring: Mapping) -> None:
     c.JupyterHub.authenticator_class = "workshop"
     c.WorkshopAuthenticator.accounts_file = wiring["accountsFile"]
     c.WorkshopAuthenticator.desk_file = str(desk_file_for(wiring))
+    # what the hub last saw of each card, for a change made while it was down: on its volume,
+    # which a restart and an upgrade keep (the default, relative to its working directory,
+    # would be the same place on z2jh; named here so it does not depend on the image's workdir)
+    c.WorkshopAuthenticator.seen_file = str(hub_volume(wiring) / SEEN_FILE_NAME)
     if settings.get("title"):
         c.WorkshopAuthenticator.workshop_title = settings["title"]
     if settings.get("loginHint"):

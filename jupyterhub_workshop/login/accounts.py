@@ -63,11 +63,18 @@ class Account:
 
     def window_note(self, now: datetime) -> str | None:
         """Why ``now`` is outside the window ("works from ...", "expired at ..."), or None."""
-        if self.valid_from is not None and now < self.valid_from:
-            return f"works from {self.valid_from.isoformat(' ', 'minutes')}"
-        if self.valid_until is not None and now >= self.valid_until:
-            return f"expired at {self.valid_until.isoformat(' ', 'minutes')}"
-        return None
+        return window_note(self.valid_from, self.valid_until, now)
+
+
+def window_note(valid_from: datetime | None, valid_until: datetime | None, now: datetime) -> str | None:
+    """Why ``now`` is outside the validity window from ``valid_from`` (inclusive) to
+    ``valid_until`` (exclusive), or None: the one rule for a card's window, also for a card
+    as the hub last saw it (:mod:`.seen`)."""
+    if valid_from is not None and now < valid_from:
+        return f"works from {valid_from.isoformat(' ', 'minutes')}"
+    if valid_until is not None and now >= valid_until:
+        return f"expired at {valid_until.isoformat(' ', 'minutes')}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,14 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from ..closing import DEFAULT_MESSAGE, Closing, closing_trait_value, may_sign_in
+from ..files import write_atomically
 from ..times import now_utc
 from ..wording import count
 from . import overlay
 from .accounts import AccountBook, AccountsFileError, load_accounts
 from .admission import Admission
 from .passwords import dummy_verify, verify_password
+from .seen import SEEN_FILE_NAME, cards_to_end, dump_seen, parse_seen, remember
 from .throttle import BackoffPolicy, FailureTracker
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -166,6 +168,23 @@ class WorkshopAuthenticator(Authenticator):
         and its files stay). Without this the hub's own ``auth_refresh_age`` and the
         single-user servers' ``HubAuth.cache_max_age`` (300 s each) keep a lost card working
         for minutes.
+        """,
+    ).tag(config=True)
+
+    seen_file = Unicode(
+        SEEN_FILE_NAME,
+        help="""
+        Path of the file where the hub keeps what it last saw of each card (a digest of its
+        password hash, its revoked flag and window; no hash, no password), rewritten whenever
+        the accounts are loaded. At start-up the hub compares the accounts with it and ends
+        the sessions of every card revoked, reissued, removed or moved out of its window while
+        the hub was down, as ``end_sessions`` does for a change noticed while running: a
+        ``credentials revoke`` followed by a ``helm upgrade`` that restarts the hub leaves the
+        finder of a lost card nothing. Relative paths are from the hub's working directory, its data directory
+        (``/srv/jupyterhub`` on Zero to JupyterHub, where the chart puts it). A missing or
+        unreadable file (the first start, an upgrade from a version without it) is logged and
+        ends nobody's session. Empty: not kept, and changes made while the hub is down are
+        not noticed.
         """,
     ).tag(config=True)
 
@@ -326,6 +345,10 @@ class WorkshopAuthenticator(Authenticator):
         self._signature = self._signatures()
         self._reload_lock = asyncio.Lock()
         self._stopping: set[asyncio.Task] = set()  # servers of changed cards being stopped
+        # cards changed while the hub was down whose logins are not ended yet: never served as
+        # their user (refresh_user), and the seen file keeps the last run's view until they are
+        self._unsettled: set[str] = set()
+        self._seen_current = False  # whether the seen file may be rewritten from self.accounts
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, self.hash_threads),
             thread_name_prefix="workshop-hash",
@@ -350,6 +373,9 @@ class WorkshopAuthenticator(Authenticator):
             seconds_per_login=(time.perf_counter() - started) / max(1, self.hash_threads),
         )
         self.log.info("Workshop accounts: %s from %s", self.accounts.summary(), self.accounts_file)
+        if getattr(self.parent, "db", None) is not None:
+            # constructed by the hub, after its database and before it serves anything
+            self._compare_with_seen()
         self._watcher = None
         try:
             asyncio.get_running_loop()
@@ -396,30 +422,113 @@ class WorkshopAuthenticator(Authenticator):
                 return
             before, self.accounts = self.accounts, accounts
             self.log.info("Reloaded workshop accounts: %s", accounts.summary())
-            ended = overlay.changed_cards(before, accounts, now_utc())
-        if ended and self.end_sessions:
+            ended = overlay.changed_cards(before, accounts, now_utc()) if self.end_sessions else []
             # every account's logins and tokens first (instant), then all their servers at once:
             # a `credentials generate --force` changes every card, and no one waits for a stop
-            users = []
-            for name in ended:
-                try:
-                    user = self._end_logins(name)
-                except Exception:
-                    self.log.exception("Could not end the logins of %s", name)
-                    continue
-                if user is not None:
-                    users.append(user)
-            if users:
-                # in the background: a sign-in that noticed the change does not wait for stops
-                task = asyncio.ensure_future(self._stop_all(users))
-                self._stopping.add(task)
-                task.add_done_callback(self._stopping.discard)
+            known = [name for name in ended if self._try_end_logins(name)]
+            if self._seen_current:
+                # after the logins ended: a hub stopped before this write ends them again at start
+                await asyncio.get_running_loop().run_in_executor(None, self._save_seen, accounts)
+        if known:
+            # in the background: a sign-in that noticed the change does not wait for stops
+            self._background(self._stop_all(known))
 
-    async def _stop_all(self, users) -> None:
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop_all(self, names) -> None:
+        await self._hub_started()
+        users = [user for name in names if (user := self.parent.users.get(name)) is not None]
         results = await asyncio.gather(*(self._stop_servers(u) for u in users), return_exceptions=True)
         for user, result in zip(users, results):
             if isinstance(result, BaseException):
                 self.log.error("Could not stop every server of %s: %r", user.name, result)
+
+    async def _hub_started(self) -> None:
+        """Return once the hub has started: its spawners loaded and checked (or being checked),
+        its proxy up. A server of a card changed while the hub was down is stopped only then."""
+        # JupyterHub (5.5 and 6.1) resolves this at the end of its start(); it has no public
+        # signal, and the tests run on both versions
+        started = getattr(self.parent, "_start_future", None)
+        if started is not None and not started.done():
+            await asyncio.shield(started)
+
+    # --- what the hub last saw: cards changed while it was down -----------------------------
+
+    def _read_seen(self):
+        """The cards as the hub last saw them; {} (nothing known) when there is no usable file."""
+        try:
+            with open(self.seen_file, encoding="utf-8") as f:
+                return parse_seen(f.read())
+        except FileNotFoundError:
+            self.log.info(
+                "No record of the cards the hub saw last (%s): a first start or an upgrade; "
+                "no session is ended for changes made while the hub was down",
+                self.seen_file,
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            self.log.error(
+                "Cannot read the record of the cards the hub saw last (%s: %s); no session is "
+                "ended for changes made while the hub was down, and the record is rewritten",
+                self.seen_file,
+                e,
+            )
+        return {}
+
+    def _save_seen(self, book: AccountBook) -> None:
+        if not self.seen_file:
+            return
+        try:
+            write_atomically(self.seen_file, dump_seen(remember(book)))  # hub-only, 0600
+        except OSError as e:
+            self.log.error("Could not write %s: %s", self.seen_file, e)
+
+    def _compare_with_seen(self) -> None:
+        """At start-up, end the sessions of every card changed since the hub last saw them.
+
+        The hub constructs its authenticator once its database is open and before it serves
+        any request, so the logins (cookie ids, tokens: database rows) are ended here, before
+        a request could present them. The servers are stopped once the hub has started (they
+        need its spawners and proxy), and only then is the seen file rewritten: a hub that
+        stops half-way ends the same cards again at its next start.
+        """
+        if not self.seen_file:
+            return
+        ended = cards_to_end(self._read_seen(), self.accounts, now_utc()) if self.end_sessions else []
+        if not ended:
+            self._seen_current = True
+            self._save_seen(self.accounts)
+            return
+        self.log.warning(
+            "%s changed while the hub was down (revoked, reissued, removed or out of their "
+            "window); ending their sessions: %s",
+            count(len(ended), "card"),
+            ", ".join(ended),
+        )
+        self._unsettled = set(ended)
+        self._settle_logins()
+        self._background(self._finish_start_up(ended))
+
+    def _settle_logins(self) -> None:
+        """End the logins of the cards changed while the hub was down, those not ended yet."""
+        for name in sorted(self._unsettled):
+            try:
+                self._end_logins(name)
+            except Exception:
+                self.log.exception("Could not end the logins of %s; trying again", name)
+                continue
+            self._unsettled.discard(name)
+
+    async def _finish_start_up(self, names) -> None:
+        await self._stop_all(names)
+        self._settle_logins()  # retries any that failed at construction
+        if self._unsettled:
+            return  # the seen file keeps the last run's view: the next start ends them
+        async with self._reload_lock:  # after any reload that is already on its way
+            self._seen_current = True
+            await asyncio.get_running_loop().run_in_executor(None, self._save_seen, self.accounts)
 
     async def end_sessions_of(self, username: str) -> None:
         """End what ``username`` holds in the hub: login cookies, tokens, servers.
@@ -430,33 +539,50 @@ class WorkshopAuthenticator(Authenticator):
         stopped: a single-user server trusts a token it has checked for ``cache_max_age``, so
         only stopping it ends a finder's access at once; the home stays for the owner.
         """
-        user = self._end_logins(username)
-        if user is not None:
-            await self._stop_servers(user)
+        if self._end_logins(username):
+            await self._stop_all([username])
 
-    def _end_logins(self, username: str):
-        """A new ``cookie_id`` and no tokens for ``username``; the hub's User, or None if the
-        hub has never seen the name."""
-        app = self.parent
-        users = getattr(app, "users", None)
-        user = users.get(username) if users is not None else None
-        if user is None:
-            return None  # never signed in: nothing to end
+    def _end_logins(self, username: str) -> bool:
+        """A new ``cookie_id`` and no tokens for ``username``; False if the hub has never seen
+        the name. Database rows only, not the hub's users: it runs before the hub has them."""
+        from jupyterhub import orm
         from jupyterhub.utils import new_token
 
-        db = app.db
-        user.orm_user.cookie_id = new_token()
-        for token in list(user.orm_user.api_tokens):  # OAuth, API and the servers' own tokens
-            db.delete(token)
-        db.commit()
+        db = getattr(self.parent, "db", None)
+        if db is None:
+            return False  # not in a hub (tests, tools): no sessions to end
+        orm_user = orm.User.find(db, username)
+        if orm_user is None:
+            return False  # never signed in: nothing to end
+        try:
+            orm_user.cookie_id = new_token()
+            for token in list(orm_user.api_tokens):  # OAuth, API and the servers' own tokens
+                db.delete(token)
+            db.commit()
+        except Exception:
+            db.rollback()
+            raise
         self.log.info("Signed out workshop account %s everywhere (cookies, tokens)", username)
-        return user
+        return True
+
+    def _try_end_logins(self, username: str) -> bool:
+        """:meth:`_end_logins`, logging a failure (False) instead of raising it."""
+        try:
+            return self._end_logins(username)
+        except Exception:
+            self.log.exception("Could not end the logins of %s", username)
+            return False
 
     async def _stop_servers(self, user) -> None:
         """Take ``user``'s servers off the proxy and stop them (a starting one once it started)."""
         app = self.parent
         stopped = []
         for server_name, spawner in list(user.spawners.items()):
+            # a hub that took longer than init_spawners_timeout is still checking, at start-up,
+            # whether the server survived the restart; a check has no future to wait for
+            deadline = time.monotonic() + 300
+            while spawner.pending == "check" and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
             if spawner.pending == "spawn" and spawner._spawn_future is not None:
                 try:  # the hub cannot stop a server half-way through its start
                     await asyncio.wait_for(asyncio.shield(spawner._spawn_future), 300)
@@ -546,6 +672,12 @@ class WorkshopAuthenticator(Authenticator):
             self.log.warning("Failed workshop login for %r", username[:32])
             return None
         self._failures.record_success(username)
+        if self._unsettled:
+            self._settle_logins()
+            if username in self._unsettled:
+                # the card changed while the hub was down and its old logins are not ended
+                # yet: a cookie issued now would be ended with them
+                raise LoginRefused(503, "Please try again in a minute.", retry_after=60)
         if not may_sign_in(self._closing(), account.is_instructor, now_utc()):
             # only a card holder gets this far: the workshop has ended, and whom to ask
             raise LoginRefused(403, self.closing_message)
@@ -569,7 +701,12 @@ class WorkshopAuthenticator(Authenticator):
         return self._usable_account(username) is not None
 
     async def refresh_user(self, user, handler=None):
-        """Sign out users whose card was revoked or has expired since they logged in."""
+        """Sign out users whose card was revoked or has expired since they logged in, or was
+        changed while the hub was down and their logins could not be ended yet."""
+        if self._unsettled:
+            self._settle_logins()
+            if user.name in self._unsettled:
+                return False
         await self.refresh_accounts()
         if user.name in self.accounts and self._usable_account(user.name) is None:
             self.log.info(

@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from .accounts import Account, AccountBook
+from .seen import cards_to_end, remember
 
 #: The desk file's name: beside the accounts file on the demo, on the hub's volume in the chart.
 DESK_FILE_NAME = "accounts-desk.yaml"
@@ -51,15 +52,9 @@ def merge(file_book: AccountBook, desk_book: AccountBook) -> AccountBook:
 def changed_cards(before: AccountBook, after: AccountBook, now: datetime) -> list[str]:
     """Usernames whose sessions must end after the accounts went from ``before`` to ``after``:
     cards that could sign in before and can no longer (revoked, removed, moved out of their
-    window), and cards whose password changed (reissued). Sorted, for stable logs."""
-    ended = []
-    for name, old in before.items():
-        if not old.usable_at(now):
-            continue
-        new = after.get(name)
-        if new is None or not new.usable_at(now) or new.password_hash != old.password_hash:
-            ended.append(name)
-    return sorted(ended)
+    window), and cards whose password changed (reissued). Sorted, for stable logs. The same
+    rule as a start-up's comparison with what the hub last saw (:func:`.seen.cards_to_end`)."""
+    return cards_to_end(remember(before), after, now)
 
 
 def with_changes(desk_book: AccountBook, records: Iterable[Account]) -> list[Account]:

@@ -27,6 +27,7 @@ from ..login.accounts import load_accounts
 from ..login.issuing import ACCOUNTS_NAME, CARDS_CSV_NAME, CARDS_HTML_NAME, Batch, generate
 from ..login.overlay import DESK_FILE_NAME
 from ..login.printing import read_cards_csv
+from ..login.seen import SEEN_FILE_NAME
 
 DEMO_PREFIX = "demo"
 DEMO_PARTICIPANTS = 20
@@ -128,6 +129,8 @@ c.WorkshopAuthenticator.accounts_file = {str(state / ACCOUNTS_NAME)!r}
 c.WorkshopAuthenticator.workshop_title = {DEMO_TITLE!r}
 # the card desk's changes (admin page), merged over the accounts file
 c.WorkshopAuthenticator.desk_file = {str(state / DESK_FILE_NAME)!r}
+# what the hub last saw of each card: a card changed while the hub was down is signed out at start
+c.WorkshopAuthenticator.seen_file = {str(state / SEEN_FILE_NAME)!r}
 
 # each user's server is a local process with the workshop home setup; homes live in the state directory
 c.JupyterHub.spawner_class = "workshop-local"

@@ -86,6 +86,7 @@ def test_the_chart_defaults(tmp_path):
     assert c.JupyterHub.authenticator_class == "workshop" and c.JupyterHub.spawner_class == "workshop"
     assert c.WorkshopAuthenticator.accounts_file == "/etc/workshop/accounts/accounts.yaml"
     assert c.WorkshopAuthenticator.desk_file == "/srv/jupyterhub/accounts-desk.yaml"
+    assert c.WorkshopAuthenticator.seen_file == "/srv/jupyterhub/workshop-cards-seen.json"
     assert "workshop_title" not in c.WorkshopAuthenticator  # empty title: the authenticator's default
     spawner = c.WorkshopKubeSpawner
     assert spawner.home_storage == {"mode": "dynamic", "capacity": "10Gi", "sub_path": "{username}"}

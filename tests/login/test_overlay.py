@@ -1,8 +1,11 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from jupyterhub_workshop.login.accounts import Account, AccountBook
 from jupyterhub_workshop.login.overlay import changed_cards, merge, with_changes
+from jupyterhub_workshop.login.seen import cards_to_end, dump_seen, parse_seen, remember
 
 NOW = datetime(2026, 7, 14, 9, tzinfo=UTC)
 
@@ -35,7 +38,17 @@ def test_late_cards_from_the_desk_are_added_and_an_empty_desk_changes_nothing():
     assert dict(merge(file_book, AccountBook())) == dict(file_book)
 
 
-def test_changed_cards_are_the_revoked_the_reissued_the_removed_and_the_expired():
+# one rule for a change noticed while the hub runs and for one made while it was down, which
+# the hub compares at start with what it last saw of each card
+@pytest.mark.parametrize(
+    "changed",
+    [
+        changed_cards,
+        lambda before, after, now: cards_to_end(parse_seen(dump_seen(remember(before))), after, now),
+    ],
+    ids=["while running", "while the hub was down"],
+)
+def test_changed_cards_are_the_revoked_the_reissued_the_removed_and_the_expired(changed):
     before = book(
         acc("keep"),
         acc("revoke"),
@@ -43,17 +56,22 @@ def test_changed_cards_are_the_revoked_the_reissued_the_removed_and_the_expired(
         acc("remove"),
         acc("expire"),
         acc("was-revoked", revoked=True),
+        acc("was-early", valid_from=NOW + timedelta(hours=1)),
     )
     after = book(
         acc("keep"),
         acc("revoke", revoked=True),
         acc("reissue", "$argon2id$new"),
         acc("expire", valid_until=NOW),
+        # a card that could not sign in before held no session to end
         acc("was-revoked", "$argon2id$new", revoked=True),
+        acc("was-early", "$argon2id$new"),
+        acc("new-late-card"),
     )
-    assert changed_cards(before, after, NOW) == ["expire", "reissue", "remove", "revoke"]
-    # restoring or adding a card ends nobody's session
-    assert changed_cards(after, before, NOW) == ["reissue"]
+    assert changed(before, after, NOW) == ["expire", "reissue", "remove", "revoke"]
+    # restoring a card, adding one or extending its window ends nobody's session (and going
+    # back, "was-early" moves out of its window and the late card is removed)
+    assert changed(after, before, NOW) == ["new-late-card", "reissue", "was-early"]
 
 
 def test_with_changes_replaces_in_place_and_appends():

@@ -40,12 +40,11 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
 """
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def workshop_hub(root, participants: int) -> tuple[HubProcess, dict]:
+    """A hub (not started) in ``root``/hub for new cards in ``root``/cards, homes in ``root``/homes."""
     import os
 
-    root = tmp_path_factory.mktemp("revocation")
-    generate(root / "cards", Batch("ws", 4, 1))
+    generate(root / "cards", Batch("ws", participants, 1))
     cards = {c.username: c for c in read_cards_csv(root / "cards" / "cards.csv")}
     config = CONFIG.format(
         accounts=str(root / "cards" / "accounts.yaml"),
@@ -53,7 +52,14 @@ def hub(tmp_path_factory):
         homes=str(root / "homes" / "{username}"),
         root=os.getuid() == 0,
     )
-    process = HubProcess(root / "hub", config).start()
+    return HubProcess(root / "hub", config), cards
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    root = tmp_path_factory.mktemp("revocation")
+    process, cards = workshop_hub(root, 4)
+    process.start()
     yield process, root, cards
     process.stop()
 

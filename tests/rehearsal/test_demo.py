@@ -390,6 +390,8 @@ def test_config_hands_the_service_its_settings_in_a_private_file(tmp_path):
     spool = str(tmp_path / "workshop-events.jsonl")
     assert settings["events_file"] == spool
     assert [h.baseFilename for h in c.EventLogger.handlers] == [spool]
+    # what the hub last saw of each card, in the state directory whatever the working directory
+    assert c.WorkshopAuthenticator.seen_file == str(tmp_path / "workshop-cards-seen.json")
 
 
 @pytest.mark.parametrize(
