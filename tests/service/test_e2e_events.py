@@ -109,7 +109,8 @@ def events_hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("events")
     hub = ServiceHub(
         root,
-        {"cull_every": 30, "idle_timeout": 0},
+        # passes far enough apart for the burst of sessions below (about 10 s) to fall between two
+        {"cull_every": 20, "idle_timeout": 0},
         # the hub notices a server that died within a second (its default is every 30 s)
         extra_config="c.Spawner.poll_interval = 1",
         hub_env={"TZ": "UTC"},  # its log in UTC, to compare with the records
@@ -126,7 +127,7 @@ async def test_ten_short_sessions_between_two_passes_are_recorded_at_the_hub_tim
     before = len(sample_times(hub))
     wait_for(lambda: len(sample_times(hub)) > before, 40, message="a pass to end")
     burst_from = datetime.now(UTC)
-    # ten sessions, at most five at once, all between this pass and the next (30 s later)
+    # ten sessions, at most five at once, all between this pass and the next (20 s later)
     start_servers(hub, names[:5])
     stop_servers(hub, names[:3])
     start_servers(hub, names[5:8])
