@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -117,18 +117,24 @@ def _relative(member: tarfile.TarInfo, name: str) -> str | None:
     return "/".join(path.parts[1:])
 
 
+def _home_members(tar: tarfile.TarFile, name: str) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """Each member below the home's own folder, with its path inside the home; ``ValueError``
+    for a member outside ``name/``."""
+    for member in tar:
+        rel = _relative(member, name)
+        if rel is None:
+            raise ValueError(f"archive member {member.name!r} is not inside {name}/")
+        if rel:
+            yield member, rel
+
+
 def read(stream: BinaryIO, name: str, on_bytes: Callable[[int], None] | None = None) -> tuple[Scan, str, int]:
     """The entries of an archive read from ``stream`` (file contents hashed), and the sha256 and
     size of the whole stream. Raises ``ValueError`` for a member that is not ``name``'s."""
     source = HashingReader(stream, on_bytes)
     entries: list[Entry] = []
     with tarfile.open(fileobj=source, mode="r|gz", **ENCODING) as tar:
-        for member in tar:
-            rel = _relative(member, name)
-            if rel is None:
-                raise ValueError(f"archive member {member.name!r} is not inside {name}/")
-            if rel == "":
-                continue
+        for member, rel in _home_members(tar, name):
             mode = member.mode & 0o7777
             if member.isdir():
                 entries.append(Entry(rel, "dir", mode))
@@ -179,12 +185,7 @@ def restore(stream: BinaryIO, name: str, into: str | os.PathLike) -> int:
     links: set[str] = set()
     directories: list[tuple[Path, int, float]] = []
     with tarfile.open(fileobj=stream, mode="r|gz", **ENCODING) as tar:
-        for member in tar:
-            rel = _relative(member, name)
-            if rel is None:
-                raise ValueError(f"archive member {member.name!r} is not inside {name}/")
-            if rel == "":
-                continue
+        for member, rel in _home_members(tar, name):
             # nothing may be unpacked through a link the archive itself made
             parents = {"/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)}
             if parents & links:

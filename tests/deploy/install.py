@@ -70,6 +70,21 @@ def singleuser_environment(config_dir: Path) -> dict[str, str]:
     }
 
 
+def claims_bound(cluster: KubeHarness, pod_spec: Mapping) -> None:
+    """The scheduler's wait: a pod starts once every claim it mounts is bound."""
+    for volume in pod_spec.get("volumes") or []:
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            wait_for(
+                lambda claim=claim: (
+                    (cluster.get("persistentvolumeclaims", claim) or {}).get("status", {}).get("phase")
+                    == "Bound"
+                ),
+                30,
+                message=f"claim {claim} to bind",
+            )
+
+
 class Release:
     """The chart installed as release ``workshop`` in namespace ``hackweek`` of ``cluster``."""
 
@@ -205,19 +220,7 @@ class Installation:
         workload = self.release.find("Deployment", deployment)
         template = json.dumps(workload["spec"]["template"], sort_keys=True).encode()
         name = f"{deployment}-{hashlib.sha256(template).hexdigest()[:10]}-{secrets.token_hex(3)[:5]}"
-        for volume in workload["spec"]["template"]["spec"].get("volumes") or []:
-            if "persistentVolumeClaim" in volume:  # the scheduler waits for the claim to bind
-                claim = volume["persistentVolumeClaim"]["claimName"]
-                wait_for(
-                    lambda claim=claim: (
-                        (self.cluster.get("persistentvolumeclaims", claim) or {})
-                        .get("status", {})
-                        .get("phase")
-                        == "Bound"
-                    ),
-                    30,
-                    message=f"claim {claim} to bind",
-                )
+        claims_bound(self.cluster, workload["spec"]["template"]["spec"])
         pod = PodProcess(
             self.cluster,
             workload,

@@ -24,7 +24,7 @@ from tests.harness.hub import wait_for
 from tests.harness.kube import resource_of
 from tests.harness.kube.resources import timestamp
 
-from .install import Installation
+from .install import Installation, claims_bound
 from .pods import Image, PodProcess
 
 JOB_NODE = "rehearsal-jobs"
@@ -87,23 +87,6 @@ def _pod_of(job: dict, name: str) -> dict:
     }
 
 
-def _claims_bound(installation: Installation, pod: dict) -> None:
-    """The scheduler's wait: a pod starts once every claim it mounts is bound."""
-    for volume in pod["spec"].get("volumes") or []:
-        if "persistentVolumeClaim" in volume:
-            claim = volume["persistentVolumeClaim"]["claimName"]
-            wait_for(
-                lambda claim=claim: (
-                    (installation.cluster.get("persistentvolumeclaims", claim) or {})
-                    .get("status", {})
-                    .get("phase")
-                    == "Bound"
-                ),
-                30,
-                message=f"claim {claim} to bind",
-            )
-
-
 def _terminated(pod: dict, code: int | None) -> dict:
     container = pod["spec"]["containers"][0]
     reason = "Completed" if code == 0 else ("DeadlineExceeded" if code is None else "Error")
@@ -138,7 +121,7 @@ def run_job(installation: Installation, name: str, image: Image, timeout: float 
         cluster.create("pods", pod)
         status["active"] = 1
         cluster.patch(res, name, {"status": status}, subresource="status")
-        _claims_bound(installation, pod)
+        claims_bound(cluster, pod["spec"])
         process = PodProcess(
             cluster,
             {"spec": {"template": {"metadata": pod["metadata"], "spec": pod["spec"]}}},

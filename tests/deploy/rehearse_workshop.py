@@ -15,6 +15,7 @@ and only then deletes the homes.
 from __future__ import annotations
 
 import asyncio
+import copy
 import csv
 import io
 import json
@@ -523,12 +524,23 @@ def home_claims(workshop: Installation) -> dict[str, str]:
 
 def upgrade_archive(workshop: Installation, **archive) -> str:
     """``helm upgrade --reuse-values`` with ``workshop.archive`` as given; the new Job's name."""
-    values = deep_merge(workshop.release.values, {})
+    values = copy.deepcopy(workshop.release.values)
     values["workshop"]["archive"] = {"enabled": True, **archive}
     workshop.release.upgrade(values)
     name = f"workshop-archive-{workshop.release.revision}"
     assert workshop.release.find("Job", name)["metadata"]["name"] == name
     return name
+
+
+def upgrade_to_s3(workshop: Installation, s3: str) -> str:
+    """``workshop.archive`` to S3 with the organizer's Secret, every home claim listed."""
+    return upgrade_archive(
+        workshop,
+        url=ARCHIVE_URL,
+        existingSecret=ARCHIVE_SECRET,
+        endpointUrl=s3,
+        claims=sorted(home_claims(workshop).values()),
+    )
 
 
 def job_pods(workshop: Installation, name: str) -> list[dict]:
@@ -540,10 +552,18 @@ def refused_to_the_job(workshop: Installation) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def organizer(workshop, tmp_path_factory):
-    """The organizer's machine: kubectl's configuration for the cluster (an admin's), and a
-    place for what they restore."""
-    return {"KUBECONFIG": str(workshop.cluster.kubeconfig)}, tmp_path_factory.mktemp("organizer")
+def organizer(tmp_path_factory):
+    """Where the organizer restores homes on their machine."""
+    return tmp_path_factory.mktemp("organizer")
+
+
+def at_the_organizers_machine(workshop: Installation, monkeypatch, s3: str | None = None) -> None:
+    """The organizer's environment: kubectl's configuration for the cluster (an admin's), and
+    with ``s3`` the archive's storage and credentials, as AWS's tools read them."""
+    monkeypatch.setenv("KUBECONFIG", str(workshop.cluster.kubeconfig))
+    if s3 is not None:
+        for key, value in {**S3_KEYS, "AWS_ENDPOINT_URL_S3": s3}.items():
+            monkeypatch.setenv(key, value)
 
 
 @pytest.fixture(scope="module")
@@ -624,12 +644,9 @@ def check_archive_run(workshop: Installation, run: JobRun, destination: str) -> 
     return attempt.spec
 
 
-def restored_equal(workshop: Installation, organizer, archive: str, monkeypatch) -> None:
-    """From the organizer's machine: every home claim covered (each archive read back), and each
-    home restored byte for byte."""
-    env, place = organizer
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+def restored_equal(workshop: Installation, place, archive: str) -> None:
+    """From the organizer's machine (:func:`at_the_organizers_machine`): every home claim
+    covered (each archive read back), and each home restored byte for byte into ``place``."""
     assert main(["homes", "verify", "--namespace", "hackweek", "--archive", archive, "--read"]) == 0
     for claim in home_claims(workshop).values():
         into = place / f"{len(list(place.iterdir()))}-{claim}"
@@ -652,7 +669,8 @@ def test_the_archive_job_archives_every_home_into_the_organizers_claim(
     assert {m["target"]: m.get("source") for m in spec["mounts"]}["/archive"] == str(archive)
     manifest = json.loads((archive / "manifest.json").read_text())
     assert {record["user"]: record["home"] for record in manifest["homes"]} == claims
-    restored_equal(workshop, organizer, str(archive), monkeypatch)
+    at_the_organizers_machine(workshop, monkeypatch)
+    restored_equal(workshop, organizer, str(archive))
     assert "2 of 2 homes covered" in capsys.readouterr().out
 
 
@@ -662,34 +680,20 @@ def test_the_archive_job_archives_to_s3_with_the_organizers_secret(
     workshop.cluster.create(
         "secrets", {"metadata": {"name": ARCHIVE_SECRET}, "type": "Opaque", "stringData": S3_KEYS}
     )
-    name = upgrade_archive(
-        workshop,
-        url=ARCHIVE_URL,
-        existingSecret=ARCHIVE_SECRET,
-        endpointUrl=s3,
-        claims=sorted(home_claims(workshop).values()),
-    )
+    name = upgrade_to_s3(workshop, s3)
     run = run_job(workshop, name, HUB_IMAGE)
     spec = check_archive_run(workshop, run, ARCHIVE_URL)
     # the credentials reach the Job from the Secret, as its environment, never on its command line
     assert {key: spec["env"].get(key) for key in S3_KEYS} == S3_KEYS
     assert spec["env"]["AWS_ENDPOINT_URL_S3"] == s3
     assert not any(value in " ".join(spec["argv"]) for value in S3_KEYS.values())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3)
-    for key, value in S3_KEYS.items():
-        monkeypatch.setenv(key, value)
-    restored_equal(workshop, organizer, ARCHIVE_URL, monkeypatch)
+    at_the_organizers_machine(workshop, monkeypatch, s3)
+    restored_equal(workshop, organizer, ARCHIVE_URL)
     assert "2 of 2 homes covered" in capsys.readouterr().out
 
 
 def test_without_its_role_binding_the_archive_job_is_refused_and_fails(workshop, s3):
-    name = upgrade_archive(
-        workshop,
-        url=ARCHIVE_URL,
-        existingSecret=ARCHIVE_SECRET,
-        endpointUrl=s3,
-        claims=sorted(home_claims(workshop).values()),
-    )
+    name = upgrade_to_s3(workshop, s3)
     binding = workshop.release.find("RoleBinding", "workshop-archive")
     workshop.cluster.delete(f"{RBAC}/rolebindings", "workshop-archive")
     try:
@@ -709,10 +713,8 @@ def test_without_its_role_binding_the_archive_job_is_refused_and_fails(workshop,
     }
 
 
-def test_then_and_only_then_the_homes_are_deleted(workshop, organizer, s3, monkeypatch, capsys):
-    env, _ = organizer
-    for key, value in {**env, **S3_KEYS, "AWS_ENDPOINT_URL_S3": s3}.items():
-        monkeypatch.setenv(key, value)
+def test_then_and_only_then_the_homes_are_deleted(workshop, s3, monkeypatch, capsys):
+    at_the_organizers_machine(workshop, monkeypatch, s3)
     claims = sorted(home_claims(workshop).values())
     delete = ["homes", "delete", "--namespace", "hackweek", "--archive", ARCHIVE_URL]
     assert main(delete) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -183,3 +184,28 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(5)
     except ProcessLookupError:
         pass
+
+
+@contextlib.contextmanager
+def running_hub(config: Path, cwd: Path, log: Path, port: int):
+    """``jupyterhub -f config`` in ``cwd`` (its own process group, output to ``log``) until its
+    API answers on ``port``; stopped with its children on leaving. Yields the hub's URL."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            return http_status(f"{url}/hub/api/") == 200
+
+        wait_for(ready, 60, message="the hub")
+        yield url
+    finally:
+        stop_process_group(proc)

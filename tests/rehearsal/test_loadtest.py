@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import re
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from dataclasses import replace
@@ -50,7 +48,7 @@ from jupyterhub_workshop.rehearsal.loadtest.report import (
 
 from ..conftest import issue_accounts
 from ..harness.browser import login, new_session
-from ..harness.hub import free_port, http_status, stop_process_group, wait_for
+from ..harness.hub import free_port, running_hub
 from ..test_charts import read_stacks
 
 # --- percentiles, arrivals, grouping -----------------------------------------------------
@@ -615,24 +613,8 @@ def demo_hub(tmp_path_factory):
         c.JupyterHub.tornado_settings = {"spawn_throttle_retry_range": (1, 2)}
         """)
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-        cwd=state,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready():
-            assert proc.poll() is None, log.read_text()[-3000:]
-            return http_status(f"{url}/hub/api/") == 200
-
-        wait_for(ready, 60, message="the demo hub")
+    with running_hub(config, state, log, port) as url:
         yield url, state, log
-    finally:
-        stop_process_group(proc)
 
 
 @pytest.mark.e2e

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import textwrap
 
 import nbformat
@@ -16,7 +14,7 @@ import pytest
 from jupyterhub_workshop.cli import main
 from jupyterhub_workshop.login.printing import Card, cards_csv, read_cards_csv
 
-from ..harness.hub import free_port, http_status, stop_process_group, wait_for
+from ..harness.hub import free_port, running_hub
 
 ALLOC_MIB = 64
 LIMITED = 19  # the card (index in cards.csv) whose server gets a memory limit below a server's size
@@ -67,24 +65,8 @@ def demo_hub(tmp_path_factory):
         """)
     )
     (state / "shared" / "measurements.csv").write_text("t,h\n" + "1,2\n" * 50_000)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-        cwd=state,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready():
-            assert proc.poll() is None, log.read_text()[-3000:]
-            return http_status(f"{url}/hub/api/") == 200
-
-        wait_for(ready, 60, message="the demo hub")
+    with running_hub(config, state, log, port) as url:
         yield url, state, log
-    finally:
-        stop_process_group(proc)
 
 
 def loadtest(url, cards, *extra):
